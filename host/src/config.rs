@@ -1,0 +1,280 @@
+//! Configuration: one TOML file, overridable by `WIREHOOK_` environment
+//! variables (`WIREHOOK_SERVER__LISTEN=0.0.0.0:8080`), read with figment.
+//!
+//! Parsing checks shapes and types; [`Config::problems`] checks what types
+//! cannot (unique names, known providers, secrets that resolve) and reports
+//! every problem with its key, so `wirehook check` and a reload say
+//! everything wrong at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::secret::SecretSource;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+    /// `[[route]]` tables, in file order.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    /// `[plugin.NAME]` tables: grants and settings per plugin.
+    #[serde(default, rename = "plugin")]
+    pub plugin: BTreeMap<String, PluginConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory of the embedded store and of the plugin compilation cache.
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data"),
+        }
+    }
+}
+
+/// `[plugins]`: limits every plugin instance runs under.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Every `*.wasm` here is a plugin named after its file stem.
+    pub dir: PathBuf,
+    /// Linear memory cap per instance.
+    pub memory_mb: u64,
+    /// Wall-clock deadline per event and plugin.
+    pub timeout_ms: u64,
+    /// Warm instances kept per plugin.
+    pub pool_size: usize,
+    /// A warm instance is replaced after this many events.
+    pub max_events_per_instance: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("plugins/dist"),
+            memory_mb: 64,
+            timeout_ms: 1000,
+            pool_size: 16,
+            max_events_per_instance: 10_000,
+        }
+    }
+}
+
+impl PluginsConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn wasm_path(&self, plugin: &str) -> PathBuf {
+        self.dir.join(format!("{plugin}.wasm"))
+    }
+}
+
+/// What the HTTP response of a route is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// 2xx once the event is accepted; plugins run afterwards.
+    #[default]
+    Queue,
+    /// The plugins run inline and the last reply is the response.
+    Respond,
+}
+
+/// `[[route]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    pub path: String,
+    pub provider: String,
+    pub secret: Option<SecretSource>,
+    #[serde(default)]
+    pub plugins: Vec<String>,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub allow_ips: Vec<IpNet>,
+    /// Shared-header providers: the header that holds the secret.
+    pub header: Option<String>,
+    /// Meta: the token of the GET `hub.challenge` handshake.
+    pub verify_token: Option<SecretSource>,
+}
+
+/// How a plugin's instances are reused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Warm instances are reused across events (fast).
+    #[default]
+    Pooled,
+    /// Every event gets a fresh instance (nothing survives an event).
+    Event,
+}
+
+/// `[plugin.NAME]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginConfig {
+    /// Origins the plugin may fetch from.
+    pub allow_http: Vec<String>,
+    /// Values the plugin reads with `setting`.
+    pub settings: BTreeMap<String, String>,
+    pub isolation: Isolation,
+}
+
+/// One thing wrong with a configuration, located by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `route[1].secret`, or a file for plugin problems.
+    pub key: String,
+    pub reason: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+/// Why a configuration was refused: every problem found, with the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl Config {
+    /// Reads `path` and the `WIREHOOK_` environment. Only shape errors are
+    /// reported here; see [`Config::problems`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        if !path.is_file() {
+            return Err(ConfigError {
+                file: path.to_owned(),
+                problems: vec![Problem::new("(file)", "no such file")],
+            });
+        }
+        Figment::new()
+            .merge(Toml::file_exact(path))
+            .merge(
+                Env::prefixed("WIREHOOK_")
+                    .split("__")
+                    // Read by the CLI itself, not configuration keys.
+                    .ignore(&["config", "log_format"]),
+            )
+            .extract()
+            .map_err(|e| ConfigError {
+                file: path.to_owned(),
+                problems: e.into_iter().map(figment_problem).collect(),
+            })
+    }
+
+    /// Everything wrong with this configuration that parsing cannot see,
+    /// short of loading plugins (see `RouteTable::build`).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.plugins.memory_mb == 0 {
+            problems.push(Problem::new("plugins.memory_mb", "must be at least 1"));
+        }
+        if self.plugins.timeout_ms == 0 {
+            problems.push(Problem::new("plugins.timeout_ms", "must be at least 1"));
+        }
+        if self.server.max_body_bytes == 0 {
+            problems.push(Problem::new("server.max_body_bytes", "must be at least 1"));
+        }
+        let mut names = BTreeMap::new();
+        let mut paths = BTreeMap::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let key = |field: &str| format!("route[{i}].{field}");
+            if route.name.is_empty() {
+                problems.push(Problem::new(key("name"), "must not be empty"));
+            } else if let Some(first) = names.insert(route.name.as_str(), i) {
+                problems.push(Problem::new(
+                    key("name"),
+                    format!("`{}` is also the name of route[{first}]", route.name),
+                ));
+            }
+            if !route.path.starts_with('/') {
+                problems.push(Problem::new(key("path"), "must start with `/`"));
+            } else if let Some(first) = paths.insert(route.path.as_str(), i) {
+                problems.push(Problem::new(
+                    key("path"),
+                    format!("`{}` is also the path of route[{first}]", route.path),
+                ));
+            }
+            if let Some(secret) = &route.secret
+                && let Err(reason) = secret.resolve()
+            {
+                problems.push(Problem::new(key("secret"), reason));
+            }
+            if let Some(token) = &route.verify_token
+                && let Err(reason) = token.resolve()
+            {
+                problems.push(Problem::new(key("verify_token"), reason));
+            }
+        }
+        problems
+    }
+}
+
+fn figment_problem(e: figment::Error) -> Problem {
+    let key = if e.path.is_empty() {
+        "(file)".to_owned()
+    } else {
+        e.path.join(".")
+    };
+    // The kind alone: figment's Display repeats the key and may quote the
+    // offending value, which could be a secret.
+    Problem::new(key, e.kind.to_string())
+}

@@ -1,0 +1,18 @@
+//! wirehook: receives webhooks from messaging providers, verifies each
+//! request over its raw bytes, decodes it into a typed event and hands the
+//! event to sandboxed WebAssembly plugins.
+//!
+//! Data flows one way: [`server`] (request) → [`providers`] (verify,
+//! decode) → [`dispatch`] → [`runtime`] (plugin) → reply or done.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod event;
+pub mod providers;
+pub mod routes;
+pub mod runtime;
+pub mod secret;
+pub mod server;

@@ -1,0 +1,148 @@
+//! goflow / RapidPro-style flow engines (ilhapush and others): the "Call
+//! Webhook" step POSTs the run's contact, flow, results and input, and
+//! waits for a JSON reply that becomes `@webhook` / `@extra` in the flow.
+//!
+//! Proof: a shared token in a header (`Authorization: Token <secret>` by
+//! default, or the route's `header`) or a `token` query parameter.
+
+use std::borrow::Cow;
+
+use axum::http::header::AUTHORIZATION;
+use serde_json::Value;
+
+use super::token::SharedToken;
+use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, json};
+use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
+
+/// The event name goflow itself does not send; wirehook names the step.
+const KIND: &str = "call_webhook";
+
+pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
+    Ok(Box::new(Goflow {
+        token: SharedToken::from_route(config, AUTHORIZATION)?,
+    }))
+}
+
+struct Goflow {
+    token: SharedToken,
+}
+
+impl Provider for Goflow {
+    fn verify<'r>(&self, req: &Request<'r>) -> Result<Cow<'r, [u8]>, Rejection> {
+        self.token.check(req)?;
+        super::require_json_content_type(req.headers)?;
+        Ok(Cow::Borrowed(req.body))
+    }
+
+    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
+        let body = json::object(document)?;
+        let null = Value::Null;
+        let flow = body.get("flow").unwrap_or(&null);
+        let event = FlowEvent {
+            flow_id: json::text(flow, &["uuid"]),
+            flow_name: json::text(flow, &["name"]),
+            stage: FlowStage::Started,
+            contact: contact(body.get("contact").unwrap_or(&null)),
+            variables: variables(&body),
+        };
+        Ok(vec![Decoded {
+            kind: KIND.to_owned(),
+            payload: Payload::FlowCall(event),
+            raw_json: String::from_utf8_lossy(document).into_owned(),
+            provider_id: None,
+        }])
+    }
+}
+
+fn contact(contact: &Value) -> Contact {
+    let urn = json::text(contact, &["urn"]);
+    Contact {
+        id: json::text(contact, &["uuid"]),
+        phone: urn.as_deref().and_then(phone_of_urn),
+        name: json::text(contact, &["name"]),
+    }
+}
+
+/// `tel:+5511…` and `whatsapp:5511…` carry a phone number; other URN
+/// schemes (telegram, facebook…) do not.
+fn phone_of_urn(urn: &str) -> Option<String> {
+    let (scheme, path) = urn.split_once(':')?;
+    let number = path.split(['?', '#']).next()?;
+    matches!(scheme, "tel" | "whatsapp").then(|| number.to_owned())
+}
+
+/// Each result by key (`@results.order` → `order`), then the input text
+/// under `input`.
+fn variables(body: &Value) -> Vec<(String, String)> {
+    let mut variables = Vec::new();
+    if let Some(results) = body.get("results").and_then(Value::as_object) {
+        for (key, result) in results {
+            let value = match result.get("value") {
+                Some(value) => json::any_text(value),
+                // Some engines flatten results to plain values.
+                None => json::any_text(result),
+            };
+            variables.push((key.clone(), value));
+        }
+    }
+    if let Some(text) = body.get("input").and_then(|input| match input {
+        Value::Object(_) => json::text(input, &["text"]),
+        other => json::scalar_text(other),
+    }) {
+        variables.push(("input".to_owned(), text));
+    }
+    variables
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use serde_json::json;
+
+    fn decode(body: Value) -> FlowEvent {
+        let provider = Goflow {
+            token: SharedToken::new(AUTHORIZATION, Secret::new(&b"t"[..])),
+        };
+        let mut events = provider.decode(body.to_string().as_bytes()).unwrap();
+        assert_eq!(events.len(), 1);
+        match events.remove(0).payload {
+            Payload::FlowCall(flow) => flow,
+            other => panic!("expected a flow call, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn call_webhook_body_becomes_a_flow_call() {
+        let flow = decode(json!({
+            "contact": {"uuid": "c-1", "name": "Ben Haggerty", "urn": "tel:+12065551212"},
+            "flow": {"uuid": "f-1", "name": "Order Status Checker"},
+            "results": {"order": {"value": "CU001", "category": "Has Text"}},
+            "input": {"text": "CU001 please", "urn": "tel:+12065551212"}
+        }));
+        assert_eq!(flow.flow_id.as_deref(), Some("f-1"));
+        assert_eq!(flow.flow_name.as_deref(), Some("Order Status Checker"));
+        assert_eq!(flow.contact.phone.as_deref(), Some("+12065551212"));
+        assert_eq!(flow.contact.name.as_deref(), Some("Ben Haggerty"));
+        assert_eq!(
+            flow.variables,
+            vec![
+                ("order".to_owned(), "CU001".to_owned()),
+                ("input".to_owned(), "CU001 please".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_fields_are_none_not_errors() {
+        let flow = decode(json!({}));
+        assert_eq!(flow.contact, Contact::default());
+        assert!(flow.variables.is_empty());
+    }
+
+    #[test]
+    fn non_phone_urns_give_no_phone() {
+        assert_eq!(phone_of_urn("telegram:1234"), None);
+        assert_eq!(phone_of_urn("whatsapp:5511999"), Some("5511999".into()));
+    }
+}

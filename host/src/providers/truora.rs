@@ -1,0 +1,145 @@
+//! Truora WhatsApp Flows: the body is a JWT signed HS256 with the shared
+//! secret; its claims describe a flow that Started, Succeeded or Failed.
+//!
+//! Only HS256 is accepted: `alg: none` and every other algorithm are
+//! refused before any claim is read, and `exp` / `nbf` are honoured when
+//! present (Truora does not promise them, so they are not required).
+
+use std::borrow::Cow;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, json};
+use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY_SECS: u64 = 30;
+
+pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
+    let secret = config.require_secret()?;
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.leeway = LEEWAY_SECS;
+    Ok(Box::new(Truora {
+        key: DecodingKey::from_secret(secret.expose()),
+        validation,
+    }))
+}
+
+struct Truora {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Provider for Truora {
+    fn verify<'r>(&self, req: &Request<'r>) -> Result<Cow<'r, [u8]>, Rejection> {
+        let token = token_of(req.body)?;
+        // Checked before signature verification so the log says why.
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| Rejection::unauthorized(format!("body is not a JWT: {e}")))?;
+        if header.alg != Algorithm::HS256 {
+            return Err(Rejection::unauthorized(format!(
+                "JWT algorithm {:?} refused: only HS256 is accepted",
+                header.alg
+            )));
+        }
+        let claims = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)
+            .map_err(|e| Rejection::unauthorized(format!("JWT refused: {e}")))?
+            .claims;
+        if !claims.is_object() {
+            return Err(Rejection::bad_request("JWT claims are not a JSON object"));
+        }
+        Ok(Cow::Owned(claims.to_string().into_bytes()))
+    }
+
+    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
+        let claims = json::object(document)?;
+        // Truora may nest the event under `data`; look there second.
+        let fields = [&claims, claims.get("data").unwrap_or(&Value::Null)];
+        let find = |keys: &[&str]| fields.iter().find_map(|v| json::text(v, keys));
+
+        let kind = find(&["event", "event_name", "event_type", "type", "action"])
+            .unwrap_or_else(|| "unknown".to_owned());
+        let payload = match stage_of(&kind) {
+            Some(stage) => Payload::Flow(FlowEvent {
+                flow_id: find(&["flow_id", "process_id"]),
+                flow_name: find(&["flow_name"]),
+                stage,
+                contact: Contact {
+                    id: find(&["user_id", "account_id", "client_user_id"]),
+                    phone: find(&["phone_number", "phone", "user_phone", "cellphone"]),
+                    name: find(&["name", "user_name", "full_name"]),
+                },
+                variables: fields
+                    .iter()
+                    .find_map(|v| v.get("variables").and_then(Value::as_object))
+                    .map(|vars| {
+                        vars.iter()
+                            .map(|(k, v)| (k.clone(), json::any_text(v)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            None => Payload::Other,
+        };
+        Ok(vec![Decoded {
+            kind,
+            payload,
+            raw_json: String::from_utf8_lossy(document).into_owned(),
+            provider_id: find(&["event_id", "jti", "id"]),
+        }])
+    }
+}
+
+/// The body is the compact JWT, possibly quoted as a JSON string.
+fn token_of(body: &[u8]) -> Result<&str, Rejection> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Rejection::unauthorized("body is not a JWT: not UTF-8"))?
+        .trim();
+    let token = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    if token.is_empty() {
+        return Err(Rejection::unauthorized("body is not a JWT: empty"));
+    }
+    Ok(token)
+}
+
+/// Truora names the events Started, Success and Failed; accept the
+/// prefixed and lower-case spellings too (`whatsapp_flow.succeeded`).
+fn stage_of(kind: &str) -> Option<FlowStage> {
+    let kind = kind.to_ascii_lowercase();
+    if kind.contains("fail") {
+        Some(FlowStage::Failed)
+    } else if kind.contains("succe") || kind.contains("complete") {
+        Some(FlowStage::Succeeded)
+    } else if kind.contains("start") || kind.contains("creat") {
+        Some(FlowStage::Started)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_from_truora_names() {
+        assert_eq!(stage_of("Started"), Some(FlowStage::Started));
+        assert_eq!(stage_of("Success"), Some(FlowStage::Succeeded));
+        assert_eq!(stage_of("whatsapp_flow.failed"), Some(FlowStage::Failed));
+        assert_eq!(stage_of("step_viewed"), None);
+    }
+
+    #[test]
+    fn quoted_tokens_are_unwrapped() {
+        assert_eq!(token_of(b"\"a.b.c\"\n").unwrap(), "a.b.c");
+        assert!(token_of(b"  ").is_err());
+    }
+}

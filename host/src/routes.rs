@@ -1,0 +1,147 @@
+//! The route table: configuration, providers and plugins built and
+//! validated together. `wirehook check`, start-up and (later) reload all
+//! go through [`RouteTable::build`], so they accept and refuse the same.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::config::{Config, Mode, Problem, RouteConfig};
+use crate::providers::{self, Provider, ProviderConfig};
+use crate::runtime::{Limits, Plugin, Runtime};
+
+/// One `[[route]]`, ready to serve.
+pub struct Route {
+    pub name: String,
+    pub path: String,
+    pub provider_id: String,
+    pub provider: Arc<dyn Provider>,
+    pub mode: Mode,
+    pub allow_ips: Vec<IpNet>,
+    /// Run in order for each event.
+    pub plugins: Vec<Arc<Plugin>>,
+}
+
+/// Everything the server needs to answer a request.
+pub struct RouteTable {
+    by_path: HashMap<String, Arc<Route>>,
+    plugins: BTreeMap<String, Arc<Plugin>>,
+}
+
+impl RouteTable {
+    /// Validates `config`, builds every provider and loads every plugin in
+    /// the plugins dir. Returns every problem found, not just the first.
+    pub fn build(config: &Config, runtime: &Runtime) -> Result<Self, Vec<Problem>> {
+        let mut problems = config.problems();
+        let plugins = load_plugins(config, runtime, &mut problems);
+        for name in config.plugin.keys() {
+            if !plugins.contains_key(name) && !config.plugins.wasm_path(name).is_file() {
+                tracing::warn!(plugin = %name, "[plugin.{name}] configures a plugin that is not in the plugins dir");
+            }
+        }
+        let mut by_path = HashMap::new();
+        for (i, route) in config.routes.iter().enumerate() {
+            match build_route(route, &plugins, config) {
+                Ok(built) => {
+                    by_path.insert(route.path.clone(), Arc::new(built));
+                }
+                Err(issue) => problems.push(Problem::new(format!("route[{i}].{}", issue.0), issue.1)),
+            }
+        }
+        if problems.is_empty() {
+            Ok(Self { by_path, plugins })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn route(&self, path: &str) -> Option<&Arc<Route>> {
+        self.by_path.get(path)
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.by_path.values()
+    }
+
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+}
+
+fn build_route(
+    route: &RouteConfig,
+    plugins: &BTreeMap<String, Arc<Plugin>>,
+    config: &Config,
+) -> Result<Route, (&'static str, String)> {
+    if route.secret.as_ref().is_some_and(|s| s.is_literal()) {
+        tracing::warn!(route = %route.name, "route.secret is a literal in the config file; prefer env: or file:");
+    }
+    // Problems with resolving were reported by Config::problems.
+    let secret = route.secret.as_ref().and_then(|s| s.resolve().ok());
+    let provider = providers::build(&ProviderConfig { route, secret })
+        .map_err(|issue| (issue.field, issue.reason))?;
+    let plugins = route
+        .plugins
+        .iter()
+        .map(|name| {
+            plugins.get(name).cloned().ok_or_else(|| {
+                let wasm = config.plugins.wasm_path(name);
+                let reason = if wasm.is_file() {
+                    format!("plugin `{name}` did not load (see its own problem)")
+                } else {
+                    format!("plugin `{name}` has no {}", wasm.display())
+                };
+                ("plugins", reason)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Route {
+        name: route.name.clone(),
+        path: route.path.clone(),
+        provider_id: route.provider.clone(),
+        provider,
+        mode: route.mode,
+        allow_ips: route.allow_ips.clone(),
+        plugins,
+    })
+}
+
+/// Every `*.wasm` in the plugins dir, named after its file stem.
+fn load_plugins(
+    config: &Config,
+    runtime: &Runtime,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, Arc<Plugin>> {
+    let dir = &config.plugins.dir;
+    let mut plugins = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            problems.push(Problem::new(
+                "plugins.dir",
+                format!("cannot read {}: {e}", dir.display()),
+            ));
+            return plugins;
+        }
+    };
+    let limits = Limits::from(&config.plugins);
+    let mut paths: Vec<_> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let plugin_config = config.plugin.get(name).cloned().unwrap_or_default();
+        match runtime.load(name, &path, &plugin_config, limits) {
+            Ok(plugin) => {
+                plugins.insert(name.to_owned(), Arc::new(plugin));
+            }
+            Err(e) => problems.push(Problem::new(format!("plugin `{name}`"), e.to_string())),
+        }
+    }
+    plugins
+}

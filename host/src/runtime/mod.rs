@@ -1,0 +1,167 @@
+//! The plugin runtime: one wasmtime [`Engine`] for the process, a compiled
+//! and pre-instantiated [`Plugin`] per `.wasm`, and the limits every
+//! instance runs under (memory cap, wall-clock deadline, no filesystem,
+//! sockets or environment).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Cache, CacheConfig, Engine};
+
+use crate::config::{PluginConfig, PluginsConfig};
+
+mod bindings;
+mod host;
+mod limits;
+mod plugin;
+
+pub use host::Grants;
+pub use plugin::{CallError, Plugin, Reply};
+
+use bindings::PluginPre;
+use host::State;
+
+/// How often the epoch advances; a deadline overshoots by at most this.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The limits every instance of every plugin runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub memory_bytes: usize,
+    pub timeout: Duration,
+    pub pool_size: usize,
+    pub max_events_per_instance: u64,
+}
+
+impl From<&PluginsConfig> for Limits {
+    fn from(c: &PluginsConfig) -> Self {
+        Self {
+            memory_bytes: usize::try_from(c.memory_mb.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX),
+            timeout: c.timeout(),
+            pool_size: c.pool_size,
+            max_events_per_instance: c.max_events_per_instance.max(1),
+        }
+    }
+}
+
+/// Why a `.wasm` could not become a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid component: {reason}")]
+    Compile { path: String, reason: String },
+    #[error("{path} does not implement the wirehook:plugin world: {reason}")]
+    World { path: String, reason: String },
+}
+
+/// The engine and linker shared by all plugins.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<State>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// `cache_dir` holds compiled code between runs, so a restart does
+    /// not recompile (a Python component takes seconds).
+    pub fn new(cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config
+            .async_support(true)
+            .wasm_component_model(true)
+            .epoch_interruption(true);
+        if let Some(dir) = cache_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the compilation cache {}", dir.display()))?;
+            let mut cache = CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(Cache::new(cache)?));
+        }
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
+        Ok(Self {
+            _ticker: EpochTicker::start(engine.clone()),
+            engine,
+            linker,
+        })
+    }
+
+    /// Compiles (or takes from the cache) and pre-instantiates one plugin.
+    pub fn load(
+        &self,
+        name: &str,
+        path: &Path,
+        config: &PluginConfig,
+        limits: Limits,
+    ) -> Result<Plugin, LoadError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let component =
+            Component::new(&self.engine, &bytes).map_err(|e| LoadError::Compile {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| LoadError::World {
+                path: shown,
+                reason: format!("{e:#}"),
+            })?;
+        let grants = Grants {
+            plugin: name.to_owned(),
+            settings: config.settings.clone(),
+        };
+        Ok(Plugin::new(
+            self.engine.clone(),
+            pre,
+            Arc::new(grants),
+            config.isolation,
+            limits,
+        ))
+    }
+}
+
+/// Advances the engine's epoch on a thread of its own, so deadlines hold
+/// even while every async worker is busy.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::Builder::new()
+            .name("wirehook-epoch".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

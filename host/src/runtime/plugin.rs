@@ -1,0 +1,193 @@
+//! One loaded plugin: its pre-instantiated component and a pool of warm
+//! instances. An instance is reused across events (a fresh one costs
+//! 10–60× a call) and thrown away after a trap, a timeout, a failure, too
+//! many events or too much memory; `isolation = "event"` never reuses.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+use super::bindings::{self, PluginPre, types};
+use super::host::{CallContext, Grants, State};
+use super::limits::MemoryCap;
+use super::Limits;
+use crate::config::Isolation;
+use crate::event::Event;
+
+/// Extra time the async timeout gives over the epoch deadline: the epoch
+/// trap is the normal path, the timeout catches a host call that hangs.
+const TIMEOUT_GRACE: Duration = Duration::from_millis(50);
+
+/// A plugin's answer to a `respond` route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub json: String,
+}
+
+/// Why a call did not produce an answer. The event fails; the daemon and
+/// the plugin's other instances carry on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("plugin asked to retry: {0}")]
+    Retry(String),
+    #[error("plugin dropped the event: {0}")]
+    Drop(String),
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    #[error("plugin exceeded its deadline of {} ms", .0.as_millis())]
+    Timeout(Duration),
+    #[error("plugin could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+impl CallError {
+    /// Worth another attempt later (everything but an explicit drop).
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Drop(_))
+    }
+}
+
+struct Warm {
+    store: Store<State>,
+    instance: bindings::Plugin,
+    events: u64,
+}
+
+pub struct Plugin {
+    engine: Engine,
+    pre: PluginPre<State>,
+    grants: Arc<Grants>,
+    isolation: Isolation,
+    limits: Limits,
+    pool: Mutex<Vec<Warm>>,
+}
+
+impl Plugin {
+    pub(super) fn new(
+        engine: Engine,
+        pre: PluginPre<State>,
+        grants: Arc<Grants>,
+        isolation: Isolation,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            engine,
+            pre,
+            grants,
+            isolation,
+            limits,
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.grants.plugin
+    }
+
+    /// Runs `handle` for one event under the plugin's deadline.
+    pub async fn handle(&self, event: &Event) -> Result<Option<Reply>, CallError> {
+        let deadline = Instant::now() + self.limits.timeout;
+        let call = CallContext {
+            route: event.source.route.clone(),
+            delivery_id: event.source.delivery_id.clone(),
+        };
+        let wit_event = types::Event::from(event);
+        let run = async {
+            let mut warm = match self.take_warm() {
+                Some(warm) => warm,
+                None => self.instantiate(deadline).await?,
+            };
+            let data = warm.store.data_mut();
+            data.call = call;
+            data.deadline = deadline;
+            let outcome = warm
+                .instance
+                .call_handle(&mut warm.store, &wit_event)
+                .await
+                .map_err(|e| self.trap_error(&warm.store, e));
+            Ok::<_, CallError>((warm, outcome))
+        };
+        let (mut warm, outcome) =
+            match tokio::time::timeout(self.limits.timeout + TIMEOUT_GRACE, run).await {
+                Ok(result) => result?,
+                Err(_) => return Err(CallError::Timeout(self.limits.timeout)),
+            };
+        let reply = match outcome? {
+            Ok(reply) => reply.map(|r| Reply {
+                status: r.status,
+                json: r.json,
+            }),
+            Err(types::Failure::Retry(reason)) => return Err(CallError::Retry(reason)),
+            Err(types::Failure::Drop(reason)) => return Err(CallError::Drop(reason)),
+        };
+        warm.events += 1;
+        self.give_back(warm);
+        Ok(reply)
+    }
+
+    async fn instantiate(&self, deadline: Instant) -> Result<Warm, CallError> {
+        let state = State::new(self.grants.clone(), MemoryCap::new(self.limits.memory_bytes));
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.data_mut().deadline = deadline;
+        store.set_epoch_deadline(1);
+        // Each tick: past the deadline, interrupt (a trap); before it,
+        // yield so a long call shares the async workers.
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| match self.trap_error(&store, e) {
+                CallError::Trap(reason) => CallError::Instantiate(reason),
+                other => other,
+            })?;
+        Ok(Warm {
+            store,
+            instance,
+            events: 0,
+        })
+    }
+
+    fn take_warm(&self) -> Option<Warm> {
+        match self.isolation {
+            Isolation::Pooled => self.pool.lock().expect("plugin pool poisoned").pop(),
+            Isolation::Event => None,
+        }
+    }
+
+    fn give_back(&self, warm: Warm) {
+        let limiter = &warm.store.data().limiter;
+        // Memory never shrinks: an instance that grew near the cap would
+        // carry that into every later event.
+        let too_big = limiter.peak() > limiter.cap() / 4 * 3;
+        let worn_out = warm.events >= self.limits.max_events_per_instance;
+        if self.isolation == Isolation::Event || too_big || worn_out {
+            return;
+        }
+        let mut pool = self.pool.lock().expect("plugin pool poisoned");
+        if pool.len() < self.limits.pool_size {
+            pool.push(warm);
+        }
+    }
+
+    fn trap_error(&self, store: &Store<State>, error: wasmtime::Error) -> CallError {
+        let stderr = store.data().stderr_text();
+        if !stderr.is_empty() {
+            tracing::warn!(plugin = self.name(), stderr = %stderr, "plugin wrote to stderr before failing");
+        }
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            CallError::Timeout(self.limits.timeout)
+        } else {
+            CallError::Trap(format!("{error:#}"))
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The HTTP front: one handler for every route. It finds the route by
+//! path, checks method, address and size, lets the provider verify and
+//! decode, and hands the events on. Every refusal is a short JSON error
+//! and one log line naming route, reason and remote address.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use crate::config::{Mode, ServerConfig};
+use crate::dispatch;
+use crate::event::{Decoded, Event, Source};
+use crate::providers::{self, Rejection};
+use crate::routes::{Route, RouteTable};
+
+/// What every request handler shares.
+pub struct App {
+    pub routes: Arc<RouteTable>,
+    pub server: ServerConfig,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets
+/// requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = Router::new().fallback(handle).with_state(app);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn handle(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let remote = client_ip(peer.ip(), &parts.headers, &app.server.trusted_proxies);
+    let Some(route) = app.routes.route(path) else {
+        tracing::info!(%path, %remote, "no route for path");
+        return error(StatusCode::NOT_FOUND, "no route for this path");
+    };
+    let refuse = |status: StatusCode, reason: &str| {
+        tracing::warn!(route = %route.name, %remote, status = status.as_u16(), reason, "request refused");
+        error(status, reason)
+    };
+    if parts.method != Method::POST {
+        let mut response = refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    if !route.allow_ips.is_empty() && !route.allow_ips.iter().any(|net| net.contains(&remote)) {
+        return refuse(StatusCode::FORBIDDEN, "address not allowed");
+    }
+    let body = match read_body(body, app.server.max_body_bytes).await {
+        Ok(body) => body,
+        Err(status) => return refuse(status, "body too large or unreadable"),
+    };
+    let request = providers::Request {
+        method: &parts.method,
+        headers: &parts.headers,
+        query: parts.uri.query().unwrap_or_default(),
+        body: &body,
+    };
+    let decoded = route
+        .provider
+        .verify(&request)
+        .and_then(|document| route.provider.decode(&document));
+    let decoded = match decoded {
+        Ok(decoded) => decoded,
+        Err(rejection) => {
+            let status = match &rejection {
+                Rejection::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
+                Rejection::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            };
+            return refuse(status, &rejection.to_string());
+        }
+    };
+    let events = to_events(&route, &body, decoded);
+    match route.mode {
+        Mode::Respond => respond(&route, &events).await,
+        Mode::Queue => {
+            let ids: Vec<_> = events.iter().map(|e| e.source.delivery_id.clone()).collect();
+            tracing::info!(route = %route.name, %remote, events = ids.len(), "accepted");
+            dispatch::enqueue(route.clone(), events);
+            (StatusCode::ACCEPTED, axum::Json(json!({ "accepted": ids }))).into_response()
+        }
+    }
+}
+
+/// Runs the plugins inline; the last reply is the response.
+async fn respond(route: &Route, events: &[Event]) -> Response {
+    let mut answer = None;
+    for event in events {
+        match dispatch::run(route, event).await {
+            Ok(Some(reply)) => answer = Some(reply),
+            Ok(None) => {}
+            Err(failure) => {
+                return error(StatusCode::BAD_GATEWAY, &failure.to_string());
+            }
+        }
+    }
+    let Some(reply) = answer else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    let status = match StatusCode::from_u16(reply.status) {
+        Ok(status) if (200..600).contains(&reply.status) => status,
+        _ => {
+            tracing::warn!(route = %route.name, status = reply.status, "plugin replied with an invalid status");
+            return error(StatusCode::BAD_GATEWAY, "plugin replied with an invalid status");
+        }
+    };
+    if serde_json::from_str::<serde::de::IgnoredAny>(&reply.json).is_err() {
+        tracing::warn!(route = %route.name, "plugin replied with invalid JSON");
+        return error(StatusCode::BAD_GATEWAY, "plugin replied with invalid JSON");
+    }
+    let mut response = Response::new(Body::from(reply.json));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Gives each decoded event its source and a stable delivery id: the
+/// provider's where it has one, else a hash of route and body.
+fn to_events(route: &Route, body: &[u8], decoded: Vec<Decoded>) -> Vec<Event> {
+    let received_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let several = decoded.len() > 1;
+    let body_hash = || {
+        let mut hasher = Sha256::new();
+        hasher.update(route.name.as_bytes());
+        hasher.update([0]);
+        hasher.update(body);
+        hex::encode(&hasher.finalize()[..16])
+    };
+    decoded
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let delivery_id = match d.provider_id {
+                Some(id) => id,
+                None if several => format!("{}-{i}", body_hash()),
+                None => body_hash(),
+            };
+            Event {
+                source: Source {
+                    provider: route.provider_id.clone(),
+                    route: route.name.clone(),
+                    delivery_id,
+                    received_at_ms,
+                },
+                kind: d.kind,
+                payload: d.payload,
+                raw_json: d.raw_json,
+            }
+        })
+        .collect()
+}
+
+/// Reads the whole body, refusing more than `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, StatusCode> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::iter::successors(
+            Some(&e as &(dyn std::error::Error + 'static)),
+            |e| e.source(),
+        )
+        .any(|e| e.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        }
+    })
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy, in
+/// which case the nearest untrusted hop of `X-Forwarded-For`.
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_peers() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.2".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(stranger, &headers, &trusted), stranger);
+    }
+}

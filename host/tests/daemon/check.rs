@@ -1,0 +1,78 @@
+//! `wirehook check`: the shipped config passes; broken ones fail naming
+//! the key.
+
+use std::process::Output;
+
+use crate::harness::{plugin_wasm, wirehook, workspace_root};
+
+fn check(config: &std::path::Path) -> Output {
+    wirehook()
+        .args(["check", "--config"])
+        .arg(config)
+        .current_dir(workspace_root())
+        .env("GOFLOW_TOKEN", "check-token")
+        .env("TRUORA_SECRET", "check-secret")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn shipped_config_passes() {
+    // The shipped plugins must exist for the shipped config to pass.
+    plugin_wasm("order-status");
+    plugin_wasm("router");
+    let output = check(&workspace_root().join("config/wirehook.toml"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("ok (2 routes"), "{stdout}");
+}
+
+#[test]
+fn broken_configs_fail_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(plugin_wasm("order-status"), plugins.join("order-status.wasm")).unwrap();
+    let header = format!(
+        "[storage]\npath = {:?}\n[plugins]\ndir = {:?}\n",
+        dir.path().join("data"),
+        plugins
+    );
+    let cases = [
+        (
+            "unknown provider",
+            "[[route]]\nname = \"a\"\npath = \"/a\"\nprovider = \"carrier-pigeon\"\nsecret = \"env:GOFLOW_TOKEN\"\nplugins = [\"order-status\"]\n",
+            "route[0].provider: unknown provider `carrier-pigeon`",
+        ),
+        (
+            "no secret",
+            "[[route]]\nname = \"a\"\npath = \"/a\"\nprovider = \"goflow\"\nplugins = [\"order-status\"]\n",
+            "route[0].secret: the `goflow` provider needs a secret",
+        ),
+        (
+            "missing plugin",
+            "[[route]]\nname = \"a\"\npath = \"/a\"\nprovider = \"truora\"\nsecret = \"env:TRUORA_SECRET\"\nplugins = [\"crm\"]\n",
+            "route[0].plugins: plugin `crm` has no",
+        ),
+        (
+            "unset secret variable",
+            "[[route]]\nname = \"a\"\npath = \"/a\"\nprovider = \"goflow\"\nsecret = \"env:WIREHOOK_TEST_NEVER_SET\"\nplugins = [\"order-status\"]\n",
+            "route[0].secret: environment variable `WIREHOOK_TEST_NEVER_SET` is not set",
+        ),
+        (
+            "unknown key",
+            "[[route]]\nname = \"a\"\npath = \"/a\"\nprovider = \"goflow\"\nsecret = \"env:GOFLOW_TOKEN\"\nplugins = [\"order-status\"]\nmodee = \"respond\"\n",
+            "route.0: unknown field: found `modee`",
+        ),
+    ];
+    for (case, routes, expected) in cases {
+        let path = dir.path().join("wirehook.toml");
+        std::fs::write(&path, format!("{header}{routes}")).unwrap();
+        let output = check(&path);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(!output.status.success(), "{case}: passed\n{stdout}");
+        assert!(stdout.contains(expected), "{case}: {stdout}");
+        assert!(stdout.contains("wirehook.toml"), "{case}: {stdout}");
+    }
+}

@@ -1,0 +1,97 @@
+//! A goflow "Call Webhook" step asking `order-status` for an order.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Daemon, DaemonBuilder};
+
+const TOKEN: &str = "flow-token-7f3a";
+
+fn daemon() -> Daemon {
+    DaemonBuilder::new(
+        r#"
+[[route]]
+name = "orders"
+path = "/hooks/orders"
+provider = "goflow"
+secret = "env:TEST_GOFLOW_TOKEN"
+plugins = ["order-status"]
+mode = "respond"
+"#,
+    )
+    .plugin("order-status")
+    .env("TEST_GOFLOW_TOKEN", TOKEN)
+    .start()
+}
+
+/// The body RapidPro-style engines send from a "Call Webhook" step.
+pub fn call_webhook(order: &str) -> Value {
+    json!({
+        "contact": {"uuid": "5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f", "name": "Ben Haggerty", "urn": "tel:+12065551212"},
+        "flow": {"uuid": "9de3663f-c5c5-4c92-9f45-ecbc09abcc85", "name": "Order Status Checker"},
+        "path": [{"node_uuid": "6a4a1ec3-4c4f-4c4c-bd5a-1a1e28ab1e52", "arrived_on": "2026-11-25T10:00:00.000000Z"}],
+        "results": {"order": {"value": order, "category": "Has Text", "input": order, "name": "Order"}},
+        "run": {"uuid": "0a8e0d4b-2f0e-4f0e-9b7e-5b3b2c1d0e9f", "created_on": "2026-11-25T10:00:00.000000Z"},
+        "input": {"text": order, "urn": "tel:+12065551212"},
+        "channel": {"uuid": "1c4b7a2e-8b6f-4f0e-9b7e-5b3b2c1d0e9f", "name": "WhatsApp"}
+    })
+}
+
+#[tokio::test]
+async fn order_status_answers_each_order() {
+    let daemon = daemon();
+    let client = reqwest::Client::new();
+    for (order, status) in [
+        ("CU001", "Shipped"),
+        ("CU002", "Pending"),
+        ("CU003", "Cancelled"),
+        ("XX999", "Unknown"),
+    ] {
+        let response = client
+            .post(daemon.url("/hooks/orders"))
+            .header("Authorization", format!("Token {TOKEN}"))
+            .json(&call_webhook(order))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "order {order}");
+        let reply: Value = response.json().await.unwrap();
+        assert_eq!(reply, json!({"number": order, "status": status}));
+    }
+    assert_eq!(daemon.plugin_calls("orders"), 4);
+}
+
+#[tokio::test]
+async fn wrong_or_missing_token_is_refused_before_any_plugin() {
+    let daemon = daemon();
+    let client = reqwest::Client::new();
+    let requests = [
+        client
+            .post(daemon.url("/hooks/orders"))
+            .header("Authorization", "Token not-the-token"),
+        client
+            .post(daemon.url("/hooks/orders"))
+            .header("Authorization", format!("Token {TOKEN}x")),
+        client.post(daemon.url("/hooks/orders")),
+    ];
+    for (i, request) in requests.into_iter().enumerate() {
+        let response = request.json(&call_webhook("CU001")).send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{body}");
+        let line = daemon.wait_refused("orders", i + 1);
+        assert_eq!(line["status"], 401);
+        assert!(!line.to_string().contains(TOKEN), "secret in log: {line}");
+    }
+    assert_eq!(daemon.plugin_calls("orders"), 0);
+}
+
+#[tokio::test]
+async fn unknown_path_and_wrong_method_are_refused() {
+    let daemon = daemon();
+    let client = reqwest::Client::new();
+    let response = client.post(daemon.url("/hooks/nope")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let response = client.get(daemon.url("/hooks/orders")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+}

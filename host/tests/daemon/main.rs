@@ -1,0 +1,9 @@
+//! Integration tests: the real daemon, real compiled plugins, real signed
+//! requests over loopback. Build the plugins first: `plugins/build --test`.
+
+mod harness;
+
+mod check;
+mod goflow;
+mod sandbox;
+mod truora;

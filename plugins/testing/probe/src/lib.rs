@@ -1,0 +1,164 @@
+//! `probe`: a test fixture for wirehook's sandbox and dispatch, never shipped.
+//!
+//! The text of the event picks what it does, so one component can exercise
+//! every way a plugin can behave or misbehave: the variable `input` of a
+//! flow, or the text of a received message.
+//!
+//! | command | behaviour |
+//! |---|---|
+//! | `loop` | spins forever (deadline / epoch interruption) |
+//! | `grow` | allocates until memory runs out (memory cap) |
+//! | `panic` | panics, which traps |
+//! | `retry` / `drop` | fails with that `failure` |
+//! | `none` | `ok(none)` |
+//! | `env` | replies `{"env": N, "fs": B}`: what the sandbox leaks |
+//! | anything else | echoes the whole typed event as JSON |
+//!
+//! It calls no host function, so it runs under any grants.
+
+wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
+
+use std::hint::black_box;
+
+use serde_json::{Value, json};
+use wirehook::plugin::types::{Contact, FlowEvent, FlowStage, Payload, Source};
+
+struct Probe;
+
+impl Guest for Probe {
+    fn handle(e: Event) -> Result<Option<Reply>, Failure> {
+        match command(&e.payload).map(str::trim) {
+            Some("loop") => spin(),
+            Some("grow") => hog_memory(),
+            Some("panic") => panic!("probe asked to panic"),
+            Some("retry") => Err(Failure::Retry("probe asked to retry".into())),
+            Some("drop") => Err(Failure::Drop("probe asked to drop".into())),
+            Some("none") => Ok(None),
+            Some("env") => Ok(Some(reply(&sandbox_leaks()))),
+            _ => Ok(Some(reply(&echo(&e)))),
+        }
+    }
+}
+
+fn command(payload: &Payload) -> Option<&str> {
+    match payload {
+        Payload::MessageReceived(message) => message.text.as_deref(),
+        Payload::Flow(flow) | Payload::FlowCall(flow) => flow
+            .variables
+            .iter()
+            .find(|(key, _)| key == "input")
+            .map(|(_, value)| value.as_str()),
+        _ => None,
+    }
+}
+
+fn reply(json: &Value) -> Reply {
+    Reply {
+        status: 200,
+        json: json.to_string(),
+    }
+}
+
+fn spin() -> ! {
+    // black_box keeps the optimiser from proving the loop does nothing.
+    let mut n = 0u64;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+fn hog_memory() -> ! {
+    // Filling each block touches its pages, so the memory is really used,
+    // not just reserved; the allocation failure at the cap aborts (traps).
+    let mut hog = Vec::new();
+    loop {
+        hog.push(black_box(vec![1u8; 1 << 20]));
+    }
+}
+
+/// How much of the outside world the sandbox lets through: both should be
+/// nothing unless config grants it.
+fn sandbox_leaks() -> Value {
+    // vars_os rather than vars: vars panics on a non-UTF-8 variable.
+    let env = std::env::vars_os().count();
+    let fs = std::fs::read_dir("/").is_ok() || std::fs::read("/etc/passwd").is_ok();
+    json!({ "env": env, "fs": fs })
+}
+
+fn echo(e: &Event) -> Value {
+    json!({
+        "kind": e.kind,
+        "source": source(&e.source),
+        "payload": payload(&e.payload),
+        "raw_json": serde_json::from_str::<Value>(&e.raw_json)
+            .unwrap_or_else(|_| Value::String(e.raw_json.clone())),
+    })
+}
+
+fn source(s: &Source) -> Value {
+    json!({
+        "provider": s.provider,
+        "route": s.route,
+        "delivery_id": s.delivery_id,
+        "received_at_ms": s.received_at_ms,
+    })
+}
+
+fn payload(p: &Payload) -> Value {
+    match p {
+        Payload::MessageReceived(m) => json!({
+            "type": "message-received",
+            "id": m.id,
+            "contact": contact(&m.contact),
+            "conversation_id": m.conversation_id,
+            "text": m.text,
+            "content_type": m.content_type,
+            "media_url": m.media_url,
+        }),
+        Payload::MessageStatus(s) => json!({
+            "type": "message-status",
+            "message_id": s.message_id,
+            "status": s.status,
+            "timestamp_ms": s.timestamp_ms,
+        }),
+        Payload::Flow(f) => flow("flow", f),
+        Payload::FlowCall(f) => flow("flow-call", f),
+        Payload::Campaign(c) => json!({
+            "type": "campaign",
+            "campaign_id": c.campaign_id,
+            "label": c.label,
+            "contact": contact(&c.contact),
+            "response": c.response,
+            "chosen_option": c.chosen_option,
+            "keyword": c.keyword,
+        }),
+        Payload::Other => json!({ "type": "other" }),
+    }
+}
+
+fn flow(kind: &str, f: &FlowEvent) -> Value {
+    let stage = match f.stage {
+        FlowStage::Started => "started",
+        FlowStage::Succeeded => "succeeded",
+        FlowStage::Failed => "failed",
+    };
+    let variables: serde_json::Map<String, Value> = f
+        .variables
+        .iter()
+        .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
+        .collect();
+    json!({
+        "type": kind,
+        "flow_id": f.flow_id,
+        "flow_name": f.flow_name,
+        "stage": stage,
+        "contact": contact(&f.contact),
+        "variables": variables,
+    })
+}
+
+fn contact(c: &Contact) -> Value {
+    json!({ "id": c.id, "phone": c.phone, "name": c.name })
+}
+
+export!(Probe);
