@@ -13,10 +13,19 @@ use crate::runtime::Runtime;
 use crate::server::{self, App};
 
 #[derive(Debug, Parser)]
-#[command(name = "wirehook", version, about = "Verify, decode and hand webhooks to WebAssembly plugins")]
+#[command(
+    name = "wirehook",
+    version,
+    about = "Verify, decode and hand webhooks to WebAssembly plugins"
+)]
 pub struct Cli {
     /// Log line format.
-    #[arg(long, global = true, env = "WIREHOOK_LOG_FORMAT", default_value = "human")]
+    #[arg(
+        long,
+        global = true,
+        env = "WIREHOOK_LOG_FORMAT",
+        default_value = "human"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,

@@ -269,10 +269,22 @@ impl Config {
 }
 
 fn figment_problem(e: figment::Error) -> Problem {
-    let key = if e.path.is_empty() {
+    // `route.0.mode` reads better as `route[0].mode`.
+    let key = e.path.iter().fold(String::new(), |mut key, part| {
+        if part.parse::<usize>().is_ok() {
+            key.push_str(&format!("[{part}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(part);
+        }
+        key
+    });
+    let key = if key.is_empty() {
         "(file)".to_owned()
     } else {
-        e.path.join(".")
+        key
     };
     // The kind alone: figment's Display repeats the key and may quote the
     // offending value, which could be a secret.

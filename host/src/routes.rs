@@ -46,7 +46,9 @@ impl RouteTable {
                 Ok(built) => {
                     by_path.insert(route.path.clone(), Arc::new(built));
                 }
-                Err(issue) => problems.push(Problem::new(format!("route[{i}].{}", issue.0), issue.1)),
+                Err(issue) => {
+                    problems.push(Problem::new(format!("route[{i}].{}", issue.0), issue.1))
+                }
             }
         }
         if problems.is_empty() {

@@ -96,11 +96,14 @@ async fn handle(
             return refuse(status, &rejection.to_string());
         }
     };
-    let events = to_events(&route, &body, decoded);
+    let events = to_events(route, &body, decoded);
     match route.mode {
-        Mode::Respond => respond(&route, &events).await,
+        Mode::Respond => respond(route, &events).await,
         Mode::Queue => {
-            let ids: Vec<_> = events.iter().map(|e| e.source.delivery_id.clone()).collect();
+            let ids: Vec<_> = events
+                .iter()
+                .map(|e| e.source.delivery_id.clone())
+                .collect();
             tracing::info!(route = %route.name, %remote, events = ids.len(), "accepted");
             dispatch::enqueue(route.clone(), events);
             (StatusCode::ACCEPTED, axum::Json(json!({ "accepted": ids }))).into_response()
@@ -127,7 +130,10 @@ async fn respond(route: &Route, events: &[Event]) -> Response {
         Ok(status) if (200..600).contains(&reply.status) => status,
         _ => {
             tracing::warn!(route = %route.name, status = reply.status, "plugin replied with an invalid status");
-            return error(StatusCode::BAD_GATEWAY, "plugin replied with an invalid status");
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "plugin replied with an invalid status",
+            );
         }
     };
     if serde_json::from_str::<serde::de::IgnoredAny>(&reply.json).is_err() {
@@ -184,11 +190,11 @@ fn to_events(route: &Route, body: &[u8], decoded: Vec<Decoded>) -> Vec<Event> {
 /// Reads the whole body, refusing more than `limit` bytes.
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, StatusCode> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::iter::successors(
-            Some(&e as &(dyn std::error::Error + 'static)),
-            |e| e.source(),
-        )
-        .any(|e| e.is::<http_body_util::LengthLimitError>());
+        let too_large =
+            std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
         if too_large {
             StatusCode::PAYLOAD_TOO_LARGE
         } else {

@@ -10,8 +10,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use wirehook::plugin::host;
-pub use wirehook::plugin::types;
+pub use self::wirehook::plugin::host;
+pub use self::wirehook::plugin::types;
 
 impl From<&event::Contact> for types::Contact {
     fn from(c: &event::Contact) -> Self {

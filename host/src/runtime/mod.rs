@@ -75,13 +75,14 @@ impl Runtime {
     /// not recompile (a Python component takes seconds).
     pub fn new(cache_dir: Option<&Path>) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
-        config
-            .async_support(true)
-            .wasm_component_model(true)
-            .epoch_interruption(true);
+        config.wasm_component_model(true).epoch_interruption(true);
         if let Some(dir) = cache_dir {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the compilation cache {}", dir.display()))?;
+            // wasmtime wants an absolute cache path; config paths are
+            // relative to the working directory.
+            let dir =
+                std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
             let mut cache = CacheConfig::new();
             cache.with_directory(dir);
             config.cache(Some(Cache::new(cache)?));
@@ -110,11 +111,10 @@ impl Runtime {
             path: shown.clone(),
             source,
         })?;
-        let component =
-            Component::new(&self.engine, &bytes).map_err(|e| LoadError::Compile {
-                path: shown.clone(),
-                reason: format!("{e:#}"),
-            })?;
+        let component = Component::new(&self.engine, &bytes).map_err(|e| LoadError::Compile {
+            path: shown.clone(),
+            reason: format!("{e:#}"),
+        })?;
         let pre = self
             .linker
             .instantiate_pre(&component)

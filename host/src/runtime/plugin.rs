@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
+use super::Limits;
 use super::bindings::{self, PluginPre, types};
 use super::host::{CallContext, Grants, State};
 use super::limits::MemoryCap;
-use super::Limits;
 use crate::config::Isolation;
 use crate::event::Event;
 
@@ -128,7 +128,10 @@ impl Plugin {
     }
 
     async fn instantiate(&self, deadline: Instant) -> Result<Warm, CallError> {
-        let state = State::new(self.grants.clone(), MemoryCap::new(self.limits.memory_bytes));
+        let state = State::new(
+            self.grants.clone(),
+            MemoryCap::new(self.limits.memory_bytes),
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.data_mut().deadline = deadline;
@@ -142,14 +145,12 @@ impl Plugin {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| match self.trap_error(&store, e) {
+        let instance = self.pre.instantiate_async(&mut store).await.map_err(|e| {
+            match self.trap_error(&store, e) {
                 CallError::Trap(reason) => CallError::Instantiate(reason),
                 other => other,
-            })?;
+            }
+        })?;
         Ok(Warm {
             store,
             instance,

@@ -33,7 +33,11 @@ fn broken_configs_fail_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(plugin_wasm("order-status"), plugins.join("order-status.wasm")).unwrap();
+    std::fs::copy(
+        plugin_wasm("order-status"),
+        plugins.join("order-status.wasm"),
+    )
+    .unwrap();
     let header = format!(
         "[storage]\npath = {:?}\n[plugins]\ndir = {:?}\n",
         dir.path().join("data"),
@@ -63,7 +67,7 @@ fn broken_configs_fail_naming_the_key() {
         (
             "unknown key",
             "[[route]]\nname = \"a\"\npath = \"/a\"\nprovider = \"goflow\"\nsecret = \"env:GOFLOW_TOKEN\"\nplugins = [\"order-status\"]\nmodee = \"respond\"\n",
-            "route.0: unknown field: found `modee`",
+            "route[0].modee: unknown field: found `modee`",
         ),
     ];
     for (case, routes, expected) in cases {

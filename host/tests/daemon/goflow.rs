@@ -91,7 +91,11 @@ async fn unknown_path_and_wrong_method_are_refused() {
     let client = reqwest::Client::new();
     let response = client.post(daemon.url("/hooks/nope")).send().await.unwrap();
     assert_eq!(response.status(), 404);
-    let response = client.get(daemon.url("/hooks/orders")).send().await.unwrap();
+    let response = client
+        .get(daemon.url("/hooks/orders"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "POST");
 }

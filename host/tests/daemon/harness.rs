@@ -12,7 +12,10 @@ use std::time::Duration;
 const LOG_WAIT: Duration = Duration::from_secs(60);
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// A compiled plugin: shipped examples from `plugins/dist`, test fixtures
@@ -47,7 +50,7 @@ struct Log {
 pub struct Daemon {
     child: Child,
     pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     log: Arc<Log>,
 }
 
@@ -137,7 +140,7 @@ impl DaemonBuilder {
         let mut daemon = Daemon {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
-            dir,
+            _dir: dir,
             log,
         };
         let listening = daemon.wait_for_log(|line| line["message"] == "listening");
@@ -180,7 +183,10 @@ impl Daemon {
     }
 
     /// Log lines matching `matches`, as seen so far.
-    pub fn log_lines(&self, matches: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+    pub fn log_lines(
+        &self,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
         let lines = self.log.lines.lock().unwrap();
         lines.iter().filter(|l| matches(l)).cloned().collect()
     }
@@ -196,7 +202,9 @@ impl Daemon {
 
     /// Waits for the `n`th refusal log line of `route`.
     pub fn wait_refused(&self, route: &str, n: usize) -> serde_json::Value {
-        self.wait_for_nth(n, |l| l["message"] == "request refused" && l["route"] == route)
+        self.wait_for_nth(n, |l| {
+            l["message"] == "request refused" && l["route"] == route
+        })
     }
 }
 

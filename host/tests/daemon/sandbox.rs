@@ -53,7 +53,10 @@ async fn endless_loop_fails_at_the_deadline() {
         let (status, error) = send(&daemon, "loop").await;
         assert_eq!(status, 502);
         assert!(
-            error["error"].as_str().unwrap().contains("deadline of 300 ms"),
+            error["error"]
+                .as_str()
+                .unwrap()
+                .contains("deadline of 300 ms"),
             "{error}"
         );
         assert_still_serving(&daemon).await;
@@ -66,7 +69,10 @@ async fn growing_past_the_memory_cap_traps() {
     let (status, error) = send(&daemon, "grow").await;
     assert_eq!(status, 502);
     assert!(
-        error["error"].as_str().unwrap().contains("memory cap of 32 MiB"),
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("memory cap of 32 MiB"),
         "{error}"
     );
     assert_still_serving(&daemon).await;
@@ -78,7 +84,10 @@ async fn panic_is_a_502_and_the_daemon_serves_on() {
     assert_still_serving(&daemon).await;
     let (status, error) = send(&daemon, "panic").await;
     assert_eq!(status, 502);
-    assert!(error["error"].as_str().unwrap().contains("trapped"), "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("trapped"),
+        "{error}"
+    );
     // The guest's panic message reaches the log.
     daemon.wait_for_log(|l| {
         l["stderr"]

@@ -101,7 +101,10 @@ async fn forged_unsigned_foreign_and_expired_tokens_are_refused() {
     let good = sign(&claims("Success"), Algorithm::HS256, SECRET);
     let (header, payload) = {
         let mut parts = good.split('.');
-        (parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned())
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+        )
     };
     // Same claims, signature of another key.
     let forged = sign(&claims("Success"), Algorithm::HS256, "not-the-secret");
@@ -110,7 +113,10 @@ async fn forged_unsigned_foreign_and_expired_tokens_are_refused() {
         let signature = good.rsplit('.').next().unwrap();
         let mut altered = claims("Success");
         altered["user_id"] = json!("someone-else");
-        format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(altered.to_string()))
+        format!(
+            "{header}.{}.{signature}",
+            URL_SAFE_NO_PAD.encode(altered.to_string())
+        )
     };
     let alg_none = format!(
         "{}.{payload}.",

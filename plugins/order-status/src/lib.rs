@@ -55,3 +55,75 @@ fn status_of(number: &str) -> &'static str {
 }
 
 export!(OrderStatus);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wirehook::plugin::types::{Contact, FlowStage, Source};
+
+    fn call(payload: Payload) -> Option<String> {
+        let e = Event {
+            source: Source {
+                provider: "goflow".into(),
+                route: "orders".into(),
+                delivery_id: "d1".into(),
+                received_at_ms: 0,
+            },
+            kind: "call_webhook".into(),
+            payload,
+            raw_json: "{}".into(),
+        };
+        OrderStatus::handle(e)
+            .ok()?
+            .map(|reply| format!("{} {}", reply.status, reply.json))
+    }
+
+    fn flow_call(variables: &[(&str, &str)]) -> Payload {
+        Payload::FlowCall(FlowEvent {
+            flow_id: None,
+            flow_name: None,
+            stage: FlowStage::Started,
+            contact: Contact {
+                id: None,
+                phone: None,
+                name: None,
+            },
+            variables: variables
+                .iter()
+                .map(|&(k, v)| (k.into(), v.into()))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn prefers_the_order_result_over_the_input() {
+        let reply = call(flow_call(&[("input", "CU003"), ("order", " CU001 ")]));
+        assert_eq!(
+            reply.as_deref(),
+            Some(r#"200 {"number":"CU001","status":"Shipped"}"#)
+        );
+    }
+
+    #[test]
+    fn falls_back_to_the_input_text() {
+        let reply = call(flow_call(&[("input", "CU002\n")]));
+        assert_eq!(
+            reply.as_deref(),
+            Some(r#"200 {"number":"CU002","status":"Pending"}"#)
+        );
+    }
+
+    #[test]
+    fn escapes_an_unknown_number() {
+        let reply = call(flow_call(&[("order", r#"x"y"#)]));
+        assert_eq!(
+            reply.as_deref(),
+            Some(r#"200 {"number":"x\"y","status":"Unknown"}"#)
+        );
+    }
+
+    #[test]
+    fn ignores_other_payloads() {
+        assert_eq!(call(Payload::Other), None);
+    }
+}

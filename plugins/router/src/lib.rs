@@ -24,6 +24,8 @@ impl Guest for Router {
             _ => return Ok(None),
         };
         let dest = Destination::of(text.unwrap_or(""));
+        // Written out rather than with `json!`, whose map sorts keys, so the
+        // body reads in the documented order like the other languages' replies.
         let json = format!(
             r#"{{"route":{},"count":{}}}"#,
             serde_json::Value::from(dest.name()),
@@ -93,3 +95,19 @@ impl Destination {
 }
 
 export!(Router);
+
+#[cfg(test)]
+mod tests {
+    use super::Destination;
+
+    #[test]
+    fn routes_by_the_first_word() {
+        let route = |text| Destination::of(text).name();
+        assert_eq!(route("Sales please"), "sales");
+        assert_eq!(route("  salesforce question"), "sales");
+        assert_eq!(route("HELP!"), "support");
+        assert_eq!(route("support"), "support");
+        assert_eq!(route("I need sales"), "default");
+        assert_eq!(route(""), "default");
+    }
+}

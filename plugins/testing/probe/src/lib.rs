@@ -162,3 +162,48 @@ fn contact(c: &Contact) -> Value {
 }
 
 export!(Probe);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoes_the_typed_event() {
+        let e = Event {
+            source: Source {
+                provider: "goflow".into(),
+                route: "orders".into(),
+                delivery_id: "d1".into(),
+                received_at_ms: 7,
+            },
+            kind: "call_webhook".into(),
+            payload: Payload::FlowCall(FlowEvent {
+                flow_id: Some("f1".into()),
+                flow_name: None,
+                stage: FlowStage::Succeeded,
+                contact: Contact {
+                    id: None,
+                    phone: Some("+1555".into()),
+                    name: None,
+                },
+                variables: vec![("input".into(), "hi".into())],
+            }),
+            raw_json: "not json".into(),
+        };
+        let reply = Probe::handle(e).unwrap().unwrap();
+        let echoed: Value = serde_json::from_str(&reply.json).unwrap();
+        assert_eq!(
+            echoed,
+            json!({
+                "kind": "call_webhook",
+                "source": {"provider": "goflow", "route": "orders", "delivery_id": "d1", "received_at_ms": 7},
+                "payload": {
+                    "type": "flow-call", "flow_id": "f1", "flow_name": null, "stage": "succeeded",
+                    "contact": {"id": null, "phone": "+1555", "name": null},
+                    "variables": {"input": "hi"},
+                },
+                "raw_json": "not json",
+            })
+        );
+    }
+}
