@@ -149,3 +149,30 @@ async fn forged_unsigned_foreign_and_expired_tokens_are_refused() {
     }
     assert_eq!(daemon.plugin_calls("truora"), 0);
 }
+
+#[tokio::test]
+async fn queue_route_acknowledges_then_hands_the_event_over() {
+    let daemon = DaemonBuilder::new(
+        r#"
+[[route]]
+name = "truora-queue"
+path = "/hooks/truora"
+provider = "truora"
+secret = "env:TEST_TRUORA_SECRET"
+plugins = ["probe"]
+mode = "queue"
+"#,
+    )
+    .plugin("probe")
+    .env("TEST_TRUORA_SECRET", SECRET)
+    .start();
+    let response = post(&daemon, sign(&claims("Started"), Algorithm::HS256, SECRET)).await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"accepted": ["evt-Started"]}));
+    daemon.wait_for_log(|l| {
+        l["message"] == "plugin handled event"
+            && l["route"] == "truora-queue"
+            && l["delivery_id"] == "evt-Started"
+    });
+}
