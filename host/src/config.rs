@@ -29,6 +29,8 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default)]
     pub plugins: PluginsConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// `[[route]]` tables, in file order.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -69,6 +71,35 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("data"),
+        }
+    }
+}
+
+/// `[delivery]`: how `queue` routes hand events to plugins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Events handed to plugins at once.
+    pub workers: usize,
+    /// Above this many undelivered events, new ones get 503 + Retry-After.
+    pub max_queue_depth: u64,
+    /// A delivery id seen on a route within this window is not handed to
+    /// plugins again.
+    pub dedup_window_secs: u64,
+    /// Delivered events (and logged respond events) are deleted after this.
+    pub retention_hours: u64,
+    /// On SIGTERM, how long plugin calls in flight may take to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            max_queue_depth: 100_000,
+            dedup_window_secs: 24 * 3600,
+            retention_hours: 7 * 24,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -140,6 +171,27 @@ pub struct RouteConfig {
     pub header: Option<String>,
     /// Meta: the token of the GET `hub.challenge` handshake.
     pub verify_token: Option<SecretSource>,
+    /// Queue routes: attempts before an event becomes a dead letter.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Queue routes: delay before the first retry; doubles each attempt
+    /// (with jitter) up to `backoff_max_ms`.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+}
+
+fn default_max_attempts() -> u32 {
+    8
+}
+
+fn default_backoff_ms() -> u64 {
+    1000
+}
+
+fn default_backoff_max_ms() -> u64 {
+    3600 * 1000
 }
 
 /// How a plugin's instances are reused.
@@ -230,6 +282,9 @@ impl Config {
         if self.plugins.timeout_ms == 0 {
             problems.push(Problem::new("plugins.timeout_ms", "must be at least 1"));
         }
+        if self.delivery.workers == 0 {
+            problems.push(Problem::new("delivery.workers", "must be at least 1"));
+        }
         if self.server.max_body_bytes == 0 {
             problems.push(Problem::new("server.max_body_bytes", "must be at least 1"));
         }
@@ -251,6 +306,15 @@ impl Config {
                 problems.push(Problem::new(
                     key("path"),
                     format!("`{}` is also the path of route[{first}]", route.path),
+                ));
+            }
+            if route.max_attempts == 0 {
+                problems.push(Problem::new(key("max_attempts"), "must be at least 1"));
+            }
+            if route.backoff_ms > route.backoff_max_ms {
+                problems.push(Problem::new(
+                    key("backoff_ms"),
+                    "must not exceed backoff_max_ms",
                 ));
             }
             if let Some(secret) = &route.secret

@@ -1,15 +1,31 @@
-//! Hands decoded events to a route's plugins, in order: inline for
-//! `respond` routes, on a background task for `queue` routes.
+//! Hands decoded events to a route's plugins: inline for `respond` routes,
+//! through the durable store and a pool of workers for `queue` routes.
 //!
-//! Queue delivery is in-process for now: an event accepted shortly before
-//! a crash can be lost. The durable store replaces [`enqueue`].
+//! Queue delivery is at-least-once: an event is acknowledged only once it
+//! is committed, workers claim it from the store, and it leaves the queue
+//! only when every plugin of its route has handled it, when a plugin drops
+//! it, or after its route's last attempt (a dead letter).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::config::DeliveryConfig;
 use crate::event::Event;
-use crate::routes::Route;
+use crate::routes::{Route, RouteTable};
 use crate::runtime::{CallError, Reply};
+use crate::store::{Admission, Claimed, Outcome, Store, StoreError};
+
+/// How long an idle worker waits before looking at the store again, so
+/// that events re-queued by `wirehook replay` from another process are
+/// picked up.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How often retention runs and the queue depth is re-counted.
+const HOUSEKEEPING: Duration = Duration::from_secs(60);
 
 /// A plugin that failed an event, and how.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,6 +33,22 @@ use crate::runtime::{CallError, Reply};
 pub struct PluginFailure {
     pub plugin: String,
     pub error: CallError,
+}
+
+/// Why events could not be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("queue is full ({depth} events waiting)")]
+    Overloaded { depth: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Runs every plugin of `route` on `event`, in order, stopping at the
@@ -27,28 +59,17 @@ pub async fn run(route: &Route, event: &Event) -> Result<Option<Reply>, PluginFa
         let started = Instant::now();
         let outcome = plugin.handle(event).await;
         let micros = started.elapsed().as_micros() as u64;
+        let (route, delivery_id, attempt) =
+            (&route.name, &event.source.delivery_id, event.source.attempt);
         match outcome {
             Ok(reply) => {
-                tracing::debug!(
-                    route = %route.name,
-                    delivery_id = %event.source.delivery_id,
-                    plugin = plugin.name(),
-                    micros,
-                    "plugin handled event"
-                );
+                tracing::debug!(%route, %delivery_id, attempt, plugin = plugin.name(), micros, "plugin handled event");
                 if reply.is_some() {
                     answer = reply;
                 }
             }
             Err(error) => {
-                tracing::warn!(
-                    route = %route.name,
-                    delivery_id = %event.source.delivery_id,
-                    plugin = plugin.name(),
-                    micros,
-                    %error,
-                    "plugin failed event"
-                );
+                tracing::warn!(%route, %delivery_id, attempt, plugin = plugin.name(), micros, %error, "plugin failed event");
                 return Err(PluginFailure {
                     plugin: plugin.name().to_owned(),
                     error,
@@ -59,12 +80,226 @@ pub async fn run(route: &Route, event: &Event) -> Result<Option<Reply>, PluginFa
     Ok(answer)
 }
 
-/// Hands `events` to the route's plugins in the background.
-pub fn enqueue(route: Arc<Route>, events: Vec<Event>) {
-    tokio::spawn(async move {
-        for event in &events {
-            // Failures are logged by `run`; retries come with the store.
-            let _ = run(&route, event).await;
+/// The queue's front door and its workers.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    routes: Arc<RouteTable>,
+    config: DeliveryConfig,
+    /// Undelivered events, kept in memory so admission costs no query;
+    /// re-counted from the store at each housekeeping.
+    depth: AtomicU64,
+    wake: Notify,
+    stop: watch::Sender<bool>,
+    workers: tokio::sync::Mutex<JoinSet<()>>,
+}
+
+impl Dispatcher {
+    /// Re-queues what a previous process left running, then starts the
+    /// workers and housekeeping.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        routes: Arc<RouteTable>,
+        config: DeliveryConfig,
+    ) -> Result<Arc<Self>, StoreError> {
+        let recovered = store.recover(now_ms()).await?;
+        if recovered > 0 {
+            tracing::warn!(
+                events = recovered,
+                "re-queued events whose delivery was interrupted"
+            );
         }
-    });
+        let depth = store.depth().await?;
+        let (stop, _) = watch::channel(false);
+        let dispatcher = Arc::new(Self {
+            store,
+            routes,
+            depth: AtomicU64::new(depth),
+            wake: Notify::new(),
+            stop,
+            workers: tokio::sync::Mutex::new(JoinSet::new()),
+            config,
+        });
+        {
+            let mut workers = dispatcher.workers.lock().await;
+            for _ in 0..dispatcher.config.workers {
+                workers.spawn(dispatcher.clone().work());
+            }
+            workers.spawn(dispatcher.clone().housekeep());
+        }
+        Ok(dispatcher)
+    }
+
+    pub fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Durably queues `events` for their route's plugins. Returns once
+    /// they are committed, so the caller may acknowledge.
+    pub async fn accept(&self, events: Vec<Event>) -> Result<Vec<Admission>, AcceptError> {
+        let depth = self.depth();
+        if depth >= self.config.max_queue_depth {
+            return Err(AcceptError::Overloaded { depth });
+        }
+        let now = now_ms();
+        let window = self.config.dedup_window_secs.saturating_mul(1000);
+        let admissions = self
+            .store
+            .enqueue(events, now, now.saturating_sub(window))
+            .await?;
+        let queued = admissions
+            .iter()
+            .filter(|a| matches!(a, Admission::Queued(_)))
+            .count();
+        if queued > 0 {
+            self.depth.fetch_add(queued as u64, Ordering::Relaxed);
+            self.wake.notify_waiters();
+            self.wake.notify_one();
+        }
+        Ok(admissions)
+    }
+
+    /// Runs a `respond` route's plugins inline and logs the outcome in the
+    /// delivery log without making the caller wait for the write.
+    pub async fn respond(
+        &self,
+        route: &Route,
+        event: &Event,
+    ) -> Result<Option<Reply>, PluginFailure> {
+        let result = run(route, event).await;
+        let store = self.store.clone();
+        let event = event.clone();
+        let error = result.as_ref().err().map(ToString::to_string);
+        tokio::spawn(async move {
+            if let Err(e) = store.log_response(&event, error, now_ms()).await {
+                tracing::error!(delivery_id = %event.source.delivery_id, "cannot log a response: {e}");
+            }
+        });
+        result
+    }
+
+    /// Stops claiming events, lets calls in flight finish within the
+    /// grace period, and returns. Unfinished events stay in the store and
+    /// are re-queued at the next start.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let grace = Duration::from_secs(self.config.shutdown_grace_secs);
+        let mut workers = self.workers.lock().await;
+        let drained = tokio::time::timeout(grace, async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "plugin calls still running at the end of the grace period; their events stay queued"
+            );
+            workers.abort_all();
+        }
+    }
+
+    async fn work(self: Arc<Self>) {
+        let mut stop = self.stop.subscribe();
+        while !*stop.borrow() {
+            let claimed = match self.store.claim(now_ms(), 1).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::error!("cannot claim events: {e}");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                let idle = self.idle_time().await;
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for event in claimed {
+                self.deliver(event).await;
+            }
+        }
+    }
+
+    /// Until the next retry falls due, at most [`IDLE_POLL`].
+    async fn idle_time(&self) -> Duration {
+        match self.store.next_due_ms().await {
+            Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now_ms())).min(IDLE_POLL),
+            _ => IDLE_POLL,
+        }
+    }
+
+    async fn deliver(&self, claimed: Claimed) {
+        let Claimed { id, attempt, event } = claimed;
+        let outcome = match self.routes.route_named(&event.source.route) {
+            None => Outcome::Dead {
+                error: format!("route `{}` is no longer configured", event.source.route),
+            },
+            Some(route) => match run(route, &event).await {
+                Ok(_) => Outcome::Delivered,
+                Err(failure)
+                    if failure.error.is_retryable() && attempt < route.retry.max_attempts =>
+                {
+                    let delay = route.retry.delay_ms(attempt, fastrand::f64());
+                    Outcome::Retry {
+                        error: failure.to_string(),
+                        at_ms: now_ms() + delay,
+                    }
+                }
+                Err(failure) => Outcome::Dead {
+                    error: failure.to_string(),
+                },
+            },
+        };
+        let finished = !matches!(outcome, Outcome::Retry { .. });
+        let dead_reason = match &outcome {
+            Outcome::Dead { error } => Some(error.clone()),
+            _ => None,
+        };
+        match self.store.finish(id, outcome, now_ms()).await {
+            Ok(()) if finished => {
+                // Saturating: events re-queued by `wirehook replay` from
+                // another process are not counted until housekeeping.
+                let _ = self
+                    .depth
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                        Some(d.saturating_sub(1))
+                    });
+                if let Some(error) = dead_reason {
+                    tracing::warn!(route = %event.source.route, delivery_id = %event.source.delivery_id, attempt, %error, "dead letter");
+                }
+            }
+            Ok(()) => {}
+            // The event stays `running` and is re-queued at next start.
+            Err(e) => tracing::error!(id, "cannot record a delivery outcome: {e}"),
+        }
+    }
+
+    async fn housekeep(self: Arc<Self>) {
+        let mut stop = self.stop.subscribe();
+        let mut tick = tokio::time::interval(HOUSEKEEPING);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let now = now_ms();
+            let retention = self.config.retention_hours.saturating_mul(3600 * 1000);
+            let window = self.config.dedup_window_secs.saturating_mul(1000);
+            match self
+                .store
+                .prune(now.saturating_sub(retention), now.saturating_sub(window))
+                .await
+            {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(events = pruned, "pruned finished events"),
+                Err(e) => tracing::error!("retention failed: {e}"),
+            }
+            match self.store.depth().await {
+                Ok(depth) => self.depth.store(depth, Ordering::Relaxed),
+                Err(e) => tracing::error!("cannot count the queue: {e}"),
+            }
+        }
+    }
 }

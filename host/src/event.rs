@@ -1,16 +1,18 @@
 //! The typed event a provider decodes a request into, independent of any
 //! WIT version: the runtime converts it to whichever version a plugin
-//! targets.
+//! targets. Events are stored as JSON of these types.
+
+use serde::{Deserialize, Serialize};
 
 /// The person on the other side, as far as the provider tells.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub id: Option<String>,
     pub phone: Option<String>,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub id: Option<String>,
     pub contact: Contact,
@@ -20,21 +22,21 @@ pub struct Message {
     pub media_url: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusUpdate {
     pub message_id: String,
     pub status: String,
     pub timestamp_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FlowStage {
     Started,
     Succeeded,
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowEvent {
     pub flow_id: Option<String>,
     pub flow_name: Option<String>,
@@ -43,7 +45,7 @@ pub struct FlowEvent {
     pub variables: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CampaignEvent {
     pub campaign_id: Option<String>,
     pub label: Option<String>,
@@ -53,7 +55,7 @@ pub struct CampaignEvent {
     pub keyword: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
     MessageReceived(Message),
     MessageStatus(StatusUpdate),
@@ -66,7 +68,7 @@ pub enum Payload {
 
 /// What a provider decodes out of one verified request (a request may
 /// carry several).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decoded {
     /// The provider's own event name.
     pub kind: String,
@@ -78,16 +80,18 @@ pub struct Decoded {
 }
 
 /// Where and when an event arrived.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     pub provider: String,
     pub route: String,
     pub delivery_id: String,
     pub received_at_ms: u64,
+    /// 1 for the first delivery, then counting retries.
+    pub attempt: u32,
 }
 
 /// A verified, decoded event on its way to plugins.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub source: Source,
     pub kind: String,

@@ -16,3 +16,4 @@ pub mod routes;
 pub mod runtime;
 pub mod secret;
 pub mod server;
+pub mod store;

@@ -19,8 +19,32 @@ pub struct Route {
     pub provider: Arc<dyn Provider>,
     pub mode: Mode,
     pub allow_ips: Vec<IpNet>,
+    pub retry: RetryPolicy,
     /// Run in order for each event.
     pub plugins: Vec<Arc<Plugin>>,
+}
+
+/// How a queue route retries a failed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl RetryPolicy {
+    /// Delay after failed attempt `attempt` (from 1): exponential, capped,
+    /// with `jitter` in [0, 1) spreading it over ±50% so that events failed
+    /// together do not all come back together.
+    pub fn delay_ms(&self, attempt: u32, jitter: f64) -> u64 {
+        let doublings = attempt.saturating_sub(1).min(32);
+        let base = self
+            .backoff_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.backoff_max_ms);
+        let spread = 0.5 + jitter.clamp(0.0, 1.0);
+        ((base as f64 * spread) as u64).min(self.backoff_max_ms)
+    }
 }
 
 /// Everything the server needs to answer a request.
@@ -60,6 +84,10 @@ impl RouteTable {
 
     pub fn route(&self, path: &str) -> Option<&Arc<Route>> {
         self.by_path.get(path)
+    }
+
+    pub fn route_named(&self, name: &str) -> Option<&Arc<Route>> {
+        self.by_path.values().find(|route| route.name == name)
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
@@ -105,6 +133,11 @@ fn build_route(
         provider,
         mode: route.mode,
         allow_ips: route.allow_ips.clone(),
+        retry: RetryPolicy {
+            max_attempts: route.max_attempts,
+            backoff_ms: route.backoff_ms,
+            backoff_max_ms: route.backoff_max_ms,
+        },
         plugins,
     })
 }
@@ -146,4 +179,31 @@ fn load_plugins(
         }
     }
     plugins
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RetryPolicy;
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 8,
+        backoff_ms: 1000,
+        backoff_max_ms: 60_000,
+    };
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        let middle = |attempt| POLICY.delay_ms(attempt, 0.5);
+        assert_eq!(middle(1), 1000);
+        assert_eq!(middle(2), 2000);
+        assert_eq!(middle(3), 4000);
+        assert_eq!(middle(7), 60_000);
+        assert_eq!(middle(100), 60_000);
+    }
+
+    #[test]
+    fn jitter_spreads_half_either_way() {
+        assert_eq!(POLICY.delay_ms(2, 0.0), 1000);
+        assert_eq!(POLICY.delay_ms(2, 0.999), 2998);
+    }
 }

@@ -5,7 +5,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -18,15 +17,20 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::config::{Mode, ServerConfig};
-use crate::dispatch;
+use crate::dispatch::{AcceptError, Dispatcher};
 use crate::event::{Decoded, Event, Source};
 use crate::providers::{self, Rejection};
 use crate::routes::{Route, RouteTable};
+use crate::store::Admission;
+
+/// What a provider is told to wait before retrying when the queue is full.
+const RETRY_AFTER_SECS: &str = "5";
 
 /// What every request handler shares.
 pub struct App {
     pub routes: Arc<RouteTable>,
     pub server: ServerConfig,
+    pub dispatcher: Arc<Dispatcher>,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets
@@ -98,24 +102,63 @@ async fn handle(
     };
     let events = to_events(route, &body, decoded);
     match route.mode {
-        Mode::Respond => respond(route, &events).await,
-        Mode::Queue => {
-            let ids: Vec<_> = events
-                .iter()
-                .map(|e| e.source.delivery_id.clone())
-                .collect();
-            tracing::info!(route = %route.name, %remote, events = ids.len(), "accepted");
-            dispatch::enqueue(route.clone(), events);
-            (StatusCode::ACCEPTED, axum::Json(json!({ "accepted": ids }))).into_response()
+        Mode::Respond => respond(&app.dispatcher, route, &events).await,
+        Mode::Queue => enqueue(&app.dispatcher, route, events, remote).await,
+    }
+}
+
+/// Acknowledges once the events are committed to the store.
+async fn enqueue(
+    dispatcher: &Dispatcher,
+    route: &Route,
+    events: Vec<Event>,
+    remote: IpAddr,
+) -> Response {
+    let ids: Vec<_> = events
+        .iter()
+        .map(|e| e.source.delivery_id.clone())
+        .collect();
+    match dispatcher.accept(events).await {
+        Ok(admissions) => {
+            let (mut accepted, mut duplicates) = (Vec::new(), Vec::new());
+            for (id, admission) in ids.into_iter().zip(admissions) {
+                match admission {
+                    Admission::Queued(_) => accepted.push(id),
+                    Admission::Duplicate => duplicates.push(id),
+                }
+            }
+            tracing::info!(route = %route.name, %remote, ?accepted, ?duplicates, "accepted");
+            let body = if duplicates.is_empty() {
+                json!({ "accepted": accepted })
+            } else {
+                json!({ "accepted": accepted, "duplicates": duplicates })
+            };
+            (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+        }
+        Err(AcceptError::Overloaded { depth }) => {
+            tracing::warn!(route = %route.name, %remote, depth, "queue full: asking the provider to retry later");
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "queue full, retry later");
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+            response
+        }
+        Err(AcceptError::Store(e)) => {
+            tracing::error!(route = %route.name, %remote, "cannot store events: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "events could not be stored; retry",
+            )
         }
     }
 }
 
 /// Runs the plugins inline; the last reply is the response.
-async fn respond(route: &Route, events: &[Event]) -> Response {
+async fn respond(dispatcher: &Dispatcher, route: &Route, events: &[Event]) -> Response {
     let mut answer = None;
     for event in events {
-        match dispatch::run(route, event).await {
+        match dispatcher.respond(route, event).await {
             Ok(Some(reply)) => answer = Some(reply),
             Ok(None) => {}
             Err(failure) => {
@@ -152,9 +195,7 @@ async fn respond(route: &Route, events: &[Event]) -> Response {
 /// Gives each decoded event its source and a stable delivery id: the
 /// provider's where it has one, else a hash of route and body.
 fn to_events(route: &Route, body: &[u8], decoded: Vec<Decoded>) -> Vec<Event> {
-    let received_at_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let received_at_ms = crate::dispatch::now_ms();
     let several = decoded.len() > 1;
     let body_hash = || {
         let mut hasher = Sha256::new();
@@ -178,6 +219,7 @@ fn to_events(route: &Route, body: &[u8], decoded: Vec<Decoded>) -> Vec<Event> {
                     route: route.name.clone(),
                     delivery_id,
                     received_at_ms,
+                    attempt: 1,
                 },
                 kind: d.kind,
                 payload: d.payload,

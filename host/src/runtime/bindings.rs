@@ -79,6 +79,7 @@ impl From<&event::Event> for types::Event {
                 route: e.source.route.clone(),
                 delivery_id: e.source.delivery_id.clone(),
                 received_at_ms: e.source.received_at_ms,
+                attempt: e.source.attempt,
             },
             kind: e.kind.clone(),
             payload: (&e.payload).into(),

@@ -8,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+/// Pushed to the log when the daemon's stderr closes.
+const CLOSED: &str = "(log closed)";
+
 /// How long to wait for the daemon to log something before failing.
 const LOG_WAIT: Duration = Duration::from_secs(60);
 
@@ -48,8 +51,12 @@ struct Log {
 }
 
 pub struct Daemon {
-    child: Child,
+    child: Option<Child>,
     pub addr: SocketAddr,
+    pub config: PathBuf,
+    env: Vec<(String, String)>,
+    /// How many times the daemon was started; its log spans every run.
+    runs: usize,
     _dir: tempfile::TempDir,
     log: Arc<Log>,
 }
@@ -106,10 +113,28 @@ impl DaemonBuilder {
         let config_path = dir.path().join("wirehook.toml");
         std::fs::write(&config_path, config).unwrap();
 
+        let mut daemon = Daemon {
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            config: config_path,
+            env: self.env,
+            runs: 0,
+            _dir: dir,
+            log: Arc::new(Log::default()),
+        };
+        daemon.spawn();
+        daemon
+    }
+}
+
+impl Daemon {
+    /// Starts (or restarts) the daemon on the same config and store, and
+    /// waits until it listens.
+    pub fn spawn(&mut self) {
         let mut command = wirehook();
         command
             .args(["--log-format", "json", "run", "--config"])
-            .arg(&config_path)
+            .arg(&self.config)
             .env("RUST_LOG", "wirehook=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -118,38 +143,82 @@ impl DaemonBuilder {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("starting wirehook");
-        let log = Arc::new(Log::default());
         let stderr = child.stderr.take().unwrap();
-        let reader_log = log.clone();
+        let log = self.log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let value = serde_json::from_str(&line)
                     .unwrap_or_else(|_| serde_json::json!({ "message": line }));
-                reader_log.lines.lock().unwrap().push(value);
-                reader_log.grew.notify_all();
+                log.lines.lock().unwrap().push(value);
+                log.grew.notify_all();
             }
             // EOF: wake waiters so they notice the exit.
-            reader_log
-                .lines
+            log.lines
                 .lock()
                 .unwrap()
-                .push(serde_json::json!({ "message": "(log closed)" }));
-            reader_log.grew.notify_all();
+                .push(serde_json::json!({ "message": CLOSED }));
+            log.grew.notify_all();
         });
-        let mut daemon = Daemon {
-            child,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            _dir: dir,
-            log,
-        };
-        let listening = daemon.wait_for_log(|line| line["message"] == "listening");
-        daemon.addr = listening["addr"].as_str().unwrap().parse().unwrap();
-        daemon
+        self.child = Some(child);
+        self.runs += 1;
+        let listening = self.wait_for_nth(self.runs, |line| line["message"] == "listening");
+        self.addr = listening["addr"].as_str().unwrap().parse().unwrap();
     }
-}
 
-impl Daemon {
+    /// `kill -9`: no chance to flush or finish anything.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("daemon running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.wait_for_nth(self.runs, |l| l["message"] == CLOSED);
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = child.wait().unwrap();
+        self.wait_for_nth(self.runs, |l| l["message"] == CLOSED);
+        exit
+    }
+
+    /// Runs a wirehook subcommand against this daemon's config.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = wirehook();
+        command
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "off");
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    }
+
+    /// Waits until `done` holds for the whole log so far.
+    pub fn wait_until(&self, done: impl Fn(&[serde_json::Value]) -> bool) {
+        let mut lines = self.log.lines.lock().unwrap();
+        let deadline = std::time::Instant::now() + LOG_WAIT;
+        while !done(&lines) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                let tail: Vec<String> =
+                    lines.iter().rev().take(50).map(|l| l.to_string()).collect();
+                panic!(
+                    "condition not reached; last log lines:\n{}",
+                    tail.join("\n")
+                );
+            }
+            lines = self.log.grew.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -172,7 +241,8 @@ impl Daemon {
             if let Some(line) = lines.iter().filter(|l| matches(l)).nth(n - 1) {
                 return line.clone();
             }
-            let closed = lines.last().is_some_and(|l| l["message"] == "(log closed)");
+            // Closed: the current run's stderr has ended.
+            let closed = lines.iter().filter(|l| l["message"] == CLOSED).count() >= self.runs;
             let now = std::time::Instant::now();
             if closed || now >= deadline {
                 let all: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
@@ -210,7 +280,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -4,6 +4,7 @@
 mod harness;
 
 mod check;
+mod delivery;
 mod goflow;
 mod sandbox;
 mod truora;

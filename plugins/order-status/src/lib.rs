@@ -68,6 +68,7 @@ mod tests {
                 route: "orders".into(),
                 delivery_id: "d1".into(),
                 received_at_ms: 0,
+                attempt: 1,
             },
             kind: "call_webhook".into(),
             payload,

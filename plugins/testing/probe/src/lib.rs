@@ -12,9 +12,11 @@
 //! | `retry` / `drop` | fails with that `failure` |
 //! | `none` | `ok(none)` |
 //! | `env` | replies `{"env": N, "fs": B}`: what the sandbox leaks |
+//! | `record` | logs `seen <delivery id>` through the host, then `ok(none)` |
+//! | `fail-twice` | retries attempts 1 and 2; from attempt 3 acts as `record` |
 //! | anything else | echoes the whole typed event as JSON |
 //!
-//! It calls no host function, so it runs under any grants.
+//! Only `log` is called on the host, which every plugin may use.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
@@ -35,9 +37,24 @@ impl Guest for Probe {
             Some("drop") => Err(Failure::Drop("probe asked to drop".into())),
             Some("none") => Ok(None),
             Some("env") => Ok(Some(reply(&sandbox_leaks()))),
+            Some("record") => record(&e),
+            Some("fail-twice") if e.source.attempt < 3 => Err(Failure::Retry(format!(
+                "probe fails attempt {}",
+                e.source.attempt
+            ))),
+            Some("fail-twice") => record(&e),
             _ => Ok(Some(reply(&echo(&e)))),
         }
     }
+}
+
+/// Leaves a trace a test can count: one log line per delivery.
+fn record(e: &Event) -> Result<Option<Reply>, Failure> {
+    wirehook::plugin::host::log(
+        wirehook::plugin::host::Level::Info,
+        &format!("seen {} attempt {}", e.source.delivery_id, e.source.attempt),
+    );
+    Ok(None)
 }
 
 fn command(payload: &Payload) -> Option<&str> {
@@ -101,6 +118,7 @@ fn source(s: &Source) -> Value {
         "route": s.route,
         "delivery_id": s.delivery_id,
         "received_at_ms": s.received_at_ms,
+        "attempt": s.attempt,
     })
 }
 
@@ -175,6 +193,7 @@ mod tests {
                 route: "orders".into(),
                 delivery_id: "d1".into(),
                 received_at_ms: 7,
+                attempt: 2,
             },
             kind: "call_webhook".into(),
             payload: Payload::FlowCall(FlowEvent {
@@ -196,7 +215,7 @@ mod tests {
             echoed,
             json!({
                 "kind": "call_webhook",
-                "source": {"provider": "goflow", "route": "orders", "delivery_id": "d1", "received_at_ms": 7},
+                "source": {"provider": "goflow", "route": "orders", "delivery_id": "d1", "received_at_ms": 7, "attempt": 2},
                 "payload": {
                     "type": "flow-call", "flow_id": "f1", "flow_name": null, "stage": "succeeded",
                     "contact": {"id": null, "phone": "+1555", "name": null},

@@ -1,4 +1,5 @@
-//! The command line: `wirehook run` serves, `wirehook check` validates.
+//! The command line: `wirehook run` serves, `wirehook check` validates,
+//! and the delivery-log commands (see [`deliveries`]) inspect the store.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,6 +9,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, ConfigError};
+use crate::dispatch::Dispatcher;
+use crate::store::{SqliteStore, Store};
+
+mod deliveries;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 use crate::server::{self, App};
@@ -43,13 +48,20 @@ enum Command {
     Run(ConfigArg),
     /// Validate the config and load every plugin; print each problem.
     Check(ConfigArg),
+    /// The delivery log: events, their status, attempts and last error.
+    Events(deliveries::EventsArgs),
+    /// Re-queue events by id for an immediate attempt.
+    Replay(deliveries::ReplayArgs),
+    /// Inspect, replay and purge dead letters.
+    #[command(subcommand)]
+    DeadLetters(deliveries::DeadLetters),
 }
 
 #[derive(Debug, clap::Args)]
-struct ConfigArg {
+pub(crate) struct ConfigArg {
     /// The config file.
     #[arg(long, env = "WIREHOOK_CONFIG", default_value = "config/wirehook.toml")]
-    config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 /// Parses the command line and runs it.
@@ -59,6 +71,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(&args.config),
         Command::Check(args) => check(&args.config),
+        Command::Events(args) => deliveries::events(args),
+        Command::Replay(args) => deliveries::replay(args),
+        Command::DeadLetters(command) => deliveries::dead_letters(command),
     };
     match result {
         Ok(code) => code,
@@ -139,11 +154,17 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
             plugins = table.plugins().count(),
             "listening"
         );
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&config.storage.path).context("opening the store")?);
+        let routes = Arc::new(table);
+        let dispatcher = Dispatcher::start(store, routes.clone(), config.delivery.clone()).await?;
         let app = Arc::new(App {
-            routes: Arc::new(table),
+            routes,
             server: config.server.clone(),
+            dispatcher: dispatcher.clone(),
         });
         server::serve(listener, app, shutdown_signal()).await?;
+        dispatcher.shutdown().await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

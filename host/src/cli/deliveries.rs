@@ -1,0 +1,254 @@
+//! `wirehook events`, `replay` and `dead-letters`: the delivery log, read
+//! and changed from the store file, also while the daemon runs.
+
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use super::ConfigArg;
+use crate::config::Config;
+use crate::dispatch::now_ms;
+use crate::store::{Filter, Record, SqliteStore, Status, Store};
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    filter: ListArgs,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Only events with this status.
+    #[arg(long)]
+    status: Option<Status>,
+    /// Only events of this route.
+    #[arg(long)]
+    route: Option<String>,
+    /// At most this many, newest first (0: all).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Event ids, as `wirehook events` shows them.
+    #[arg(required = true)]
+    ids: Vec<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetters {
+    /// List dead letters, newest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        route: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one dead letter with its event.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: i64,
+    },
+    /// Re-queue dead letters for an immediate attempt.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Ids to replay.
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Delete dead letters.
+    Purge {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+}
+
+/// Opens the store the config points at and runs `f` on it.
+fn with_store<T>(
+    config: &ConfigArg,
+    f: impl AsyncFnOnce(&SqliteStore) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let path = Config::load(&config.config)?.storage.path;
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("opening the store in {}", path.display()))?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f(&store))
+}
+
+pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
+    let ListArgs {
+        status,
+        route,
+        limit,
+        json,
+    } = args.filter;
+    let records = with_store(&args.config, async |store| {
+        Ok(store
+            .list(Filter {
+                status,
+                route,
+                limit,
+            })
+            .await?)
+    })?;
+    print_records(&records, json);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let wanted = args.ids.clone();
+    let found = with_store(&args.config, async |store| {
+        Ok(store.replay(args.ids, now_ms()).await?)
+    })?;
+    report_replayed(&wanted, &found)
+}
+
+pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
+    match command {
+        DeadLetters::List {
+            config,
+            route,
+            limit,
+            json,
+        } => {
+            let records = with_store(&config, async |store| {
+                Ok(store
+                    .list(Filter {
+                        status: Some(Status::Dead),
+                        route,
+                        limit,
+                    })
+                    .await?)
+            })?;
+            print_records(&records, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        DeadLetters::Show { config, id } => {
+            let found = with_store(&config, async |store| Ok(store.get(id).await?))?;
+            let Some((record, event)) = found.filter(|(r, _)| r.status == Status::Dead) else {
+                eprintln!("no dead letter {id}");
+                return Ok(ExitCode::FAILURE);
+            };
+            let shown = serde_json::json!({ "record": record, "event": event });
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        DeadLetters::Replay { config, ids, all } => {
+            let (wanted, found) = with_store(&config, async |store| {
+                let wanted = dead_ids(store, ids, all).await?;
+                Ok((wanted.clone(), store.replay(wanted, now_ms()).await?))
+            })?;
+            report_replayed(&wanted, &found)
+        }
+        DeadLetters::Purge { config, ids, all } => {
+            let purged = with_store(&config, async |store| {
+                let ids = if all { Vec::new() } else { ids };
+                Ok(store.purge_dead(ids).await?)
+            })?;
+            println!("purged {purged} dead letters");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The ids given, checked to be dead letters, or every dead letter.
+async fn dead_ids(store: &SqliteStore, ids: Vec<i64>, all: bool) -> anyhow::Result<Vec<i64>> {
+    let dead: Vec<i64> = store
+        .list(Filter {
+            status: Some(Status::Dead),
+            route: None,
+            limit: 0,
+        })
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    Ok(if all {
+        dead
+    } else {
+        ids.into_iter().filter(|id| dead.contains(id)).collect()
+    })
+}
+
+fn report_replayed(wanted: &[i64], found: &[i64]) -> anyhow::Result<ExitCode> {
+    for id in found {
+        println!("re-queued {id}");
+    }
+    let missing: Vec<_> = wanted.iter().filter(|id| !found.contains(id)).collect();
+    for id in &missing {
+        eprintln!("no event {id} to replay (unknown, or being delivered right now)");
+    }
+    Ok(if missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_records(records: &[Record], json: bool) {
+    if json {
+        for record in records {
+            println!(
+                "{}",
+                serde_json::to_string(record).expect("records serialize")
+            );
+        }
+        return;
+    }
+    println!(
+        "{:>8}  {:<10}  {:<16}  {:<12}  {:<20}  {:>8}  {:<24}  {:<24}  {:<34}  last error",
+        "id",
+        "status",
+        "route",
+        "provider",
+        "kind",
+        "attempts",
+        "received",
+        "updated",
+        "delivery id"
+    );
+    for r in records {
+        println!(
+            "{:>8}  {:<10}  {:<16}  {:<12}  {:<20}  {:>8}  {:<24}  {:<24}  {:<34}  {}",
+            r.id,
+            r.status.as_str(),
+            r.route,
+            r.provider,
+            r.kind,
+            r.attempts,
+            time(r.received_at_ms),
+            time(r.updated_at_ms),
+            r.delivery_id,
+            r.last_error.as_deref().unwrap_or("")
+        );
+    }
+}
+
+fn time(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}

@@ -1,0 +1,185 @@
+//! The durable store behind `queue` routes: events accepted but not yet
+//! handled, their delivery log, dead letters and the dedup window.
+//!
+//! Everything goes through the [`Store`] trait so that a shared server
+//! (PostgreSQL) can back several wirehook instances later; the embedded
+//! [`sqlite`] store is the default. Every method takes the current time
+//! from its caller, so windows, backoff and retention are tested with
+//! injected time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for its (next) attempt.
+    Queued,
+    /// A worker is handing it to the plugins.
+    Running,
+    /// Every plugin handled it.
+    Delivered,
+    /// Failed for good: dropped by a plugin or out of attempts.
+    Dead,
+    /// A `respond` route answered it inline (logged only).
+    Responded,
+    /// A `respond` route failed it inline (logged only).
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+            Self::Responded => "responded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Running,
+            Self::Delivered,
+            Self::Dead,
+            Self::Responded,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+    }
+}
+
+/// What happened to a request's event at the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Stored under this id; it will be handed to the plugins.
+    Queued(i64),
+    /// Seen inside the dedup window; not stored again.
+    Duplicate,
+}
+
+/// An event a worker has claimed.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    /// The attempt this claim is, from 1.
+    pub attempt: u32,
+    pub event: Event,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Try again at `at_ms`.
+    Retry {
+        error: String,
+        at_ms: u64,
+    },
+    Dead {
+        error: String,
+    },
+}
+
+/// One row of the delivery log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub id: i64,
+    pub delivery_id: String,
+    pub route: String,
+    pub provider: String,
+    pub kind: String,
+    pub status: Status,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub received_at_ms: u64,
+    pub updated_at_ms: u64,
+    pub next_attempt_at_ms: Option<u64>,
+}
+
+/// Which records to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub status: Option<Status>,
+    pub route: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: cannot decode stored event {id}: {reason}")]
+    Corrupt { id: i64, reason: String },
+    #[error("store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("store: commit failed: {0}")]
+    Commit(String),
+    #[error("store is closed")]
+    Closed,
+}
+
+/// The durable queue and delivery log.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Durably records `events`, skipping those whose delivery id was seen
+    /// on the same route after `dedup_since_ms`. Returns only once the
+    /// write is on disk: the caller may acknowledge the request then.
+    async fn enqueue(
+        &self,
+        events: Vec<Event>,
+        now_ms: u64,
+        dedup_since_ms: u64,
+    ) -> Result<Vec<Admission>, StoreError>;
+
+    /// Claims up to `limit` events due at `now_ms`, oldest first.
+    async fn claim(&self, now_ms: u64, limit: usize) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Records how an attempt ended.
+    async fn finish(&self, id: i64, outcome: Outcome, now_ms: u64) -> Result<(), StoreError>;
+
+    /// Logs an event a `respond` route handled inline.
+    async fn log_response(
+        &self,
+        event: &Event,
+        error: Option<String>,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// When the next queued event falls due, if any is queued.
+    async fn next_due_ms(&self) -> Result<Option<u64>, StoreError>;
+
+    /// Events queued or running.
+    async fn depth(&self) -> Result<u64, StoreError>;
+
+    /// Puts events claimed by a process that is gone back in the queue.
+    async fn recover(&self, now_ms: u64) -> Result<u64, StoreError>;
+
+    /// Re-queues events (dead or not) for an immediate attempt, counting
+    /// attempts afresh. Returns the ids found.
+    async fn replay(&self, ids: Vec<i64>, now_ms: u64) -> Result<Vec<i64>, StoreError>;
+
+    /// Lists the delivery log, newest first.
+    async fn list(&self, filter: Filter) -> Result<Vec<Record>, StoreError>;
+
+    /// One record and its event.
+    async fn get(&self, id: i64) -> Result<Option<(Record, Event)>, StoreError>;
+
+    /// Deletes dead letters (all of them when `ids` is empty).
+    async fn purge_dead(&self, ids: Vec<i64>) -> Result<u64, StoreError>;
+
+    /// Deletes finished records updated before `finished_before_ms` and
+    /// dedup entries older than `dedup_before_ms`.
+    async fn prune(&self, finished_before_ms: u64, dedup_before_ms: u64)
+    -> Result<u64, StoreError>;
+}

@@ -1,0 +1,287 @@
+//! Queue routes: nothing acknowledged is lost, failures retry and end as
+//! dead letters, duplicates are dropped, a full queue pushes back.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Daemon, DaemonBuilder};
+
+const TOKEN: &str = "queue-token";
+
+fn daemon(route_extra: &str, delivery: &str) -> Daemon {
+    DaemonBuilder::new(&format!(
+        r#"
+[delivery]
+{delivery}
+
+[[route]]
+name = "queue"
+path = "/hooks/queue"
+provider = "goflow"
+secret = "env:TEST_QUEUE_TOKEN"
+plugins = ["probe"]
+mode = "queue"
+{route_extra}
+"#
+    ))
+    .plugins_settings("timeout_ms = 300\n")
+    .plugin("probe")
+    .env("TEST_QUEUE_TOKEN", TOKEN)
+    .start()
+}
+
+/// A flow call whose input text is the probe's command; `n` makes the
+/// body (and so its delivery id) unique.
+fn body(command: &str, n: usize) -> Value {
+    json!({"input": {"text": command}, "run": {"uuid": format!("run-{n}")}})
+}
+
+async fn send(
+    client: &reqwest::Client,
+    daemon: &Daemon,
+    body: &Value,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(daemon.url("/hooks/queue"))
+        .header("Authorization", format!("Token {TOKEN}"))
+        .json(body)
+        .send()
+        .await
+}
+
+/// Delivery ids the probe has logged as seen (`record` command).
+fn seen(lines: &[Value]) -> HashSet<String> {
+    lines
+        .iter()
+        .filter(|l| l["plugin"] == "probe")
+        .filter_map(|l| l["message"].as_str()?.strip_prefix("seen "))
+        .filter_map(|rest| rest.split(' ').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Sends `count` recorded events from `concurrency` tasks in the
+/// background; yields the delivery ids that got a 2xx. Requests that fail
+/// because the daemon died are not acknowledged, so not counted.
+fn blast(
+    daemon: &Daemon,
+    count: usize,
+    concurrency: usize,
+    offset: usize,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    let client = reqwest::Client::new();
+    let url = daemon.url("/hooks/queue");
+    let next = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let (client, next, url) = (client.clone(), next.clone(), url.clone());
+            tasks.spawn(async move {
+                let mut acked = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= count {
+                        return acked;
+                    }
+                    let sent = client
+                        .post(&url)
+                        .header("Authorization", format!("Token {TOKEN}"))
+                        .json(&body("record", offset + n))
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { continue };
+                    if !response.status().is_success() {
+                        continue;
+                    }
+                    let Ok(reply) = response.json::<Value>().await else {
+                        continue;
+                    };
+                    for id in reply["accepted"].as_array().unwrap() {
+                        acked.push(id.as_str().unwrap().to_owned());
+                    }
+                }
+            });
+        }
+        let mut acked = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            acked.extend(done.unwrap());
+        }
+        acked
+    })
+}
+
+fn accepted_requests(lines: &[Value]) -> usize {
+    lines.iter().filter(|l| l["message"] == "accepted").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_event() {
+    let mut daemon = daemon("", "");
+    let total = 3000;
+    let sending = blast(&daemon, total, 32, 0);
+    tokio::task::block_in_place(|| {
+        daemon.wait_until(|lines| accepted_requests(lines) >= total / 3);
+        daemon.kill9();
+    });
+    let acked = sending.await.unwrap();
+    assert!(
+        acked.len() >= total / 3,
+        "only {} acknowledged",
+        acked.len()
+    );
+    assert!(acked.len() < total, "the kill came after every request");
+    tokio::task::block_in_place(|| {
+        daemon.spawn();
+        daemon.wait_until(|lines| {
+            let seen = seen(lines);
+            acked.iter().all(|id| seen.contains(id))
+        });
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_cleanly_and_keeps_every_event() {
+    let mut daemon = daemon("", "");
+    let total = 1000;
+    let sending = blast(&daemon, total, 16, 0);
+    let exit = tokio::task::block_in_place(|| {
+        daemon.wait_until(|lines| accepted_requests(lines) >= total / 4);
+        daemon.terminate()
+    });
+    assert!(exit.success(), "exit status {exit:?}");
+    let acked = sending.await.unwrap();
+    tokio::task::block_in_place(|| {
+        daemon.spawn();
+        daemon.wait_until(|lines| {
+            let seen = seen(lines);
+            acked.iter().all(|id| seen.contains(id))
+        });
+    });
+    // Every handled event had been acknowledged: nothing was made up.
+    let seen = seen(&daemon.log_lines(|_| true));
+    let acked: HashSet<String> = acked.into_iter().collect();
+    assert!(
+        seen.is_subset(&acked),
+        "handled events that were never acknowledged"
+    );
+}
+
+#[tokio::test]
+async fn failures_retry_then_succeed_or_end_as_dead_letters() {
+    let daemon = daemon("max_attempts = 3\nbackoff_ms = 10\nbackoff_max_ms = 50", "");
+    let client = reqwest::Client::new();
+    // Fails attempts 1 and 2, succeeds on the third.
+    let flaky = send(&client, &daemon, &body("fail-twice", 1))
+        .await
+        .unwrap();
+    assert_eq!(flaky.status(), 202);
+    let flaky_id = flaky.json::<Value>().await.unwrap()["accepted"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    daemon.wait_for_log(|l| l["message"] == format!("seen {flaky_id} attempt 3"));
+    assert_eq!(
+        daemon
+            .log_lines(|l| l["message"] == "plugin failed event" && l["delivery_id"] == flaky_id)
+            .len(),
+        2
+    );
+
+    // Always fails: a dead letter after three attempts, with the reason.
+    let doomed = send(&client, &daemon, &body("retry", 2)).await.unwrap();
+    let doomed_id = doomed.json::<Value>().await.unwrap()["accepted"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    daemon.wait_for_log(|l| l["message"] == "dead letter" && l["delivery_id"] == doomed_id);
+    let listed = daemon.cli(&["dead-letters", "list", "--json"]);
+    assert!(listed.status.success());
+    let dead: Vec<Value> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["delivery_id"], doomed_id);
+    assert_eq!(dead[0]["attempts"], 3);
+    assert!(
+        dead[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("probe asked to retry")
+    );
+
+    // Replayed, it is handed over again (and fails again: three more tries).
+    let id = dead[0]["id"].to_string();
+    let replayed = daemon.cli(&["dead-letters", "replay", &id]);
+    assert!(replayed.status.success(), "{replayed:?}");
+    daemon.wait_for_nth(4, |l| {
+        l["message"] == "plugin failed event" && l["delivery_id"] == doomed_id
+    });
+    daemon.wait_for_nth(2, |l| {
+        l["message"] == "dead letter" && l["delivery_id"] == doomed_id
+    });
+
+    // A plugin's `drop` is a dead letter at once, without retries.
+    let dropped = send(&client, &daemon, &body("drop", 3)).await.unwrap();
+    let dropped: Value = dropped.json().await.unwrap();
+    let dropped_id = dropped["accepted"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{dropped}"))
+        .to_owned();
+    let line =
+        daemon.wait_for_log(|l| l["message"] == "dead letter" && l["delivery_id"] == dropped_id);
+    assert_eq!(line["attempt"], 1);
+}
+
+#[tokio::test]
+async fn a_delivery_sent_twice_reaches_the_plugin_once() {
+    let daemon = daemon("", "");
+    let client = reqwest::Client::new();
+    let first = send(&client, &daemon, &body("record", 7)).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let id = first.json::<Value>().await.unwrap()["accepted"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = send(&client, &daemon, &body("record", 7)).await.unwrap();
+    assert_eq!(second.status(), 202);
+    assert_eq!(
+        second.json::<Value>().await.unwrap(),
+        json!({"accepted": [], "duplicates": [id]})
+    );
+    // A later, different event is delivered; by then the duplicate would
+    // have been too (one worker, oldest first).
+    let later = send(&client, &daemon, &body("record", 8)).await.unwrap();
+    let later_id = later.json::<Value>().await.unwrap()["accepted"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    daemon.wait_for_log(|l| l["message"] == format!("seen {later_id} attempt 1"));
+    let seen_first = daemon.log_lines(|l| l["message"] == format!("seen {id} attempt 1"));
+    assert_eq!(seen_first.len(), 1);
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_until_it_drains() {
+    // One worker stuck in endless loops (300 ms deadline each), room for two.
+    let daemon = daemon("max_attempts = 1", "workers = 1\nmax_queue_depth = 2");
+    let client = reqwest::Client::new();
+    for n in 0..2 {
+        let response = send(&client, &daemon, &body("loop", n)).await.unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    let full = send(&client, &daemon, &body("record", 10)).await.unwrap();
+    assert_eq!(full.status(), 503);
+    assert_eq!(full.headers()["retry-after"], "5");
+    daemon.wait_for_log(|l| {
+        l["message"] == "queue full: asking the provider to retry later" && l["depth"] == 2
+    });
+    // Both loops time out and become dead letters: room again.
+    daemon.wait_for_nth(2, |l| l["message"] == "dead letter");
+    let room = send(&client, &daemon, &body("record", 10)).await.unwrap();
+    assert_eq!(room.status(), 202);
+}
