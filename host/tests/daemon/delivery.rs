@@ -239,7 +239,7 @@ async fn failures_retry_then_succeed_or_end_as_dead_letters() {
 
 #[tokio::test]
 async fn a_delivery_sent_twice_reaches_the_plugin_once() {
-    let daemon = daemon("", "");
+    let daemon = daemon("", "workers = 1");
     let client = reqwest::Client::new();
     let first = send(&client, &daemon, &body("record", 7)).await.unwrap();
     assert_eq!(first.status(), 202);

@@ -57,7 +57,7 @@ async fn order_status_answers_each_order() {
         let reply: Value = response.json().await.unwrap();
         assert_eq!(reply, json!({"number": order, "status": status}));
     }
-    assert_eq!(daemon.plugin_calls("orders"), 4);
+    daemon.wait_plugin_calls("orders", 4);
 }
 
 #[tokio::test]

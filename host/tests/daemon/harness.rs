@@ -261,13 +261,15 @@ impl Daemon {
         lines.iter().filter(|l| matches(l)).cloned().collect()
     }
 
-    /// How many plugin calls the daemon has logged for `route`.
+    /// How many plugin calls the daemon has logged for `route` so far.
+    /// Lines arrive in order: once a later line was seen, so were these.
     pub fn plugin_calls(&self, route: &str) -> usize {
-        self.log_lines(|l| {
-            l["route"] == route
-                && (l["message"] == "plugin handled event" || l["message"] == "plugin failed event")
-        })
-        .len()
+        self.log_lines(|l| is_plugin_call(l, route)).len()
+    }
+
+    /// Waits until the daemon has logged `n` plugin calls for `route`.
+    pub fn wait_plugin_calls(&self, route: &str, n: usize) {
+        self.wait_for_nth(n, |l| is_plugin_call(l, route));
     }
 
     /// Waits for the `n`th refusal log line of `route`.
@@ -285,4 +287,9 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+fn is_plugin_call(line: &serde_json::Value, route: &str) -> bool {
+    line["route"] == route
+        && (line["message"] == "plugin handled event" || line["message"] == "plugin failed event")
 }
