@@ -17,7 +17,7 @@ use crate::config::DeliveryConfig;
 use crate::event::Event;
 use crate::routes::{Route, RouteTable};
 use crate::runtime::{CallError, Reply};
-use crate::store::{Admission, Claimed, Outcome, Store, StoreError};
+use crate::store::{Admission, Claimed, Outcome, Response, Store, StoreError};
 
 /// How long an idle worker waits before looking at the store again, so
 /// that events re-queued by `wirehook replay` from another process are
@@ -165,13 +165,24 @@ impl Dispatcher {
         route: &Route,
         event: &Event,
     ) -> Result<Option<Reply>, PluginFailure> {
+        let started = Instant::now();
         let result = run(route, event).await;
+        let response = Response {
+            event: event.clone(),
+            reply: result
+                .as_ref()
+                .ok()
+                .and_then(|r| r.as_ref())
+                .map(|r| r.json.clone()),
+            error: result.as_ref().err().map(ToString::to_string),
+            duration_us: started.elapsed().as_micros() as u64,
+        };
         let store = self.store.clone();
-        let event = event.clone();
-        let error = result.as_ref().err().map(ToString::to_string);
         tokio::spawn(async move {
-            if let Err(e) = store.log_response(&event, error, now_ms()).await {
-                tracing::error!(delivery_id = %event.source.delivery_id, "cannot log a response: {e}");
+            let delivery_id = response.event.source.delivery_id.clone();
+            match store.log_response(response, now_ms()).await {
+                Ok(()) => tracing::debug!(%delivery_id, "response logged"),
+                Err(e) => tracing::error!(%delivery_id, "cannot log a response: {e}"),
             }
         });
         result

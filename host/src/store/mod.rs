@@ -91,6 +91,17 @@ pub enum Outcome {
     },
 }
 
+/// A `respond` route's event and what became of it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub event: Event,
+    /// The reply's JSON, if a plugin replied.
+    pub reply: Option<String>,
+    /// Why the plugins failed, if they did.
+    pub error: Option<String>,
+    pub duration_us: u64,
+}
+
 /// One row of the delivery log.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
@@ -105,6 +116,10 @@ pub struct Record {
     pub received_at_ms: u64,
     pub updated_at_ms: u64,
     pub next_attempt_at_ms: Option<u64>,
+    /// Respond routes: the reply sent.
+    pub reply: Option<String>,
+    /// Respond routes: how long the plugins took.
+    pub duration_us: Option<u64>,
 }
 
 /// Which records to list.
@@ -149,12 +164,7 @@ pub trait Store: Send + Sync + 'static {
     async fn finish(&self, id: i64, outcome: Outcome, now_ms: u64) -> Result<(), StoreError>;
 
     /// Logs an event a `respond` route handled inline.
-    async fn log_response(
-        &self,
-        event: &Event,
-        error: Option<String>,
-        now_ms: u64,
-    ) -> Result<(), StoreError>;
+    async fn log_response(&self, response: Response, now_ms: u64) -> Result<(), StoreError>;
 
     /// When the next queued event falls due, if any is queued.
     async fn next_due_ms(&self) -> Result<Option<u64>, StoreError>;
@@ -183,3 +193,6 @@ pub trait Store: Send + Sync + 'static {
     async fn prune(&self, finished_before_ms: u64, dedup_before_ms: u64)
     -> Result<u64, StoreError>;
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{Admission, Claimed, Filter, Outcome, Record, Status, Store, StoreError};
+use super::{Admission, Claimed, Filter, Outcome, Record, Response, Status, Store, StoreError};
 use crate::event::Event;
 
 /// Most operations one commit takes; bounds the latency of the first.
@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS events (
     last_error TEXT,
     received_at_ms INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL,
-    next_attempt_at_ms INTEGER
+    next_attempt_at_ms INTEGER,
+    reply TEXT,
+    duration_us INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (status, next_attempt_at_ms, id);
 CREATE INDEX IF NOT EXISTS events_route ON events (route, id);
@@ -164,6 +166,10 @@ fn row_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         next_attempt_at_ms: row
             .get::<_, Option<i64>>("next_attempt_at_ms")?
             .map(|ms| ms as u64),
+        reply: row.get("reply")?,
+        duration_us: row
+            .get::<_, Option<i64>>("duration_us")?
+            .map(|us| us as u64),
     })
 }
 
@@ -282,22 +288,24 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn log_response(
-        &self,
-        event: &Event,
-        error: Option<String>,
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
-        let event = event.clone();
+    async fn log_response(&self, response: Response, now_ms: u64) -> Result<(), StoreError> {
         self.run(move |conn| {
+            let Response {
+                event,
+                reply,
+                error,
+                duration_us,
+            } = response;
             let status = if error.is_some() {
                 Status::Failed
             } else {
                 Status::Responded
             };
             let id = insert(conn, &event, status, error.as_deref(), now_ms)?;
-            conn.prepare_cached("UPDATE events SET attempts = 1 WHERE id = ?1")?
-                .execute([id])?;
+            conn.prepare_cached(
+                "UPDATE events SET attempts = 1, reply = ?2, duration_us = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, reply, duration_us as i64])?;
             Ok(())
         })
         .await

@@ -58,6 +58,21 @@ async fn order_status_answers_each_order() {
         assert_eq!(reply, json!({"number": order, "status": status}));
     }
     daemon.wait_plugin_calls("orders", 4);
+    // Respond routes are in the delivery log too, with their replies.
+    daemon.wait_for_nth(4, |l| l["message"] == "response logged");
+    let listed = daemon.cli(&["events", "--route", "orders", "--json"]);
+    assert!(listed.status.success());
+    let records: Vec<Value> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4);
+    assert!(records.iter().all(|r| r["status"] == "responded"));
+    assert_eq!(
+        records[3]["reply"],
+        r#"{"number":"CU001","status":"Shipped"}"#
+    );
 }
 
 #[tokio::test]

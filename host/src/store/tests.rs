@@ -1,0 +1,185 @@
+//! The store's semantics with injected time: every call takes `now_ms`
+//! from the test, so windows, backoff and retention need no waiting.
+
+use std::sync::Arc;
+
+use super::{Admission, Filter, Outcome, SqliteStore, Status, Store};
+use crate::event::{Event, Payload, Source};
+
+fn event(route: &str, delivery_id: &str) -> Event {
+    Event {
+        source: Source {
+            provider: "goflow".into(),
+            route: route.into(),
+            delivery_id: delivery_id.into(),
+            received_at_ms: 1,
+            attempt: 1,
+        },
+        kind: "call_webhook".into(),
+        payload: Payload::Other,
+        raw_json: "{}".into(),
+    }
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn dedup_holds_inside_the_window_only() {
+    let (_dir, store) = open();
+    let e = || vec![event("r", "d1")];
+    assert!(matches!(
+        store.enqueue(e(), 1_000, 0).await.unwrap()[0],
+        Admission::Queued(_)
+    ));
+    // 1 s later, window of 10 s: duplicate.
+    assert_eq!(
+        store.enqueue(e(), 2_000, 0).await.unwrap(),
+        vec![Admission::Duplicate]
+    );
+    // Same id on another route is another event.
+    let other = store
+        .enqueue(vec![event("r2", "d1")], 2_000, 0)
+        .await
+        .unwrap();
+    assert!(matches!(other[0], Admission::Queued(_)));
+    // 20 s later with a 10 s window: accepted again.
+    assert!(matches!(
+        store.enqueue(e(), 21_000, 11_000).await.unwrap()[0],
+        Admission::Queued(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_retry_waits_for_its_time_and_counts_attempts() {
+    let (_dir, store) = open();
+    store
+        .enqueue(vec![event("r", "d1")], 1_000, 0)
+        .await
+        .unwrap();
+    let claimed = store.claim(1_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempt, 1);
+    assert_eq!(claimed[0].event.source.attempt, 1);
+    let retry = Outcome::Retry {
+        error: "busy".into(),
+        at_ms: 1_500,
+    };
+    store.finish(claimed[0].id, retry, 1_000).await.unwrap();
+    assert_eq!(store.next_due_ms().await.unwrap(), Some(1_500));
+    assert!(store.claim(1_499, 10).await.unwrap().is_empty());
+    let again = store.claim(1_500, 10).await.unwrap();
+    assert_eq!(again[0].attempt, 2);
+    assert_eq!(again[0].event.source.attempt, 2);
+    store
+        .finish(again[0].id, Outcome::Delivered, 1_600)
+        .await
+        .unwrap();
+    assert_eq!(store.depth().await.unwrap(), 0);
+    let log = store.list(Filter::default()).await.unwrap();
+    assert_eq!(log[0].status, Status::Delivered);
+    assert_eq!(log[0].attempts, 2);
+    assert_eq!(log[0].last_error.as_deref(), Some("busy"));
+}
+
+#[tokio::test]
+async fn events_left_running_by_a_crash_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .enqueue(vec![event("r", "d1")], 1_000, 0)
+            .await
+            .unwrap();
+        assert_eq!(store.claim(1_000, 10).await.unwrap().len(), 1);
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert!(store.claim(2_000, 10).await.unwrap().is_empty());
+    assert_eq!(store.recover(2_000).await.unwrap(), 1);
+    let claimed = store.claim(2_000, 10).await.unwrap();
+    assert_eq!(claimed[0].attempt, 2, "the interrupted attempt counts");
+}
+
+#[tokio::test]
+async fn dead_letters_replay_and_purge() {
+    let (_dir, store) = open();
+    store
+        .enqueue(vec![event("r", "d1"), event("r", "d2")], 1_000, 0)
+        .await
+        .unwrap();
+    for claimed in store.claim(1_000, 10).await.unwrap() {
+        let dead = Outcome::Dead {
+            error: "nope".into(),
+        };
+        store.finish(claimed.id, dead, 1_000).await.unwrap();
+    }
+    let dead = store
+        .list(Filter {
+            status: Some(Status::Dead),
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(
+        store.replay(vec![dead[0].id, 999], 2_000).await.unwrap(),
+        vec![dead[0].id]
+    );
+    let claimed = store.claim(2_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempt, 1, "a replay counts attempts afresh");
+    assert_eq!(store.purge_dead(Vec::new()).await.unwrap(), 1);
+    assert!(store.get(dead[1].id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn retention_prunes_finished_events_only() {
+    let (_dir, store) = open();
+    store
+        .enqueue(vec![event("r", "old"), event("r", "waiting")], 1_000, 0)
+        .await
+        .unwrap();
+    let first = store.claim(1_000, 1).await.unwrap().remove(0);
+    store
+        .finish(first.id, Outcome::Delivered, 1_000)
+        .await
+        .unwrap();
+    let answered = super::Response {
+        event: event("r", "answered"),
+        reply: Some("{}".into()),
+        error: None,
+        duration_us: 5,
+    };
+    store.log_response(answered, 1_000).await.unwrap();
+    assert_eq!(store.prune(5_000, 0).await.unwrap(), 2);
+    let left = store.list(Filter::default()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].status, Status::Queued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_enqueues_all_commit() {
+    let (_dir, store) = open();
+    let store = Arc::new(store);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .enqueue(vec![event("r", &format!("d{n}"))], 1_000, 0)
+                .await
+                .unwrap()
+        });
+    }
+    let mut ids = std::collections::HashSet::new();
+    while let Some(admissions) = tasks.join_next().await {
+        match admissions.unwrap()[..] {
+            [Admission::Queued(id)] => assert!(ids.insert(id)),
+            ref other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(store.depth().await.unwrap(), 200);
+}
