@@ -118,6 +118,16 @@ pub struct PluginsConfig {
     pub pool_size: usize,
     /// A warm instance is replaced after this many events.
     pub max_events_per_instance: u64,
+    /// KV limits per plugin (for plugins granted `kv`).
+    pub kv_max_key_bytes: usize,
+    pub kv_max_value_bytes: usize,
+    pub kv_max_total_bytes: u64,
+    /// `fetch`: per-request timeout (the plugin's deadline still applies).
+    pub fetch_timeout_ms: u64,
+    /// `fetch`: responses larger than this are an error.
+    pub fetch_max_response_bytes: usize,
+    /// `log`: lines per second per plugin; a burst of twice that is allowed.
+    pub log_lines_per_sec: u32,
 }
 
 impl Default for PluginsConfig {
@@ -128,6 +138,12 @@ impl Default for PluginsConfig {
             timeout_ms: 1000,
             pool_size: 16,
             max_events_per_instance: 10_000,
+            kv_max_key_bytes: 256,
+            kv_max_value_bytes: 64 * 1024,
+            kv_max_total_bytes: 10 * 1024 * 1024,
+            fetch_timeout_ms: 5_000,
+            fetch_max_response_bytes: 1024 * 1024,
+            log_lines_per_sec: 50,
         }
     }
 }
@@ -205,14 +221,18 @@ pub enum Isolation {
     Event,
 }
 
-/// `[plugin.NAME]`
+/// `[plugin.NAME]`: what one plugin is granted. Nothing is granted by
+/// default but `log`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginConfig {
-    /// Origins the plugin may fetch from.
+    /// Origins the plugin may fetch from: `scheme://host[:port]`, the host
+    /// exact or `*.domain`; an IP-literal host grants that one address.
     pub allow_http: Vec<String>,
-    /// Values the plugin reads with `setting`.
-    pub settings: BTreeMap<String, String>,
+    /// Values the plugin reads with `setting`; `env:`/`file:` like secrets.
+    pub settings: BTreeMap<String, SecretSource>,
+    /// Durable key-value state in wirehook's store.
+    pub kv: bool,
     pub isolation: Isolation,
 }
 
@@ -287,6 +307,24 @@ impl Config {
         }
         if self.server.max_body_bytes == 0 {
             problems.push(Problem::new("server.max_body_bytes", "must be at least 1"));
+        }
+        for (name, plugin) in &self.plugin {
+            for (key, value) in &plugin.settings {
+                if let Err(reason) = value.resolve() {
+                    problems.push(Problem::new(
+                        format!("plugin.{name}.settings.{key}"),
+                        reason,
+                    ));
+                }
+            }
+            for (i, origin) in plugin.allow_http.iter().enumerate() {
+                if let Err(reason) = crate::runtime::Origin::parse(origin) {
+                    problems.push(Problem::new(
+                        format!("plugin.{name}.allow_http[{i}]"),
+                        reason,
+                    ));
+                }
+            }
         }
         let mut names = BTreeMap::new();
         let mut paths = BTreeMap::new();

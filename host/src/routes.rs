@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use crate::config::{Config, Mode, Problem, RouteConfig};
 use crate::providers::{self, Provider, ProviderConfig};
-use crate::runtime::{Limits, Plugin, Runtime};
+use crate::runtime::{Plugin, Runtime};
 
 /// One `[[route]]`, ready to serve.
 pub struct Route {
@@ -160,7 +160,6 @@ fn load_plugins(
             return plugins;
         }
     };
-    let limits = Limits::from(&config.plugins);
     let mut paths: Vec<_> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
@@ -171,7 +170,7 @@ fn load_plugins(
             continue;
         };
         let plugin_config = config.plugin.get(name).cloned().unwrap_or_default();
-        match runtime.load(name, &path, &plugin_config, limits) {
+        match runtime.load(name, &path, &plugin_config, &config.plugins) {
             Ok(plugin) => {
                 plugins.insert(name.to_owned(), Arc::new(plugin));
             }

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, ConfigError};
 use crate::dispatch::Dispatcher;
-use crate::store::{SqliteStore, Store};
+use crate::store::{KvStore, SqliteStore, Store};
 
 mod deliveries;
 use crate::routes::RouteTable;
@@ -96,8 +96,18 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Loads config, providers and plugins; on failure prints every problem.
-fn load(path: &Path) -> anyhow::Result<Option<(Config, Runtime, RouteTable)>> {
+/// What `run` and `check` load: config, the store (for `run`), the plugin
+/// runtime and the route table.
+struct Loaded {
+    config: Config,
+    store: Option<Arc<SqliteStore>>,
+    _runtime: Runtime,
+    table: RouteTable,
+}
+
+/// Loads everything; on a config problem prints every problem and
+/// returns `None`.
+fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => {
@@ -105,10 +115,27 @@ fn load(path: &Path) -> anyhow::Result<Option<(Config, Runtime, RouteTable)>> {
             return Ok(None);
         }
     };
-    let runtime = Runtime::new(Some(&config.storage.path.join("cache")))
-        .context("starting the plugin runtime")?;
+    let store = if open_store {
+        let store = SqliteStore::open(&config.storage.path)
+            .with_context(|| format!("opening the store in {}", config.storage.path.display()))?;
+        Some(Arc::new(store))
+    } else {
+        None
+    };
+    let kv = store.clone().map(|s| s as Arc<dyn KvStore>);
+    let runtime = Runtime::new(
+        Some(&config.storage.path.join("cache")),
+        kv,
+        &config.plugins,
+    )
+    .context("starting the plugin runtime")?;
     match RouteTable::build(&config, &runtime) {
-        Ok(table) => Ok(Some((config, runtime, table))),
+        Ok(table) => Ok(Some(Loaded {
+            config,
+            store,
+            _runtime: runtime,
+            table,
+        })),
         Err(problems) => {
             report(&ConfigError {
                 file: path.to_owned(),
@@ -127,14 +154,14 @@ fn report(error: &ConfigError) {
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
-    let Some((config, _runtime, table)) = load(path)? else {
+    let Some(loaded) = load(path, false)? else {
         return Ok(ExitCode::FAILURE);
     };
     println!(
         "{}: ok ({} routes, {} plugins)",
         path.display(),
-        config.routes.len(),
-        table.plugins().count()
+        loaded.config.routes.len(),
+        loaded.table.plugins().count()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -142,22 +169,27 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
 fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let Some((config, _plugin_runtime, table)) = load(path)? else {
+        let Some(Loaded {
+            config,
+            store,
+            _runtime,
+            table,
+        }) = load(path, true)?
+        else {
             return Ok(ExitCode::FAILURE);
         };
+        let store: Arc<dyn Store> = store.expect("run opens the store");
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding server.listen {}", config.server.listen))?;
+        let routes = Arc::new(table);
+        let dispatcher = Dispatcher::start(store, routes.clone(), config.delivery.clone()).await?;
         tracing::info!(
             addr = %listener.local_addr()?,
             routes = config.routes.len(),
-            plugins = table.plugins().count(),
+            plugins = routes.plugins().count(),
             "listening"
         );
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.storage.path).context("opening the store")?);
-        let routes = Arc::new(table);
-        let dispatcher = Dispatcher::start(store, routes.clone(), config.delivery.clone()).await?;
         let app = Arc::new(App {
             routes,
             server: config.server.clone(),

@@ -1,23 +1,80 @@
 //! What a plugin instance's store holds, and the `host` interface it
-//! imports. Capabilities not granted in `[plugin.NAME]` answer with an
-//! error naming the plugin and the capability.
+//! imports. Each capability is granted per plugin in `[plugin.NAME]`; one
+//! that is not granted answers with an error naming the plugin and the
+//! capability, and the refusal is logged.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::limits::MemoryCap;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{host, types};
+use super::fetch::{self, Fetcher, Origin};
+use super::limits::MemoryCap;
+use crate::store::KvStore;
+
+/// Keys `kv-list` returns at most.
+const KV_LIST_LIMIT: usize = 1000;
+
+/// The KV capability of one plugin.
+pub struct KvGrant {
+    pub store: Arc<dyn KvStore>,
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    pub max_total_bytes: u64,
+}
+
+/// The fetch capability of one plugin.
+pub struct HttpGrant {
+    pub fetcher: Arc<Fetcher>,
+    pub origins: Vec<Origin>,
+}
 
 /// What config grants one plugin.
-#[derive(Debug, Default)]
 pub struct Grants {
     pub plugin: String,
+    /// Resolved values; never logged.
     pub settings: BTreeMap<String, String>,
+    pub kv: Option<KvGrant>,
+    pub http: Option<HttpGrant>,
+    pub log: Mutex<LogBudget>,
+}
+
+/// A token bucket for log lines, shared by a plugin's instances.
+pub struct LogBudget {
+    per_sec: f64,
+    tokens: f64,
+    refilled: Instant,
+    suppressed: u64,
+}
+
+impl LogBudget {
+    pub fn new(per_sec: u32) -> Self {
+        let per_sec = f64::from(per_sec.max(1));
+        Self {
+            per_sec,
+            tokens: per_sec * 2.0,
+            refilled: Instant::now(),
+            suppressed: 0,
+        }
+    }
+
+    /// Whether a line may be written now, and how many were suppressed
+    /// since the last one that was.
+    fn take(&mut self, now: Instant) -> Option<u64> {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.per_sec * 2.0);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            self.suppressed += 1;
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }
 
 /// The event an instance is handling, for log lines.
@@ -73,11 +130,46 @@ impl State {
             .to_owned()
     }
 
-    fn not_granted(&self, capability: &str) -> String {
-        format!(
-            "plugin `{}` has no `{capability}` capability: grant it in [plugin.{}]",
-            self.grants.plugin, self.grants.plugin
+    fn plugin(&self) -> &str {
+        &self.grants.plugin
+    }
+
+    /// Logs and returns the refusal of a capability call.
+    fn refuse(&self, capability: &str, reason: String) -> String {
+        let message = format!("plugin `{}`: {capability}: {reason}", self.plugin());
+        tracing::warn!(
+            plugin = self.plugin(),
+            route = %self.call.route,
+            delivery_id = %self.call.delivery_id,
+            capability,
+            %reason,
+            "capability refused"
+        );
+        message
+    }
+
+    fn not_granted(&self, capability: &str, how: &str) -> String {
+        self.refuse(
+            capability,
+            format!("not granted; add `{how}` to [plugin.{}]", self.plugin()),
         )
+    }
+
+    fn kv(&self) -> Result<&KvGrant, String> {
+        self.grants
+            .kv
+            .as_ref()
+            .ok_or_else(|| self.not_granted("kv", "kv = true"))
+    }
+
+    fn check_key(&self, grant: &KvGrant, key: &str) -> Result<(), String> {
+        if key.is_empty() || key.len() > grant.max_key_bytes {
+            return Err(self.refuse(
+                "kv",
+                format!("keys must be 1 to {} bytes", grant.max_key_bytes),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -94,9 +186,23 @@ impl types::Host for State {}
 
 impl host::Host for State {
     async fn log(&mut self, level: host::Level, msg: String) {
-        let plugin = self.grants.plugin.as_str();
+        let allowed = self
+            .grants
+            .log
+            .lock()
+            .expect("log budget poisoned")
+            .take(Instant::now());
+        let Some(suppressed) = allowed else { return };
+        let plugin = self.plugin();
         let route = self.call.route.as_str();
         let delivery_id = self.call.delivery_id.as_str();
+        if suppressed > 0 {
+            tracing::warn!(
+                plugin,
+                suppressed,
+                "plugin log lines suppressed (rate limit)"
+            );
+        }
         match level {
             host::Level::Trace => tracing::trace!(plugin, route, delivery_id, "{msg}"),
             host::Level::Debug => tracing::debug!(plugin, route, delivery_id, "{msg}"),
@@ -110,26 +216,78 @@ impl host::Host for State {
         self.grants.settings.get(&key).cloned()
     }
 
-    async fn kv_get(&mut self, _key: String) -> Result<Option<Vec<u8>>, String> {
-        Err(self.not_granted("kv"))
+    async fn kv_get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+        let grant = self.kv()?;
+        self.check_key(grant, &key)?;
+        grant
+            .store
+            .kv_get(self.plugin(), &key)
+            .await
+            .map_err(|e| self.refuse("kv", e.to_string()))
     }
 
-    async fn kv_set(&mut self, _key: String, _value: Vec<u8>) -> Result<(), String> {
-        Err(self.not_granted("kv"))
+    async fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
+        let grant = self.kv()?;
+        self.check_key(grant, &key)?;
+        if value.len() > grant.max_value_bytes {
+            return Err(self.refuse(
+                "kv",
+                format!("values are at most {} bytes", grant.max_value_bytes),
+            ));
+        }
+        match grant
+            .store
+            .kv_set(self.plugin(), &key, value, grant.max_total_bytes)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.refuse(
+                "kv",
+                format!("the namespace would exceed {} bytes", grant.max_total_bytes),
+            )),
+            Err(e) => Err(self.refuse("kv", e.to_string())),
+        }
     }
 
-    async fn kv_delete(&mut self, _key: String) -> Result<(), String> {
-        Err(self.not_granted("kv"))
+    async fn kv_delete(&mut self, key: String) -> Result<(), String> {
+        let grant = self.kv()?;
+        self.check_key(grant, &key)?;
+        grant
+            .store
+            .kv_delete(self.plugin(), &key)
+            .await
+            .map_err(|e| self.refuse("kv", e.to_string()))
     }
 
-    async fn kv_list(&mut self, _prefix: String) -> Result<Vec<String>, String> {
-        Err(self.not_granted("kv"))
+    async fn kv_list(&mut self, prefix: String) -> Result<Vec<String>, String> {
+        let grant = self.kv()?;
+        grant
+            .store
+            .kv_list(self.plugin(), &prefix, KV_LIST_LIMIT)
+            .await
+            .map_err(|e| self.refuse("kv", e.to_string()))
     }
 
     async fn fetch(
         &mut self,
-        _req: host::OutgoingRequest,
+        req: host::OutgoingRequest,
     ) -> Result<host::IncomingResponse, String> {
-        Err(self.not_granted("fetch"))
+        let Some(grant) = &self.grants.http else {
+            return Err(self.not_granted("fetch", "allow_http = [\"https://host\"]"));
+        };
+        let request = fetch::Request {
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+            body: req.body,
+        };
+        match grant.fetcher.fetch(&grant.origins, request).await {
+            Ok(response) => Ok(host::IncomingResponse {
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+            }),
+            Err(reason) => Err(self.refuse("fetch", reason)),
+        }
     }
 }

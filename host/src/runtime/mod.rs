@@ -13,12 +13,17 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Engine};
 
 use crate::config::{PluginConfig, PluginsConfig};
+use crate::store::KvStore;
+use fetch::Fetcher;
+use host::{HttpGrant, KvGrant, LogBudget};
 
 mod bindings;
+mod fetch;
 mod host;
 mod limits;
 mod plugin;
 
+pub use fetch::Origin;
 pub use host::Grants;
 pub use plugin::{CallError, Plugin, Reply};
 
@@ -63,17 +68,25 @@ pub enum LoadError {
     World { path: String, reason: String },
 }
 
-/// The engine and linker shared by all plugins.
+/// The engine and linker shared by all plugins, and what capabilities
+/// are built from.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<State>,
+    kv: Option<Arc<dyn KvStore>>,
+    fetcher: Arc<Fetcher>,
     _ticker: EpochTicker,
 }
 
 impl Runtime {
     /// `cache_dir` holds compiled code between runs, so a restart does
-    /// not recompile (a Python component takes seconds).
-    pub fn new(cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+    /// not recompile (a Python component takes seconds). `kv` backs the
+    /// KV capability; without it (as in `wirehook check`) KV calls fail.
+    pub fn new(
+        cache_dir: Option<&Path>,
+        kv: Option<Arc<dyn KvStore>>,
+        plugins: &PluginsConfig,
+    ) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
         if let Some(dir) = cache_dir {
@@ -91,10 +104,16 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
+        let fetcher = Fetcher::new(
+            std::time::Duration::from_millis(plugins.fetch_timeout_ms),
+            plugins.fetch_max_response_bytes,
+        )?;
         Ok(Self {
             _ticker: EpochTicker::start(engine.clone()),
             engine,
             linker,
+            kv,
+            fetcher: Arc::new(fetcher),
         })
     }
 
@@ -104,8 +123,9 @@ impl Runtime {
         name: &str,
         path: &Path,
         config: &PluginConfig,
-        limits: Limits,
+        plugins: &PluginsConfig,
     ) -> Result<Plugin, LoadError> {
+        let limits = Limits::from(plugins);
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             path: shown.clone(),
@@ -123,10 +143,7 @@ impl Runtime {
                 path: shown,
                 reason: format!("{e:#}"),
             })?;
-        let grants = Grants {
-            plugin: name.to_owned(),
-            settings: config.settings.clone(),
-        };
+        let grants = self.grants(name, config, plugins);
         Ok(Plugin::new(
             self.engine.clone(),
             pre,
@@ -134,6 +151,49 @@ impl Runtime {
             config.isolation,
             limits,
         ))
+    }
+}
+
+impl Runtime {
+    /// Builds what `[plugin.NAME]` grants. Config validation has already
+    /// checked that settings resolve and origins parse.
+    fn grants(&self, name: &str, config: &PluginConfig, plugins: &PluginsConfig) -> Grants {
+        let settings = config
+            .settings
+            .iter()
+            .filter_map(|(key, source)| {
+                let value = source.resolve().ok()?;
+                Some((
+                    key.clone(),
+                    String::from_utf8_lossy(value.expose()).into_owned(),
+                ))
+            })
+            .collect();
+        let kv = match (&self.kv, config.kv) {
+            (Some(store), true) => Some(KvGrant {
+                store: store.clone(),
+                max_key_bytes: plugins.kv_max_key_bytes,
+                max_value_bytes: plugins.kv_max_value_bytes,
+                max_total_bytes: plugins.kv_max_total_bytes,
+            }),
+            _ => None,
+        };
+        let origins: Vec<Origin> = config
+            .allow_http
+            .iter()
+            .filter_map(|entry| Origin::parse(entry).ok())
+            .collect();
+        let http = (!origins.is_empty()).then(|| HttpGrant {
+            fetcher: self.fetcher.clone(),
+            origins,
+        });
+        Grants {
+            plugin: name.to_owned(),
+            settings,
+            kv,
+            http,
+            log: std::sync::Mutex::new(LogBudget::new(plugins.log_lines_per_sec)),
+        }
     }
 }
 

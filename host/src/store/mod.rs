@@ -144,6 +144,32 @@ pub enum StoreError {
     Closed,
 }
 
+/// Durable key-value state, one namespace per plugin.
+#[async_trait::async_trait]
+pub trait KvStore: Send + Sync + 'static {
+    async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Writes `key` unless the namespace would then hold more than
+    /// `max_total` bytes of keys and values; returns whether it wrote.
+    async fn kv_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Vec<u8>,
+        max_total: u64,
+    ) -> Result<bool, StoreError>;
+
+    async fn kv_delete(&self, namespace: &str, key: &str) -> Result<(), StoreError>;
+
+    /// Keys starting with `prefix`, in order, at most `limit`.
+    async fn kv_list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
 /// The durable queue and delivery log.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {

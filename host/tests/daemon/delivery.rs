@@ -27,7 +27,8 @@ mode = "queue"
 {route_extra}
 "#
     ))
-    .plugins_settings("timeout_ms = 300\n")
+    // The probe records deliveries through its log: no rate limit here.
+    .plugins_settings("timeout_ms = 300\nlog_lines_per_sec = 1000000\n")
     .plugin("probe")
     .env("TEST_QUEUE_TOKEN", TOKEN)
     .start()

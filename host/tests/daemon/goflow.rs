@@ -69,9 +69,12 @@ async fn order_status_answers_each_order() {
         .collect();
     assert_eq!(records.len(), 4);
     assert!(records.iter().all(|r| r["status"] == "responded"));
-    assert_eq!(
-        records[3]["reply"],
-        r#"{"number":"CU001","status":"Shipped"}"#
+    // Logged in the background, so in any order.
+    assert!(
+        records
+            .iter()
+            .any(|r| r["reply"] == r#"{"number":"CU001","status":"Shipped"}"#),
+        "{records:?}"
     );
 }
 

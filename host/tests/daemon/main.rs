@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod capabilities;
 mod check;
 mod delivery;
 mod goflow;

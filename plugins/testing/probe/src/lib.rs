@@ -14,9 +14,14 @@
 //! | `env` | replies `{"env": N, "fs": B}`: what the sandbox leaks |
 //! | `record` | logs `seen <delivery id>` through the host, then `ok(none)` |
 //! | `fail-twice` | retries attempts 1 and 2; from attempt 3 acts as `record` |
+//! | `fetch URL` | fetches URL; replies `{"status": S, "body": B}` or `{"error": E}` |
+//! | `kv-get KEY` | replies `{"value": V}` (null when missing) or `{"error": E}` |
+//! | `kv-set KEY N` | stores N bytes under KEY; replies `{"ok": true}` or `{"error": E}` |
+//! | `setting KEY` | replies `{"value": V}` (null when not set) |
+//! | `chatter N` | logs N lines through the host; replies `{"ok": true}` |
 //! | anything else | echoes the whole typed event as JSON |
 //!
-//! Only `log` is called on the host, which every plugin may use.
+//! Host capabilities are called only by the commands that test them.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
 
@@ -43,8 +48,47 @@ impl Guest for Probe {
                 e.source.attempt
             ))),
             Some("fail-twice") => record(&e),
+            Some(command) if command.contains(' ') => Ok(Some(reply(&capability(command)))),
             _ => Ok(Some(reply(&echo(&e)))),
         }
+    }
+}
+
+/// Runs a capability command such as `kv-get KEY`.
+fn capability(command: &str) -> Value {
+    use wirehook::plugin::host;
+    let mut words = command.split_whitespace();
+    let (verb, arg) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let outcome = |result: Result<Value, String>| match result {
+        Ok(value) => value,
+        Err(error) => json!({ "error": error }),
+    };
+    match verb {
+        "fetch" => outcome(
+            host::fetch(&host::OutgoingRequest {
+                method: "GET".into(),
+                url: arg.into(),
+                headers: Vec::new(),
+                body: None,
+            })
+            .map(|r| json!({ "status": r.status, "body": String::from_utf8_lossy(&r.body) })),
+        ),
+        "kv-get" => outcome(
+            host::kv_get(arg)
+                .map(|v| json!({ "value": v.map(|v| String::from_utf8_lossy(&v).into_owned()) })),
+        ),
+        "kv-set" => {
+            let size: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+            outcome(host::kv_set(arg, &vec![b'x'; size]).map(|()| json!({ "ok": true })))
+        }
+        "setting" => json!({ "value": host::setting(arg) }),
+        "chatter" => {
+            for i in 0..arg.parse::<u32>().unwrap_or(0) {
+                host::log(host::Level::Info, &format!("chatter {i}"));
+            }
+            json!({ "ok": true })
+        }
+        _ => json!({ "error": format!("unknown command `{verb}`") }),
     }
 }
 
