@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 
+mod kv;
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;
