@@ -198,13 +198,7 @@ async fn failures_retry_then_succeed_or_end_as_dead_letters() {
         .unwrap()
         .to_owned();
     daemon.wait_for_log(|l| l["message"] == "dead letter" && l["delivery_id"] == doomed_id);
-    let listed = daemon.cli(&["dead-letters", "list", "--json"]);
-    assert!(listed.status.success());
-    let dead: Vec<Value> = String::from_utf8(listed.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let dead = daemon.cli_json(&["dead-letters", "list", "--json"]);
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["delivery_id"], doomed_id);
     assert_eq!(dead[0]["attempts"], 3);

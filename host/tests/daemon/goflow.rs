@@ -60,13 +60,7 @@ async fn order_status_answers_each_order() {
     daemon.wait_plugin_calls("orders", 4);
     // Respond routes are in the delivery log too, with their replies.
     daemon.wait_for_nth(4, |l| l["message"] == "response logged");
-    let listed = daemon.cli(&["events", "--route", "orders", "--json"]);
-    assert!(listed.status.success());
-    let records: Vec<Value> = String::from_utf8(listed.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = daemon.cli_json(&["events", "--route", "orders", "--json"]);
     assert_eq!(records.len(), 4);
     assert!(records.iter().all(|r| r["status"] == "responded"));
     // Logged in the background, so in any order.

@@ -201,6 +201,17 @@ impl Daemon {
         command.output().unwrap()
     }
 
+    /// Runs a wirehook subcommand that prints JSON lines, and parses them.
+    pub fn cli_json(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let output = self.cli(args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
     /// Waits until `done` holds for the whole log so far.
     pub fn wait_until(&self, done: impl Fn(&[serde_json::Value]) -> bool) {
         let mut lines = self.log.lines.lock().unwrap();
