@@ -81,8 +81,17 @@ fn build_route(
     }
     // Problems with resolving were reported by Config::problems.
     let secret = route.secret.as_ref().and_then(|s| s.resolve().ok());
-    let provider = providers::build(&ProviderConfig { route, secret })
-        .map_err(|issue| (issue.field, issue.reason))?;
+    let headers = route
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), value.resolve().ok()?)))
+        .collect();
+    let provider = providers::build(&ProviderConfig {
+        route,
+        secret,
+        headers,
+    })
+    .map_err(|issue| (issue.field, issue.reason))?;
     let plugins = route
         .plugins
         .iter()

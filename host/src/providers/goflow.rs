@@ -5,13 +5,13 @@
 //! Proof: a shared token in a header (`Authorization: Token <secret>` by
 //! default, or the route's `header`) or a `token` query parameter.
 
-use std::borrow::Cow;
+use std::time::SystemTime;
 
 use axum::http::header::AUTHORIZATION;
 use serde_json::Value;
 
 use super::token::SharedToken;
-use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, json};
+use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
 
 /// The event name goflow itself does not send; wirehook names the step.
@@ -28,10 +28,14 @@ struct Goflow {
 }
 
 impl Provider for Goflow {
-    fn verify<'r>(&self, req: &Request<'r>) -> Result<Cow<'r, [u8]>, Rejection> {
+    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
         self.token.check(req)?;
         super::require_json_content_type(req.headers)?;
-        Ok(Cow::Borrowed(req.body))
+        Ok(Verified::body(req))
+    }
+
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+        Ok(Signed::json(payload, self.token.headers()?))
     }
 
     fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
