@@ -5,5 +5,8 @@ mod harness;
 
 mod check;
 mod goflow;
+mod providers;
+mod refusals;
 mod sandbox;
+mod sign;
 mod truora;
