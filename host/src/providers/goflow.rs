@@ -101,6 +101,8 @@ fn variables(body: &Value) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RouteConfig;
+    use crate::providers::testkit;
     use crate::secret::Secret;
     use serde_json::json;
 
@@ -142,6 +144,30 @@ mod tests {
         let flow = decode(json!({}));
         assert_eq!(flow.contact, Contact::default());
         assert!(flow.variables.is_empty());
+    }
+
+    proptest::proptest! {
+        /// Only the token proves anything (the body is not signed): every
+        /// change to it is refused, but for its scheme's case and
+        /// surrounding whitespace.
+        #[test]
+        fn token_mutations_are_refused(mutation in testkit::header_mutation()) {
+            let p = testkit::provider(RouteConfig::bare("goflow"), "flow-token-7f3a");
+            let original = testkit::signed(&*p, r#"{"flow":{"uuid":"f"},"input":{"text":"CU001"}}"#);
+            testkit::check_refused(&*p, &original, &mutation, |a, b| {
+                let presented = |r: &testkit::Req| {
+                    let v = r.headers.get(AUTHORIZATION)?.as_bytes().to_ascii_lowercase();
+                    Some(v.strip_prefix(b"token ").unwrap_or(&v).trim_ascii().to_vec())
+                };
+                presented(a) == presented(b)
+            })?;
+        }
+
+        #[test]
+        fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
+            let p = testkit::provider(RouteConfig::bare("goflow"), "flow-token-7f3a");
+            testkit::exercise(&*p, &req);
+        }
     }
 
     #[test]

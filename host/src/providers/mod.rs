@@ -245,3 +245,53 @@ pub(crate) fn require_json_content_type(headers: &HeaderMap) -> Result<(), Rejec
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issue(route: &RouteConfig) -> Option<ConfigIssue> {
+        build(&ProviderConfig {
+            route,
+            secret: Some(Secret::new(&b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"[..])),
+            headers: Vec::new(),
+        })
+        .err()
+    }
+
+    #[test]
+    fn every_provider_builds_from_a_bare_route() {
+        for id in known() {
+            assert_eq!(issue(&RouteConfig::bare(id)), None, "{id}");
+        }
+    }
+
+    /// A key the provider does not read is a mistake worth reporting: a
+    /// `prefix` on a meta route, say, would otherwise do nothing silently.
+    #[test]
+    fn keys_the_provider_does_not_read_are_problems() {
+        let mut route = RouteConfig::bare("meta");
+        route.prefix = Some("sha256=".into());
+        let problem = issue(&route).unwrap();
+        assert_eq!(problem.field, "prefix");
+        assert!(problem.reason.contains("`meta`"), "{}", problem.reason);
+        let mut route = RouteConfig::bare("oneroute");
+        route.header = Some("X-Signature".into());
+        assert_eq!(issue(&route).unwrap().field, "header");
+        let mut route = RouteConfig::bare("hmac");
+        route.prefix = Some("sha256=".into());
+        route.header = Some("X-Hub-Signature-256".into());
+        assert_eq!(issue(&route), None);
+    }
+
+    #[test]
+    fn unknown_providers_list_the_known_ones() {
+        let problem = issue(&RouteConfig::bare("carrier-pigeon")).unwrap();
+        assert_eq!(problem.field, "provider");
+        assert!(
+            problem.reason.contains("standard-webhooks"),
+            "{}",
+            problem.reason
+        );
+    }
+}

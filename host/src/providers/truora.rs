@@ -118,7 +118,8 @@ impl Provider for Truora {
 fn token_of(body: &[u8]) -> Result<&str, Rejection> {
     let text = std::str::from_utf8(body)
         .map_err(|_| Rejection::unauthorized("body is not a JWT: not UTF-8"))?
-        .trim();
+        // JSON's whitespace, not Unicode's: nothing else may wrap a token.
+        .trim_matches(|c: char| c.is_ascii_whitespace());
     let token = text
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
@@ -147,6 +148,28 @@ fn stage_of(kind: &str) -> Option<FlowStage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RouteConfig;
+    use crate::providers::testkit;
+
+    proptest::proptest! {
+        /// Any change to the JWT body is refused, but for whitespace
+        /// around it, which is not part of the token.
+        #[test]
+        fn mutations_are_refused(user in "[ -~]{0,30}", mutation in testkit::mutation()) {
+            let p = testkit::provider(RouteConfig::bare("truora"), "c48863adab6b101b");
+            let claims = serde_json::json!({"event": "Success", "user_id": user}).to_string();
+            let original = testkit::signed(&*p, &claims);
+            testkit::check_refused(&*p, &original, &mutation, |a, b| {
+                a.body.trim_ascii() == b.body.trim_ascii()
+            })?;
+        }
+
+        #[test]
+        fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
+            let p = testkit::provider(RouteConfig::bare("truora"), "c48863adab6b101b");
+            testkit::exercise(&*p, &req);
+        }
+    }
 
     #[test]
     fn stages_from_truora_names() {
