@@ -4,6 +4,7 @@
 mod harness;
 
 mod check;
+mod fixtures;
 mod goflow;
 mod providers;
 mod refusals;

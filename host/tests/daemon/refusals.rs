@@ -6,8 +6,8 @@
 
 use serde_json::Value;
 
+use crate::fixtures::{META_SECRET, builder, meta_signature, meta_text_message, post};
 use crate::harness::{Daemon, DaemonBuilder};
-use crate::providers::{META_SECRET, builder, meta_signature, meta_text_message, post};
 
 async fn refused(daemon: &Daemon, route: &str, n: usize, response: reqwest::Response, status: u16) {
     assert_eq!(response.status(), status);

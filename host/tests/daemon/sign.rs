@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+use crate::fixtures::*;
 use crate::harness::{Daemon, wirehook};
-use crate::providers::*;
 
 struct Case {
     provider: &'static str,
