@@ -196,6 +196,13 @@ pub fn known() -> impl Iterator<Item = &'static str> {
     REGISTRY.iter().map(|entry| entry.id)
 }
 
+/// Whether provider `id` reads the optional route key `key`.
+pub fn reads(id: &str, key: &str) -> bool {
+    REGISTRY
+        .iter()
+        .any(|entry| entry.id == id && entry.reads.contains(&key))
+}
+
 /// Builds the provider of `config.route`.
 pub fn build(config: &ProviderConfig<'_>) -> Result<Arc<dyn Provider>, ConfigIssue> {
     let id = config.route.provider.as_str();
