@@ -1,3 +1,6 @@
+//! Meta provider tests: Meta's documented payloads, many events in one
+//! request, the handshake, bad proofs, and property tests.
+
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

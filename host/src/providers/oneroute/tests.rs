@@ -1,3 +1,6 @@
+//! OneRoute provider tests: node's JSON.stringify vectors
+//! (tests/vectors), the seed payloads, and property tests.
+
 use proptest::prelude::*;
 use serde_json::Value;
 
