@@ -183,8 +183,16 @@ pub struct RouteConfig {
     pub mode: Mode,
     #[serde(default)]
     pub allow_ips: Vec<IpNet>,
-    /// Shared-header providers: the header that holds the secret.
+    /// The header that carries the proof: for shared-token providers
+    /// (goflow, messangi, whatsable) the one holding the secret, for
+    /// `hmac` the one holding the signature. Each provider has a default.
     pub header: Option<String>,
+    /// Shared-token providers: further headers every request must carry,
+    /// by name, each with its value (`env:`/`file:`/literal like
+    /// `secret`), compared in constant time. Messangi lets a webhook send
+    /// several custom headers; this checks them all.
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretSource>,
     /// Meta: the token of the GET `hub.challenge` handshake.
     pub verify_token: Option<SecretSource>,
     /// Queue routes: attempts before an event becomes a dead letter.
@@ -196,6 +204,12 @@ pub struct RouteConfig {
     pub backoff_ms: u64,
     #[serde(default = "default_backoff_max_ms")]
     pub backoff_max_ms: u64,
+    /// `hmac`: the hash, `sha256` (default) or `sha512`.
+    pub algorithm: Option<HmacAlgorithm>,
+    /// `hmac`: how the signature is written, `hex` (default) or `base64`.
+    pub encoding: Option<SignatureEncoding>,
+    /// `hmac`: text before the signature in the header, e.g. `sha256=`.
+    pub prefix: Option<String>,
 }
 
 fn default_max_attempts() -> u32 {
@@ -208,6 +222,67 @@ fn default_backoff_ms() -> u64 {
 
 fn default_backoff_max_ms() -> u64 {
     3600 * 1000
+}
+
+impl RouteConfig {
+    /// The optional provider-specific keys set on this route, by name;
+    /// each provider says which it reads.
+    pub fn optional_keys_set(&self) -> Vec<&'static str> {
+        [
+            ("header", self.header.is_some()),
+            ("headers", !self.headers.is_empty()),
+            ("verify_token", self.verify_token.is_some()),
+            ("algorithm", self.algorithm.is_some()),
+            ("encoding", self.encoding.is_some()),
+            ("prefix", self.prefix.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
+
+    /// A route for `provider` with nothing else set; `wirehook sign` and
+    /// tests fill in the rest.
+    pub fn bare(provider: &str) -> Self {
+        Self {
+            name: provider.to_owned(),
+            path: "/".to_owned(),
+            provider: provider.to_owned(),
+            secret: None,
+            plugins: Vec::new(),
+            mode: Mode::default(),
+            allow_ips: Vec::new(),
+            header: None,
+            headers: BTreeMap::new(),
+            verify_token: None,
+            algorithm: None,
+            encoding: None,
+            prefix: None,
+            max_attempts: default_max_attempts(),
+            backoff_ms: default_backoff_ms(),
+            backoff_max_ms: default_backoff_max_ms(),
+        }
+    }
+}
+
+/// The hash of an HMAC signature.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    #[default]
+    Sha256,
+    Sha512,
+}
+
+/// How a signature is written as text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureEncoding {
+    /// Lower-case hex on the way out; either case accepted.
+    #[default]
+    Hex,
+    /// Standard alphabet; padding optional on the way in.
+    Base64,
 }
 
 /// How a plugin's instances are reused.
@@ -364,6 +439,11 @@ impl Config {
                 && let Err(reason) = token.resolve()
             {
                 problems.push(Problem::new(key("verify_token"), reason));
+            }
+            for (name, value) in &route.headers {
+                if let Err(reason) = value.resolve() {
+                    problems.push(Problem::new(key(&format!("headers.{name}")), reason));
+                }
             }
         }
         problems

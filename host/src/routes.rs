@@ -107,10 +107,22 @@ fn build_route(
     if route.secret.as_ref().is_some_and(|s| s.is_literal()) {
         tracing::warn!(route = %route.name, "route.secret is a literal in the config file; prefer env: or file:");
     }
+    if providers::reads(&route.provider, "verify_token") && route.verify_token.is_none() {
+        tracing::warn!(route = %route.name, "route has no verify_token: the provider's subscription handshake will get 403");
+    }
     // Problems with resolving were reported by Config::problems.
     let secret = route.secret.as_ref().and_then(|s| s.resolve().ok());
-    let provider = providers::build(&ProviderConfig { route, secret })
-        .map_err(|issue| (issue.field, issue.reason))?;
+    let headers = route
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), value.resolve().ok()?)))
+        .collect();
+    let provider = providers::build(&ProviderConfig {
+        route,
+        secret,
+        headers,
+    })
+    .map_err(|issue| (issue.field, issue.reason))?;
     let plugins = route
         .plugins
         .iter()

@@ -1,6 +1,6 @@
 //! The HTTP front: one handler for every route. It finds the route by
-//! path, checks method, address and size, lets the provider verify and
-//! decode, and hands the events on. Every refusal is a short JSON error
+//! path, checks address, method and size, lets the provider verify and
+//! decode (or answer its GET handshake), and hands the events on. Every refusal is a short JSON error
 //! and one log line naming route, reason and remote address.
 
 use std::net::{IpAddr, SocketAddr};
@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use crate::config::{Mode, ServerConfig};
 use crate::dispatch::{AcceptError, Dispatcher};
 use crate::event::{Decoded, Event, Source};
-use crate::providers::{self, Rejection};
+use crate::providers::{self, Rejection, Verified};
 use crate::routes::{Route, RouteTable};
 use crate::store::Admission;
 
@@ -65,15 +65,42 @@ async fn handle(
         tracing::warn!(route = %route.name, %remote, status = status.as_u16(), reason, "request refused");
         error(status, reason)
     };
+    // The address first: a refused address learns nothing else.
+    if !route.allow_ips.is_empty() && !route.allow_ips.iter().any(|net| net.contains(&remote)) {
+        return refuse(StatusCode::FORBIDDEN, "address not allowed");
+    }
+    let query = parts.uri.query().unwrap_or_default();
+    if parts.method == Method::GET {
+        let request = providers::Request {
+            method: &parts.method,
+            headers: &parts.headers,
+            query,
+            body: &[],
+        };
+        match route.provider.handshake(&request) {
+            Some(Ok(answer)) => {
+                tracing::info!(route = %route.name, %remote, "handshake answered");
+                return (
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    answer,
+                )
+                    .into_response();
+            }
+            Some(Err(rejection)) => return refuse(status_of(&rejection), &rejection.to_string()),
+            None => {}
+        }
+    }
     if parts.method != Method::POST {
+        let allow = if has_handshake(route) {
+            "GET, POST"
+        } else {
+            "POST"
+        };
         let mut response = refuse(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         response
             .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
         return response;
-    }
-    if !route.allow_ips.is_empty() && !route.allow_ips.iter().any(|net| net.contains(&remote)) {
-        return refuse(StatusCode::FORBIDDEN, "address not allowed");
     }
     let body = match read_body(body, app.server.max_body_bytes).await {
         Ok(body) => body,
@@ -82,25 +109,18 @@ async fn handle(
     let request = providers::Request {
         method: &parts.method,
         headers: &parts.headers,
-        query: parts.uri.query().unwrap_or_default(),
+        query,
         body: &body,
     };
-    let decoded = route
-        .provider
-        .verify(&request)
-        .and_then(|document| route.provider.decode(&document));
-    let decoded = match decoded {
+    let decoded = route.provider.verify(&request).and_then(|verified| {
+        let decoded = route.provider.decode(&verified.document)?;
+        Ok((verified, decoded))
+    });
+    let (verified, decoded) = match decoded {
         Ok(decoded) => decoded,
-        Err(rejection) => {
-            let status = match &rejection {
-                Rejection::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-                Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
-                Rejection::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            };
-            return refuse(status, &rejection.to_string());
-        }
+        Err(rejection) => return refuse(status_of(&rejection), &rejection.to_string()),
     };
-    let events = to_events(route, &body, decoded);
+    let events = to_events(route, &verified, decoded);
     match route.mode {
         Mode::Respond => respond(&app.dispatcher, route, &events).await,
         Mode::Queue => enqueue(&app.dispatcher, route, events, remote).await,
@@ -192,26 +212,53 @@ async fn respond(dispatcher: &Dispatcher, route: &Route, events: &[Event]) -> Re
     response
 }
 
+fn status_of(rejection: &Rejection) -> StatusCode {
+    match rejection {
+        Rejection::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
+        Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Rejection::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    }
+}
+
+/// Whether the route's provider answers a GET handshake: asked with an
+/// empty one, a provider without a handshake says `None` whatever it gets.
+fn has_handshake(route: &Route) -> bool {
+    let headers = HeaderMap::new();
+    let probe = providers::Request {
+        method: &Method::GET,
+        headers: &headers,
+        query: "",
+        body: &[],
+    };
+    route.provider.handshake(&probe).is_some()
+}
+
 /// Gives each decoded event its source and a stable delivery id: the
-/// provider's where it has one, else a hash of route and body.
-fn to_events(route: &Route, body: &[u8], decoded: Vec<Decoded>) -> Vec<Event> {
+/// event's own id from the provider, else the delivery's (a signed
+/// header), else a hash of route and proven document. The document, not
+/// the raw body, so that a body re-spaced on the way (OneRoute proves the
+/// re-serialised form) keeps its id.
+fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> Vec<Event> {
     let received_at_ms = crate::dispatch::now_ms();
     let several = decoded.len() > 1;
-    let body_hash = || {
+    let document_hash = || {
         let mut hasher = Sha256::new();
         hasher.update(route.name.as_bytes());
         hasher.update([0]);
-        hasher.update(body);
+        hasher.update(&verified.document);
         hex::encode(&hasher.finalize()[..16])
     };
     decoded
         .into_iter()
         .enumerate()
         .map(|(i, d)| {
-            let delivery_id = match d.provider_id {
-                Some(id) => id,
-                None if several => format!("{}-{i}", body_hash()),
-                None => body_hash(),
+            let delivery_id = match (d.provider_id, &verified.delivery_id) {
+                (Some(id), _) => id,
+                (None, Some(id)) if several => format!("{id}-{i}"),
+                (None, Some(id)) => id.clone(),
+                (None, None) if several => format!("{}-{i}", document_hash()),
+                (None, None) => document_hash(),
             };
             Event {
                 source: Source {

@@ -1,6 +1,8 @@
 //! The command line: `wirehook run` serves, `wirehook check` validates,
-//! and the delivery-log commands (see [`deliveries`]) inspect the store.
+//! the delivery-log commands (see [`deliveries`]) inspect the store, and
+//! `wirehook sign` prints the request a provider would send.
 
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,13 +10,15 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, HmacAlgorithm, RouteConfig, SignatureEncoding};
 use crate::dispatch::Dispatcher;
+use crate::providers::{self, ProviderConfig, Signed};
 use crate::store::{KvStore, SqliteStore, Store};
 
 mod deliveries;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
+use crate::secret::{Secret, SecretSource};
 use crate::server::{self, App};
 
 #[derive(Debug, Parser)]
@@ -55,6 +59,37 @@ enum Command {
     /// Inspect, replay and purge dead letters.
     #[command(subcommand)]
     DeadLetters(deliveries::DeadLetters),
+    /// Print the request a provider would send for a JSON payload: header
+    /// lines, a blank line, the body. For testing a route by hand.
+    Sign(SignArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SignArgs {
+    /// The provider id, as in a route's `provider`.
+    #[arg(long)]
+    provider: String,
+    /// The route's secret: the value itself, `env:VAR` or `file:PATH`.
+    #[arg(long)]
+    secret: String,
+    /// The JSON payload; standard input when absent or `-`.
+    file: Option<PathBuf>,
+    /// `NAME`: the route's `header`; `NAME=VALUE`: a further header of the
+    /// route's `headers` table. Repeatable.
+    #[arg(long = "header", value_name = "NAME[=VALUE]")]
+    headers: Vec<String>,
+    /// `hmac`: the route's `algorithm`.
+    #[arg(long, value_enum)]
+    algorithm: Option<HmacAlgorithm>,
+    /// `hmac`: the route's `encoding`.
+    #[arg(long, value_enum)]
+    encoding: Option<SignatureEncoding>,
+    /// `hmac`: the route's `prefix`.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Print a ready curl command that POSTs the request to URL instead.
+    #[arg(long, value_name = "URL")]
+    curl: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Events(args) => deliveries::events(args),
         Command::Replay(args) => deliveries::replay(args),
         Command::DeadLetters(command) => deliveries::dead_letters(command),
+        Command::Sign(args) => sign(&args),
     };
     match result {
         Ok(code) => code,
@@ -218,4 +254,88 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Builds the provider from a route made of the arguments, exactly as the
+/// daemon builds it from config, and prints what it signs.
+fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
+    let secret = SecretSource::from(args.secret.clone())
+        .resolve()
+        .map_err(|reason| anyhow::anyhow!("--secret: {reason}"))?;
+    let mut route = RouteConfig::bare(&args.provider);
+    let mut headers = Vec::new();
+    for header in &args.headers {
+        match header.split_once('=') {
+            Some((name, value)) => {
+                route
+                    .headers
+                    .insert(name.to_owned(), SecretSource::from(value.to_owned()));
+                headers.push((name.to_owned(), Secret::new(value.as_bytes())));
+            }
+            None if route.header.is_none() => route.header = Some(header.clone()),
+            None => anyhow::bail!(
+                "--header: only one NAME (the route's `header`); further ones are NAME=VALUE"
+            ),
+        }
+    }
+    route.algorithm = args.algorithm;
+    route.encoding = args.encoding;
+    route.prefix = args.prefix.clone();
+    let provider = providers::build(&ProviderConfig {
+        route: &route,
+        secret: Some(secret),
+        headers,
+    })
+    .map_err(|issue| anyhow::anyhow!("--{}: {}", issue.field.replace('_', "-"), issue.reason))?;
+
+    let mut payload = Vec::new();
+    match &args.file {
+        Some(path) if path != Path::new("-") => {
+            payload = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_end(&mut payload)
+                .context("reading the payload from standard input")?;
+        }
+    }
+    // Editors and `echo` end files with a newline; it is not part of the JSON.
+    let payload = payload.trim_ascii_end();
+    serde_json::from_slice::<serde::de::IgnoredAny>(payload).context("the payload is not JSON")?;
+    let signed = provider
+        .sign(payload, std::time::SystemTime::now())
+        .map_err(|reason| anyhow::anyhow!("cannot sign: {reason}"))?;
+    let text = match &args.curl {
+        Some(url) => curl_command(url, &signed),
+        None => raw_request(&signed),
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `Name: value` lines, a blank line, the body and one newline (which is
+/// not part of the body: bodies never end in one).
+pub fn raw_request(signed: &Signed) -> String {
+    let mut out = String::new();
+    for (name, value) in &signed.headers {
+        out.push_str(&format!("{name}: {value}\n"));
+    }
+    out.push('\n');
+    out.push_str(&String::from_utf8_lossy(&signed.body));
+    out.push('\n');
+    out
+}
+
+/// A POSIX-shell curl command sending exactly `signed` to `url`.
+pub fn curl_command(url: &str, signed: &Signed) -> String {
+    let quote = |text: &str| format!("'{}'", text.replace('\'', "'\\''"));
+    let mut out = format!("curl -sS -i {}", quote(url));
+    for (name, value) in &signed.headers {
+        out.push_str(&format!(" \\\n  -H {}", quote(&format!("{name}: {value}"))));
+    }
+    out.push_str(&format!(
+        " \\\n  --data-binary {}\n",
+        quote(&String::from_utf8_lossy(&signed.body))
+    ));
+    out
 }

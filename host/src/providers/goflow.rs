@@ -5,13 +5,13 @@
 //! Proof: a shared token in a header (`Authorization: Token <secret>` by
 //! default, or the route's `header`) or a `token` query parameter.
 
-use std::borrow::Cow;
+use std::time::SystemTime;
 
 use axum::http::header::AUTHORIZATION;
 use serde_json::Value;
 
 use super::token::SharedToken;
-use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, json};
+use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
 
 /// The event name goflow itself does not send; wirehook names the step.
@@ -28,10 +28,14 @@ struct Goflow {
 }
 
 impl Provider for Goflow {
-    fn verify<'r>(&self, req: &Request<'r>) -> Result<Cow<'r, [u8]>, Rejection> {
+    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
         self.token.check(req)?;
         super::require_json_content_type(req.headers)?;
-        Ok(Cow::Borrowed(req.body))
+        Ok(Verified::body(req))
+    }
+
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+        Ok(Signed::json(payload, self.token.headers()?))
     }
 
     fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
@@ -97,6 +101,8 @@ fn variables(body: &Value) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RouteConfig;
+    use crate::providers::testkit;
     use crate::secret::Secret;
     use serde_json::json;
 
@@ -138,6 +144,30 @@ mod tests {
         let flow = decode(json!({}));
         assert_eq!(flow.contact, Contact::default());
         assert!(flow.variables.is_empty());
+    }
+
+    proptest::proptest! {
+        /// Only the token proves anything (the body is not signed): every
+        /// change to it is refused, but for its scheme's case and
+        /// surrounding whitespace.
+        #[test]
+        fn token_mutations_are_refused(mutation in testkit::header_mutation()) {
+            let p = testkit::provider(RouteConfig::bare("goflow"), "flow-token-7f3a");
+            let original = testkit::signed(&*p, r#"{"flow":{"uuid":"f"},"input":{"text":"CU001"}}"#);
+            testkit::check_refused(&*p, &original, &mutation, |a, b| {
+                let presented = |r: &testkit::Req| {
+                    let v = r.headers.get(AUTHORIZATION)?.as_bytes().to_ascii_lowercase();
+                    Some(v.strip_prefix(b"token ").unwrap_or(&v).trim_ascii().to_vec())
+                };
+                presented(a) == presented(b)
+            })?;
+        }
+
+        #[test]
+        fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
+            let p = testkit::provider(RouteConfig::bare("goflow"), "flow-token-7f3a");
+            testkit::exercise(&*p, &req);
+        }
     }
 
     #[test]

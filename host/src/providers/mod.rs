@@ -1,9 +1,15 @@
 //! Providers: each file proves that a request came from one provider and
 //! decodes it into events, nothing else. Adding a provider is one new file
-//! plus one line in [`REGISTRY`].
+//! plus one entry in [`REGISTRY`].
+//!
+//! Each provider also signs: [`Provider::sign`] produces exactly what the
+//! provider would send, for `wirehook sign` and for tests. Signing sits
+//! next to verifying in each file, built from the same route config, so
+//! the two cannot drift apart.
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::http::{HeaderMap, Method};
 
@@ -12,12 +18,50 @@ use crate::event::Decoded;
 use crate::secret::Secret;
 
 mod goflow;
+mod hmac;
+pub mod jsjson;
 pub(crate) mod json;
+mod mac;
+mod messangi;
+mod meta;
+mod oneroute;
+mod standard_webhooks;
+#[cfg(test)]
+mod testkit;
+mod time;
 mod token;
 mod truora;
+mod whatsable;
 
-/// Every provider id and how to build it from its route.
-const REGISTRY: &[(&str, Build)] = &[("goflow", goflow::build), ("truora", truora::build)];
+/// Every provider: its id, how to build it from its route, and which of
+/// the optional route keys it reads (any other one set on its route is a
+/// config problem, so a typo'd or misplaced key does not pass silently).
+const REGISTRY: &[Entry] = &[
+    Entry::new("goflow", goflow::build, &["header", "headers"]),
+    Entry::new(
+        "hmac",
+        hmac::build,
+        &["header", "algorithm", "encoding", "prefix"],
+    ),
+    Entry::new("messangi", messangi::build, &["header", "headers"]),
+    Entry::new("meta", meta::build, &["verify_token"]),
+    Entry::new("oneroute", oneroute::build, &[]),
+    Entry::new("standard-webhooks", standard_webhooks::build, &[]),
+    Entry::new("truora", truora::build, &[]),
+    Entry::new("whatsable", whatsable::build, &["header", "headers"]),
+];
+
+struct Entry {
+    id: &'static str,
+    build: Build,
+    reads: &'static [&'static str],
+}
+
+impl Entry {
+    const fn new(id: &'static str, build: Build, reads: &'static [&'static str]) -> Self {
+        Self { id, build, reads }
+    }
+}
 
 type Build = fn(&ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue>;
 
@@ -43,6 +87,9 @@ pub enum Rejection {
     /// 415: the content type is not what the provider sends.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 403: a handshake presented the wrong token.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl Rejection {
@@ -55,22 +102,76 @@ impl Rejection {
     }
 }
 
-/// Verify, then decode. Both look only at the request; neither has side
-/// effects, so a rejected request leaves no trace but a log line.
+/// What [`Provider::verify`] proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified<'r> {
+    /// The JSON document that was proven: the body itself, or for a JWT
+    /// its claims, or for OneRoute the `JSON.stringify` form it signed.
+    pub document: Cow<'r, [u8]>,
+    /// The provider's id for the delivery when it travels outside the
+    /// document (Standard Webhooks' `webhook-id` header).
+    pub delivery_id: Option<String>,
+}
+
+impl<'r> Verified<'r> {
+    /// The request body, proven as it is.
+    pub fn body(req: &Request<'r>) -> Self {
+        Self {
+            document: Cow::Borrowed(req.body),
+            delivery_id: None,
+        }
+    }
+}
+
+/// A request as the provider would send it: what `wirehook sign` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Signed {
+    /// A JSON body with the given proof headers.
+    pub fn json(body: &[u8], proof: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut headers: Vec<_> = proof.into_iter().collect();
+        headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
+        Self {
+            headers,
+            body: body.to_vec(),
+        }
+    }
+}
+
+/// Verify, then decode; and the other side, sign. All look only at their
+/// arguments; none has side effects, so a rejected request leaves no trace
+/// but a log line.
 pub trait Provider: Send + Sync + 'static {
     /// Proves the request came from the provider, over the raw bytes.
-    /// Returns the JSON document that was proven (the body itself, or for
-    /// a JWT its claims).
-    fn verify<'r>(&self, req: &Request<'r>) -> Result<Cow<'r, [u8]>, Rejection>;
+    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection>;
 
-    /// Decodes a verified document into one or more events.
+    /// Decodes a verified document into one or more events. Unknown event
+    /// names decode to [`crate::event::Payload::Other`], never an error.
     fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection>;
+
+    /// Builds the request the provider would send for the JSON `payload`
+    /// at time `now`, proven the way [`Provider::verify`] checks.
+    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, String>;
+
+    /// A GET handshake the provider makes before sending events (Meta's
+    /// `hub.challenge`): `Some` with the text/plain answer or the refusal.
+    /// `None` (the default) means the provider makes none, whatever the
+    /// request, and GET is 405.
+    fn handshake(&self, _req: &Request<'_>) -> Option<Result<String, Rejection>> {
+        None
+    }
 }
 
 /// What a provider is built from: its route's config, secrets resolved.
 pub struct ProviderConfig<'a> {
     pub route: &'a RouteConfig,
     pub secret: Option<Secret>,
+    /// The route's `headers`, values resolved.
+    pub headers: Vec<(String, Secret)>,
 }
 
 impl ProviderConfig<'_> {
@@ -92,15 +193,22 @@ pub struct ConfigIssue {
 
 /// The provider ids wirehook knows.
 pub fn known() -> impl Iterator<Item = &'static str> {
-    REGISTRY.iter().map(|(id, _)| *id)
+    REGISTRY.iter().map(|entry| entry.id)
+}
+
+/// Whether provider `id` reads the optional route key `key`.
+pub fn reads(id: &str, key: &str) -> bool {
+    REGISTRY
+        .iter()
+        .any(|entry| entry.id == id && entry.reads.contains(&key))
 }
 
 /// Builds the provider of `config.route`.
 pub fn build(config: &ProviderConfig<'_>) -> Result<Arc<dyn Provider>, ConfigIssue> {
     let id = config.route.provider.as_str();
-    let (_, build) = REGISTRY
+    let entry = REGISTRY
         .iter()
-        .find(|(known, _)| *known == id)
+        .find(|entry| entry.id == id)
         .ok_or_else(|| ConfigIssue {
             field: "provider",
             reason: format!(
@@ -108,7 +216,18 @@ pub fn build(config: &ProviderConfig<'_>) -> Result<Arc<dyn Provider>, ConfigIss
                 known().collect::<Vec<_>>().join(", ")
             ),
         })?;
-    build(config).map(Arc::from)
+    if let Some(key) = config
+        .route
+        .optional_keys_set()
+        .into_iter()
+        .find(|key| !entry.reads.contains(key))
+    {
+        return Err(ConfigIssue {
+            field: key,
+            reason: format!("the `{id}` provider does not read `{key}`"),
+        });
+    }
+    (entry.build)(config).map(Arc::from)
 }
 
 /// Accepts a missing content type or any JSON one (`application/json`,
@@ -131,5 +250,55 @@ pub(crate) fn require_json_content_type(headers: &HeaderMap) -> Result<(), Rejec
         Err(Rejection::UnsupportedMediaType(format!(
             "content type `{essence}` is not JSON"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issue(route: &RouteConfig) -> Option<ConfigIssue> {
+        build(&ProviderConfig {
+            route,
+            secret: Some(Secret::new(&b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"[..])),
+            headers: Vec::new(),
+        })
+        .err()
+    }
+
+    #[test]
+    fn every_provider_builds_from_a_bare_route() {
+        for id in known() {
+            assert_eq!(issue(&RouteConfig::bare(id)), None, "{id}");
+        }
+    }
+
+    /// A key the provider does not read is a mistake worth reporting: a
+    /// `prefix` on a meta route, say, would otherwise do nothing silently.
+    #[test]
+    fn keys_the_provider_does_not_read_are_problems() {
+        let mut route = RouteConfig::bare("meta");
+        route.prefix = Some("sha256=".into());
+        let problem = issue(&route).unwrap();
+        assert_eq!(problem.field, "prefix");
+        assert!(problem.reason.contains("`meta`"), "{}", problem.reason);
+        let mut route = RouteConfig::bare("oneroute");
+        route.header = Some("X-Signature".into());
+        assert_eq!(issue(&route).unwrap().field, "header");
+        let mut route = RouteConfig::bare("hmac");
+        route.prefix = Some("sha256=".into());
+        route.header = Some("X-Hub-Signature-256".into());
+        assert_eq!(issue(&route), None);
+    }
+
+    #[test]
+    fn unknown_providers_list_the_known_ones() {
+        let problem = issue(&RouteConfig::bare("carrier-pigeon")).unwrap();
+        assert_eq!(problem.field, "provider");
+        assert!(
+            problem.reason.contains("standard-webhooks"),
+            "{}",
+            problem.reason
+        );
     }
 }

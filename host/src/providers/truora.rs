@@ -6,11 +6,12 @@
 //! present (Truora does not promise them, so they are not required).
 
 use std::borrow::Cow;
+use std::time::SystemTime;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
-use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, json};
+use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
@@ -26,17 +27,19 @@ pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIss
     validation.leeway = LEEWAY_SECS;
     Ok(Box::new(Truora {
         key: DecodingKey::from_secret(secret.expose()),
+        signing_key: EncodingKey::from_secret(secret.expose()),
         validation,
     }))
 }
 
 struct Truora {
     key: DecodingKey,
+    signing_key: EncodingKey,
     validation: Validation,
 }
 
 impl Provider for Truora {
-    fn verify<'r>(&self, req: &Request<'r>) -> Result<Cow<'r, [u8]>, Rejection> {
+    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
         let token = token_of(req.body)?;
         // Checked before signature verification so the log says why.
         let header = jsonwebtoken::decode_header(token)
@@ -53,7 +56,23 @@ impl Provider for Truora {
         if !claims.is_object() {
             return Err(Rejection::bad_request("JWT claims are not a JSON object"));
         }
-        Ok(Cow::Owned(claims.to_string().into_bytes()))
+        Ok(Verified {
+            document: Cow::Owned(claims.to_string().into_bytes()),
+            delivery_id: None,
+        })
+    }
+
+    /// The payload becomes the claims of an HS256 JWT, which is the body.
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+        let claims: Value =
+            serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.signing_key)
+                .map_err(|e| format!("cannot sign the JWT: {e}"))?;
+        Ok(Signed {
+            headers: vec![("Content-Type".to_owned(), "application/jwt".to_owned())],
+            body: token.into_bytes(),
+        })
     }
 
     fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
@@ -99,7 +118,8 @@ impl Provider for Truora {
 fn token_of(body: &[u8]) -> Result<&str, Rejection> {
     let text = std::str::from_utf8(body)
         .map_err(|_| Rejection::unauthorized("body is not a JWT: not UTF-8"))?
-        .trim();
+        // JSON's whitespace, not Unicode's: nothing else may wrap a token.
+        .trim_matches(|c: char| c.is_ascii_whitespace());
     let token = text
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
@@ -128,6 +148,28 @@ fn stage_of(kind: &str) -> Option<FlowStage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RouteConfig;
+    use crate::providers::testkit;
+
+    proptest::proptest! {
+        /// Any change to the JWT body is refused, but for whitespace
+        /// around it, which is not part of the token.
+        #[test]
+        fn mutations_are_refused(user in "[ -~]{0,30}", mutation in testkit::mutation()) {
+            let p = testkit::provider(RouteConfig::bare("truora"), "c48863adab6b101b");
+            let claims = serde_json::json!({"event": "Success", "user_id": user}).to_string();
+            let original = testkit::signed(&*p, &claims);
+            testkit::check_refused(&*p, &original, &mutation, |a, b| {
+                a.body.trim_ascii() == b.body.trim_ascii()
+            })?;
+        }
+
+        #[test]
+        fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
+            let p = testkit::provider(RouteConfig::bare("truora"), "c48863adab6b101b");
+            testkit::exercise(&*p, &req);
+        }
+    }
 
     #[test]
     fn stages_from_truora_names() {

@@ -68,6 +68,7 @@ pub struct DaemonBuilder {
     plugins: Vec<String>,
     env: Vec<(String, String)>,
     plugins_table: String,
+    server_table: String,
 }
 
 impl DaemonBuilder {
@@ -77,6 +78,7 @@ impl DaemonBuilder {
             plugins: Vec::new(),
             env: Vec::new(),
             plugins_table: String::new(),
+            server_table: String::new(),
         }
     }
 
@@ -96,6 +98,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// Extra keys of the `[server]` table.
+    pub fn server_settings(mut self, toml: &str) -> Self {
+        self.server_table = toml.to_owned();
+        self
+    }
+
     pub fn start(self) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let plugins_dir = dir.path().join("plugins");
@@ -104,7 +112,8 @@ impl DaemonBuilder {
             std::fs::copy(plugin_wasm(name), plugins_dir.join(format!("{name}.wasm"))).unwrap();
         }
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\npath = {:?}\n\n[plugins]\ndir = {:?}\n{}\n\n{}",
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[storage]\npath = {:?}\n\n[plugins]\ndir = {:?}\n{}\n\n{}",
+            self.server_table,
             dir.path().join("data"),
             plugins_dir,
             self.plugins_table,

@@ -48,10 +48,15 @@ impl Guest for Probe {
                 e.source.attempt
             ))),
             Some("fail-twice") => record(&e),
-            Some(command) if command.contains(' ') => Ok(Some(reply(&capability(command)))),
+            Some(command) if is_capability(command) => Ok(Some(reply(&capability(command)))),
             _ => Ok(Some(reply(&echo(&e)))),
         }
     }
+}
+
+fn is_capability(command: &str) -> bool {
+    let verb = command.split_whitespace().next().unwrap_or("");
+    ["fetch", "kv-get", "kv-set", "setting", "chatter"].contains(&verb) && command.contains(' ')
 }
 
 /// Runs a capability command such as `kv-get KEY`.
@@ -88,7 +93,7 @@ fn capability(command: &str) -> Value {
             }
             json!({ "ok": true })
         }
-        _ => json!({ "error": format!("unknown command `{verb}`") }),
+        _ => unreachable!("checked by is_capability"),
     }
 }
 

@@ -1,0 +1,352 @@
+//! Meta: the WhatsApp Cloud API webhooks.
+//!
+//! Proof: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`,
+//! keyed with the app secret (the route's `secret`). Before Meta sends
+//! events it subscribes the URL with a GET handshake,
+//! `?hub.mode=subscribe&hub.verify_token=T&hub.challenge=C`: wirehook
+//! answers `C` as text/plain when `T` is the route's `verify_token`
+//! (compared in constant time), 403 otherwise.
+//!
+//! One POST can carry many entries, each with many changes, each with many
+//! messages and statuses; each becomes its own event:
+//!
+//! | element | payload | kind | provider id |
+//! |---|---|---|---|
+//! | `messages[]` (a WhatsApp Flow reply, `interactive.nfm_reply`) | flow, succeeded | the message `type` | message id |
+//! | `messages[]` (any other) | message-received | the message `type` (`text`, `image`, `interactive`, …) | message id |
+//! | `statuses[]` | message-status | `status` | status id + `:` + status name |
+//! | a change with neither | other | the change's `field` | — |
+//!
+//! A status id alone is not unique (one message is sent, then delivered,
+//! then read), hence the status name in its delivery id. Each event's
+//! `raw-json` is the whole payload narrowed to that one element (same
+//! envelope, one entry, one change, one message or status, and the
+//! message's contact), so code written for Meta's payloads reads it as is.
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::{
+    ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json, mac,
+};
+use crate::config::{HmacAlgorithm, SignatureEncoding};
+use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Message, Payload, StatusUpdate};
+use crate::secret::Secret;
+
+const HEADER: &str = "x-hub-signature-256";
+const PREFIX: &[u8] = b"sha256=";
+/// Meta's challenges are short numbers; anything long or odd is refused
+/// rather than echoed.
+const MAX_CHALLENGE: usize = 256;
+
+pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
+    // Without one every handshake is refused; the daemon warns at start
+    // (routes.rs), while `wirehook sign` needs none.
+    let verify_token = config
+        .route
+        .verify_token
+        .as_ref()
+        .and_then(|s| s.resolve().ok());
+    Ok(Box::new(Meta {
+        secret: config.require_secret()?,
+        verify_token,
+    }))
+}
+
+struct Meta {
+    secret: Secret,
+    verify_token: Option<Secret>,
+}
+
+impl Provider for Meta {
+    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
+        let header = req
+            .headers
+            .get(HEADER)
+            .ok_or_else(|| Rejection::unauthorized(format!("missing `{HEADER}` header")))?;
+        let hex = header.as_bytes().strip_prefix(PREFIX).ok_or_else(|| {
+            Rejection::unauthorized(format!("`{HEADER}` does not start with `sha256=`"))
+        })?;
+        let signature = mac::decode(SignatureEncoding::Hex, hex)
+            .ok_or_else(|| Rejection::unauthorized(format!("`{HEADER}` is not hex")))?;
+        if !mac::verify(
+            HmacAlgorithm::Sha256,
+            self.secret.expose(),
+            &[req.body],
+            &signature,
+        ) {
+            return Err(Rejection::unauthorized("signature does not match"));
+        }
+        super::require_json_content_type(req.headers)?;
+        Ok(Verified::body(req))
+    }
+
+    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
+        let body = json::object(document)?;
+        let mut events = Vec::new();
+        let entries = array(&body, "entry");
+        for entry in entries {
+            for change in array(entry, "changes") {
+                let envelope = Envelope {
+                    body: &body,
+                    entry,
+                    change,
+                };
+                let before = events.len();
+                let value = change.get("value").unwrap_or(&Value::Null);
+                for message in array(value, "messages") {
+                    events.push(message_event(&envelope, value, message));
+                }
+                for status in array(value, "statuses") {
+                    events.push(status_event(&envelope, status));
+                }
+                if events.len() == before {
+                    events.push(Decoded {
+                        kind: json::text(change, &["field"]).unwrap_or_else(|| "meta".to_owned()),
+                        payload: Payload::Other,
+                        raw_json: envelope.narrowed(change.clone()).to_string(),
+                        provider_id: None,
+                    });
+                }
+            }
+        }
+        if events.is_empty() {
+            // No entry at all: still an event, so nothing is dropped silently.
+            events.push(Decoded {
+                kind: json::text(&body, &["object"]).unwrap_or_else(|| "meta".to_owned()),
+                payload: Payload::Other,
+                raw_json: String::from_utf8_lossy(document).into_owned(),
+                provider_id: None,
+            });
+        }
+        Ok(events)
+    }
+
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+        let digest = mac::sign(HmacAlgorithm::Sha256, self.secret.expose(), &[payload]);
+        Ok(Signed::json(
+            payload,
+            [(
+                "X-Hub-Signature-256".to_owned(),
+                format!("sha256={}", mac::encode(SignatureEncoding::Hex, &digest)),
+            )],
+        ))
+    }
+
+    fn handshake(&self, req: &Request<'_>) -> Option<Result<String, Rejection>> {
+        Some(self.answer_handshake(req.query))
+    }
+}
+
+impl Meta {
+    fn answer_handshake(&self, query: &str) -> Result<String, Rejection> {
+        let param = |name| super::token::query_param(query, name);
+        if param("hub.mode").as_deref() != Some(b"subscribe") {
+            return Err(Rejection::bad_request(
+                "not a subscription handshake (hub.mode=subscribe)",
+            ));
+        }
+        let presented = param("hub.verify_token")
+            .ok_or_else(|| Rejection::Forbidden("missing hub.verify_token".to_owned()))?;
+        let expected = self
+            .verify_token
+            .as_ref()
+            .ok_or_else(|| Rejection::Forbidden("the route has no verify_token".to_owned()))?;
+        if !expected.matches(&presented) {
+            return Err(Rejection::Forbidden(
+                "verify token does not match".to_owned(),
+            ));
+        }
+        let challenge = param("hub.challenge").unwrap_or_default();
+        if challenge.is_empty()
+            || challenge.len() > MAX_CHALLENGE
+            || !challenge.iter().all(u8::is_ascii_graphic)
+        {
+            return Err(Rejection::bad_request("missing or malformed hub.challenge"));
+        }
+        Ok(String::from_utf8(challenge).expect("checked ASCII"))
+    }
+}
+
+/// Where an element sits in the payload, to narrow the payload to it.
+struct Envelope<'a> {
+    body: &'a Value,
+    entry: &'a Value,
+    change: &'a Value,
+}
+
+impl Envelope<'_> {
+    /// The whole payload with one entry holding only `change`.
+    fn narrowed(&self, change: Value) -> Value {
+        let mut entry = self.entry.clone();
+        entry["changes"] = json!([change]);
+        let mut body = self.body.clone();
+        body["entry"] = json!([entry]);
+        body
+    }
+
+    /// The whole payload narrowed to one element of `value`: `key` holds
+    /// only `element`, the other arrays of events are dropped, and
+    /// `contacts` keeps only `contact` (if any).
+    fn narrowed_to(
+        &self,
+        value: &Value,
+        key: &str,
+        element: &Value,
+        contact: Option<&Value>,
+    ) -> Value {
+        let mut value = value.clone();
+        if let Some(object) = value.as_object_mut() {
+            object.remove("messages");
+            object.remove("statuses");
+            object.remove("contacts");
+            object.insert(key.to_owned(), json!([element]));
+            if let Some(contact) = contact {
+                object.insert("contacts".to_owned(), json!([contact]));
+            }
+        }
+        let mut change = self.change.clone();
+        change["value"] = value;
+        self.narrowed(change)
+    }
+}
+
+fn array<'v>(value: &'v Value, key: &str) -> &'v [Value] {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn message_event(envelope: &Envelope<'_>, value: &Value, message: &Value) -> Decoded {
+    let kind = json::text(message, &["type"]).unwrap_or_else(|| "unknown".to_owned());
+    let from = json::text(message, &["from"]);
+    let contacts = array(value, "contacts");
+    let contact_json = contacts
+        .iter()
+        .find(|c| from.is_some() && json::text(c, &["wa_id"]) == from)
+        .or_else(|| contacts.first());
+    let null = Value::Null;
+    let contact_json_or_null = contact_json.unwrap_or(&null);
+    let wa_id = json::text(contact_json_or_null, &["wa_id"]);
+    let contact = Contact {
+        id: wa_id.clone().or_else(|| from.clone()),
+        phone: from.or(wa_id),
+        name: contact_json_or_null
+            .get("profile")
+            .and_then(|p| json::text(p, &["name"])),
+    };
+    let id = json::text(message, &["id"]);
+    let detail = message.get(kind.as_str()).unwrap_or(&null);
+    let payload = match flow_reply(message) {
+        Some(reply) => Payload::Flow(FlowEvent {
+            flow_id: reply.token,
+            flow_name: json::text(reply.nfm, &["name"]),
+            stage: FlowStage::Succeeded,
+            contact,
+            variables: reply.variables,
+        }),
+        None => Payload::MessageReceived(Message {
+            id: id.clone(),
+            contact,
+            conversation_id: None,
+            text: text_of(&kind, message, detail),
+            content_type: kind.clone(),
+            media_url: media_of(&kind, detail),
+        }),
+    };
+    Decoded {
+        kind,
+        payload,
+        raw_json: envelope
+            .narrowed_to(value, "messages", message, contact_json)
+            .to_string(),
+        provider_id: id,
+    }
+}
+
+/// The text a person reads in a message: its body, a caption, the title
+/// of the button or list row they tapped, an emoji reaction, a place.
+fn text_of(kind: &str, message: &Value, detail: &Value) -> Option<String> {
+    match kind {
+        "text" => json::text(detail, &["body"]),
+        "image" | "video" | "document" | "audio" | "sticker" => json::text(detail, &["caption"]),
+        "interactive" => ["button_reply", "list_reply"]
+            .iter()
+            .find_map(|reply| detail.get(reply).and_then(|r| json::text(r, &["title"]))),
+        "button" => json::text(detail, &["text", "payload"]),
+        "reaction" => json::text(detail, &["emoji"]),
+        "location" => json::text(detail, &["name", "address"]),
+        _ => json::text(message, &["text"])
+            .or_else(|| message.get("text").and_then(|t| json::text(t, &["body"]))),
+    }
+}
+
+/// Media messages carry a media id (fetched through the Graph API) and,
+/// on newer API versions, a URL; the URL where present, else the id.
+fn media_of(kind: &str, detail: &Value) -> Option<String> {
+    matches!(kind, "image" | "video" | "document" | "audio" | "sticker")
+        .then(|| json::text(detail, &["url", "id"]))
+        .flatten()
+}
+
+struct FlowReply<'a> {
+    nfm: &'a Value,
+    token: Option<String>,
+    variables: Vec<(String, String)>,
+}
+
+/// A WhatsApp Flow's completion: `interactive.nfm_reply`, whose
+/// `response_json` is a JSON *string* holding the flow token and the
+/// answers.
+fn flow_reply(message: &Value) -> Option<FlowReply<'_>> {
+    let interactive = message.get("interactive")?;
+    if json::text(interactive, &["type"]).as_deref() != Some("nfm_reply") {
+        return None;
+    }
+    let nfm = interactive.get("nfm_reply")?;
+    let response: Value = nfm
+        .get("response_json")
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null);
+    let variables = response
+        .as_object()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter(|(key, _)| *key != "flow_token")
+                .map(|(key, value)| (key.clone(), json::any_text(value)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(FlowReply {
+        nfm,
+        token: json::text(&response, &["flow_token"]),
+        variables,
+    })
+}
+
+fn status_event(envelope: &Envelope<'_>, status: &Value) -> Decoded {
+    let id = json::text(status, &["id"]);
+    let name = json::text(status, &["status"]).unwrap_or_else(|| "unknown".to_owned());
+    let value = envelope.change.get("value").unwrap_or(&Value::Null);
+    Decoded {
+        kind: name.clone(),
+        payload: Payload::MessageStatus(StatusUpdate {
+            message_id: id.clone().unwrap_or_default(),
+            status: name.clone(),
+            timestamp_ms: status
+                .get("timestamp")
+                .and_then(super::time::unix_seconds_ms),
+        }),
+        raw_json: envelope
+            .narrowed_to(value, "statuses", status, None)
+            .to_string(),
+        provider_id: id.map(|id| format!("{id}:{name}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,232 @@
+//! What the provider tests share: a daemon with a route for every
+//! provider (all through `probe`), their secrets, the example payloads of
+//! the seed documents and Meta's documentation, and signing done the
+//! providers' way by code independent of wirehook's own signers.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::harness::{Daemon, DaemonBuilder};
+
+pub const MESSANGI_TOKEN: &str = "mgi-7b1e55";
+pub const ONEROUTE_SECRET: &str = "OneRoute Secret Key";
+pub const WHATSABLE_TOKEN: &str = "wa-able-51c0";
+pub const META_SECRET: &str = "6f1c0f5e2a9b4d7c8e3f1a2b3c4d5e6f";
+pub const META_VERIFY_TOKEN: &str = "meatball-42";
+pub const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const HMAC_SECRET: &str = "shpss_0c1d2e3f";
+pub const GOFLOW_TOKEN: &str = "flow-token-7f3a";
+pub const TRUORA_SECRET: &str = "c48863adab6b101b79f08ddb2cfe1b1c";
+
+/// Routes for every provider, `respond` mode through `probe`, plus a
+/// `queue` route for Meta's multi-event requests. `{mode}` is replaced.
+pub const ROUTES: &str = r#"
+[[route]]
+name = "messangi"
+path = "/hooks/messangi"
+provider = "messangi"
+secret = "env:T_MESSANGI"
+header = "X-Api-Key"
+headers = { X-Client = "acme" }
+plugins = ["probe"]
+mode = "respond"
+
+[[route]]
+name = "oneroute"
+path = "/hooks/oneroute"
+provider = "oneroute"
+secret = "env:T_ONEROUTE"
+allow_ips = ["127.0.0.1/32", "174.138.104.128/32"]
+plugins = ["probe"]
+mode = "respond"
+
+[[route]]
+name = "whatsable"
+path = "/hooks/whatsable"
+provider = "whatsable"
+secret = "env:T_WHATSABLE"
+plugins = ["probe"]
+mode = "respond"
+
+[[route]]
+name = "meta"
+path = "/hooks/meta"
+provider = "meta"
+secret = "env:T_META"
+verify_token = "env:T_META_VERIFY"
+plugins = ["probe"]
+mode = "respond"
+
+[[route]]
+name = "meta-queue"
+path = "/hooks/meta-queue"
+provider = "meta"
+secret = "env:T_META"
+plugins = ["probe"]
+mode = "queue"
+
+[[route]]
+name = "standard"
+path = "/hooks/standard"
+provider = "standard-webhooks"
+secret = "env:T_SW"
+plugins = ["probe"]
+mode = "respond"
+
+[[route]]
+name = "hmac"
+path = "/hooks/hmac"
+provider = "hmac"
+secret = "env:T_HMAC"
+header = "X-Shopify-Hmac-Sha256"
+encoding = "base64"
+plugins = ["probe"]
+mode = "respond"
+
+[[route]]
+name = "goflow"
+path = "/hooks/goflow"
+provider = "goflow"
+secret = "env:T_GOFLOW"
+plugins = ["probe"]
+mode = "respond"
+
+[[route]]
+name = "truora"
+path = "/hooks/truora"
+provider = "truora"
+secret = "env:T_TRUORA"
+plugins = ["probe"]
+mode = "respond"
+"#;
+
+pub fn builder() -> DaemonBuilder {
+    DaemonBuilder::new(ROUTES)
+        .plugin("probe")
+        .env("T_MESSANGI", MESSANGI_TOKEN)
+        .env("T_ONEROUTE", ONEROUTE_SECRET)
+        .env("T_WHATSABLE", WHATSABLE_TOKEN)
+        .env("T_META", META_SECRET)
+        .env("T_META_VERIFY", META_VERIFY_TOKEN)
+        .env("T_SW", SW_SECRET)
+        .env("T_HMAC", HMAC_SECRET)
+        .env("T_GOFLOW", GOFLOW_TOKEN)
+        .env("T_TRUORA", TRUORA_SECRET)
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    parts.iter().for_each(|p| mac.update(p));
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Meta's `X-Hub-Signature-256` for `body`.
+pub fn meta_signature(body: &str) -> String {
+    format!(
+        "sha256={}",
+        hex::encode(hmac256(META_SECRET.as_bytes(), &[body.as_bytes()]))
+    )
+}
+
+/// Standard Webhooks headers for `body`, sent at `timestamp`.
+pub fn standard_headers(id: &str, timestamp: u64, body: &str) -> Vec<(String, String)> {
+    let key = STANDARD
+        .decode(SW_SECRET.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let ts = timestamp.to_string();
+    let signature = hmac256(
+        &key,
+        &[id.as_bytes(), b".", ts.as_bytes(), b".", body.as_bytes()],
+    );
+    vec![
+        ("webhook-id".into(), id.into()),
+        ("webhook-timestamp".into(), ts),
+        (
+            "webhook-signature".into(),
+            format!("v1,{}", STANDARD.encode(signature)),
+        ),
+    ]
+}
+
+pub async fn post(
+    daemon: &Daemon,
+    path: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(daemon.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap()
+}
+
+/// The seed document's parameters (001), with a redirect's option and
+/// keyword and one extra parameter.
+pub const MESSANGI_INTERACTION: &str = r#"{"campaignId":"5f8d0a1b2c3d4e5f6a7b8c9d","label":"Welcome Message","phoneNumber":"+15551234567","date":"2024-03-23T21:41:44.47Z","response":"2","option":"2","keyword":"RAFFLE","store":"downtown"}"#;
+/// The seed document's (004) examples.
+pub const WHATSABLE_STATUS: &str = r#"{"event":"message_status","data":{"message_id":"wamid.123456789","status":"delivered","timestamp":"2024-03-23T21:41:44.477Z"}}"#;
+pub const WHATSABLE_INCOMING: &str = r#"{"event":"incoming_message","data":{"last_messages":"[{\"type\":\"user\",\"content\":\"Hello!\",\"timestamp\":\"2024-03-23T21:41:44.477Z\",\"content_type\":\"text\"}]","conversation_paragraph":"User (9:41:44 PM): Hello!","phone_number":"8801734363287","recipient_name":"John Doe","user_id":"6fb11ff2-d9b2-4560-8437-0fe58ec9f4a6","last_message_of_user":"Hello!","last_message_of_bot":"Hi there!","message_type":"text","user_timestamp":1234567890,"bot_timestamp":1234567890,"attachment_url":"https://api.insightssystem.com/vault/attachment.jpg"}}"#;
+
+/// Meta's documented text message (messages webhook reference).
+pub fn meta_text_message() -> Value {
+    json!({
+      "object": "whatsapp_business_account",
+      "entry": [{
+        "id": "102290129340398",
+        "changes": [{
+          "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": "16505551234"}],
+            "messages": [{
+              "from": "16505551234",
+              "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",
+              "timestamp": "1749416383",
+              "type": "text",
+              "text": {"body": "Does it come in another color?"}
+            }]
+          },
+          "field": "messages"
+        }]
+      }]
+    })
+}
+
+/// Meta's documented status webhook.
+pub fn meta_status() -> Value {
+    json!({
+      "object": "whatsapp_business_account",
+      "entry": [{
+        "id": "102290129340398",
+        "changes": [{
+          "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "statuses": [{
+              "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MTE5MjVBOTE3MDk5QUVFM0YA",
+              "status": "delivered",
+              "timestamp": "1750263773",
+              "recipient_id": "16505551234",
+              "conversation": {"id": "6ceb9d929c7c6ff5a6a8b2e2a2e2a2e2", "origin": {"type": "marketing"}},
+              "pricing": {"billable": true, "pricing_model": "PMP", "category": "marketing", "type": "regular"}
+            }]
+          },
+          "field": "messages"
+        }]
+      }]
+    })
+}
