@@ -185,6 +185,40 @@ allow_http = ["http://{granted}", "http://localhost:{port}"]"#
 }
 
 #[tokio::test]
+async fn fetch_caps_response_size_and_request_time() {
+    let server = serve(
+        Router::new()
+            .route("/big", get(|| async { "x".repeat(5000) }))
+            .route("/slow", get(std::future::pending::<String>)),
+    )
+    .await;
+    let daemon = probe_daemon(
+        &format!("[plugin.probe]\nallow_http = [\"http://{server}\"]"),
+        "fetch_max_response_bytes = 1000\nfetch_timeout_ms = 100\ntimeout_ms = 5000",
+    );
+    let (_, reply) = ask(
+        &daemon,
+        "/hooks/probe",
+        &format!("fetch http://{server}/big"),
+    )
+    .await;
+    assert!(
+        error_of(&reply).contains("larger than 1000 bytes"),
+        "{reply}"
+    );
+    // The request times out before the plugin's deadline, and the plugin
+    // sees the error.
+    let (status, reply) = ask(
+        &daemon,
+        "/hooks/probe",
+        &format!("fetch http://{server}/slow"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(error_of(&reply).contains("timed out"), "{reply}");
+}
+
+#[tokio::test]
 async fn a_slow_endpoint_is_cut_off_at_the_deadline() {
     let slow = serve(Router::new().route("/slow", get(std::future::pending::<String>))).await;
     let daemon = probe_daemon(
@@ -273,6 +307,17 @@ kv = true
     // Overwriting within the budget is fine.
     let (_, reply) = ask(&daemon, "/hooks/probe", "kv-set a 900").await;
     assert_eq!(reply, json!({"ok": true}));
+    // Listing by prefix and deleting.
+    let (_, reply) = ask(&daemon, "/hooks/probe", "kv-set ab 1").await;
+    assert_eq!(reply, json!({"ok": true}));
+    let (_, reply) = ask(&daemon, "/hooks/probe", "kv-list a").await;
+    assert_eq!(reply, json!({"keys": ["a", "ab"]}));
+    let (_, reply) = ask(&daemon, "/hooks/probe", "kv-del a").await;
+    assert_eq!(reply, json!({"ok": true}));
+    let (_, reply) = ask(&daemon, "/hooks/probe", "kv-list a").await;
+    assert_eq!(reply, json!({"keys": ["ab"]}));
+    let (_, reply) = ask(&daemon, "/hooks/probe", "kv-get a").await;
+    assert_eq!(reply, json!({"value": null}));
 }
 
 #[tokio::test]

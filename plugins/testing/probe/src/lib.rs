@@ -17,6 +17,8 @@
 //! | `fetch URL` | fetches URL; replies `{"status": S, "body": B}` or `{"error": E}` |
 //! | `kv-get KEY` | replies `{"value": V}` (null when missing) or `{"error": E}` |
 //! | `kv-set KEY N` | stores N bytes under KEY; replies `{"ok": true}` or `{"error": E}` |
+//! | `kv-del KEY` | deletes KEY; replies `{"ok": true}` or `{"error": E}` |
+//! | `kv-list PREFIX` | replies `{"keys": [...]}` or `{"error": E}` |
 //! | `setting KEY` | replies `{"value": V}` (null when not set) |
 //! | `chatter N` | logs N lines through the host; replies `{"ok": true}` |
 //! | anything else | echoes the whole typed event as JSON |
@@ -56,7 +58,11 @@ impl Guest for Probe {
 
 fn is_capability(command: &str) -> bool {
     let verb = command.split_whitespace().next().unwrap_or("");
-    ["fetch", "kv-get", "kv-set", "setting", "chatter"].contains(&verb) && command.contains(' ')
+    [
+        "fetch", "kv-get", "kv-set", "kv-del", "kv-list", "setting", "chatter",
+    ]
+    .contains(&verb)
+        && command.contains(' ')
 }
 
 /// Runs a capability command such as `kv-get KEY`.
@@ -86,6 +92,8 @@ fn capability(command: &str) -> Value {
             let size: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(1);
             outcome(host::kv_set(arg, &vec![b'x'; size]).map(|()| json!({ "ok": true })))
         }
+        "kv-del" => outcome(host::kv_delete(arg).map(|()| json!({ "ok": true }))),
+        "kv-list" => outcome(host::kv_list(arg).map(|keys| json!({ "keys": keys }))),
         "setting" => json!({ "value": host::setting(arg) }),
         "chatter" => {
             for i in 0..arg.parse::<u32>().unwrap_or(0) {
