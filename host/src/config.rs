@@ -31,6 +31,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub reload: ReloadConfig,
     /// `[[route]]` tables, in file order.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -71,6 +73,26 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("data"),
+        }
+    }
+}
+
+/// `[reload]`: when the config and plugins are re-read while serving.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// Watch the config file and the plugins dir (SIGHUP always works).
+    pub watch: bool,
+    /// Quiet time after the last change before reloading, so an editor's
+    /// save or a copy in progress is taken once, whole.
+    pub debounce_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            debounce_ms: 300,
         }
     }
 }

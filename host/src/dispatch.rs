@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
@@ -83,7 +84,7 @@ pub async fn run(route: &Route, event: &Event) -> Result<Option<Reply>, PluginFa
 /// The queue's front door and its workers.
 pub struct Dispatcher {
     store: Arc<dyn Store>,
-    routes: Arc<RouteTable>,
+    routes: Arc<ArcSwap<RouteTable>>,
     config: DeliveryConfig,
     /// Undelivered events, kept in memory so admission costs no query;
     /// re-counted from the store at each housekeeping.
@@ -98,7 +99,7 @@ impl Dispatcher {
     /// workers and housekeeping.
     pub async fn start(
         store: Arc<dyn Store>,
-        routes: Arc<RouteTable>,
+        routes: Arc<ArcSwap<RouteTable>>,
         config: DeliveryConfig,
     ) -> Result<Arc<Self>, StoreError> {
         let recovered = store.recover(now_ms()).await?;
@@ -243,7 +244,8 @@ impl Dispatcher {
 
     async fn deliver(&self, claimed: Claimed) {
         let Claimed { id, attempt, event } = claimed;
-        let outcome = match self.routes.route_named(&event.source.route) {
+        let routes = self.routes.load_full();
+        let outcome = match routes.route_named(&event.source.route) {
             None => Outcome::Dead {
                 error: format!("route `{}` is no longer configured", event.source.route),
             },

@@ -12,6 +12,7 @@ pub mod config;
 pub mod dispatch;
 pub mod event;
 pub mod providers;
+pub mod reload;
 pub mod routes;
 pub mod runtime;
 pub mod secret;

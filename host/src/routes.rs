@@ -1,13 +1,13 @@
 //! The route table: configuration, providers and plugins built and
-//! validated together. `wirehook check`, start-up and (later) reload all
-//! go through [`RouteTable::build`], so they accept and refuse the same.
+//! validated together. `wirehook check`, start-up and reload all go
+//! through [`RouteTable::build`], so they accept and refuse the same.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::config::{Config, Mode, Problem, RouteConfig};
+use crate::config::{Config, Mode, Problem, RouteConfig, ServerConfig};
 use crate::providers::{self, Provider, ProviderConfig};
 use crate::runtime::{Plugin, Runtime};
 
@@ -50,15 +50,65 @@ impl RetryPolicy {
 /// Everything the server needs to answer a request.
 pub struct RouteTable {
     by_path: HashMap<String, Arc<Route>>,
-    plugins: BTreeMap<String, Arc<Plugin>>,
+    plugins: BTreeMap<String, Loaded>,
+    /// The `[server]` settings requests are answered under.
+    pub server: ServerConfig,
+}
+
+/// A loaded plugin and what it was loaded from, so that a reload reuses
+/// it when neither changed.
+struct Loaded {
+    plugin: Arc<Plugin>,
+    fingerprint: Fingerprint,
+}
+
+/// The `.wasm` file's size and time, and the plugin's config and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    config: String,
+}
+
+impl Fingerprint {
+    fn of(path: &std::path::Path, config: &Config, name: &str) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        let plugin = config.plugin.get(name).cloned().unwrap_or_default();
+        // Resolved settings count: a changed env or file value reloads.
+        let settings: Vec<_> = plugin
+            .settings
+            .iter()
+            .map(|(key, source)| (key.clone(), source.resolve().ok().map(|s| hash(s.expose()))))
+            .collect();
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            config: format!("{plugin:?} {settings:?} {:?}", config.plugins),
+        })
+    }
+}
+
+/// A digest, so that secret setting values are compared, not kept.
+fn hash(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 impl RouteTable {
     /// Validates `config`, builds every provider and loads every plugin in
     /// the plugins dir. Returns every problem found, not just the first.
-    pub fn build(config: &Config, runtime: &Runtime) -> Result<Self, Vec<Problem>> {
+    /// Plugins unchanged since `previous` are reused, not reloaded.
+    pub fn build(
+        config: &Config,
+        runtime: &Runtime,
+        previous: Option<&RouteTable>,
+    ) -> Result<Self, Vec<Problem>> {
         let mut problems = config.problems();
-        let plugins = load_plugins(config, runtime, &mut problems);
+        let loaded = load_plugins(config, runtime, previous, &mut problems);
+        let plugins: BTreeMap<String, Arc<Plugin>> = loaded
+            .iter()
+            .map(|(name, l)| (name.clone(), l.plugin.clone()))
+            .collect();
         for name in config.plugin.keys() {
             if !plugins.contains_key(name) && !config.plugins.wasm_path(name).is_file() {
                 tracing::warn!(plugin = %name, "[plugin.{name}] configures a plugin that is not in the plugins dir");
@@ -76,7 +126,11 @@ impl RouteTable {
             }
         }
         if problems.is_empty() {
-            Ok(Self { by_path, plugins })
+            Ok(Self {
+                by_path,
+                plugins: loaded,
+                server: config.server.clone(),
+            })
         } else {
             Err(problems)
         }
@@ -95,7 +149,7 @@ impl RouteTable {
     }
 
     pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
-        self.plugins.values()
+        self.plugins.values().map(|l| &l.plugin)
     }
 }
 
@@ -158,8 +212,9 @@ fn build_route(
 fn load_plugins(
     config: &Config,
     runtime: &Runtime,
+    previous: Option<&RouteTable>,
     problems: &mut Vec<Problem>,
-) -> BTreeMap<String, Arc<Plugin>> {
+) -> BTreeMap<String, Loaded> {
     let dir = &config.plugins.dir;
     let mut plugins = BTreeMap::new();
     let entries = match std::fs::read_dir(dir) {
@@ -181,12 +236,39 @@ fn load_plugins(
         let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
             continue;
         };
+        let fingerprint = Fingerprint::of(&path, config, name);
+        let unchanged = previous
+            .and_then(|p| p.plugins.get(name))
+            .filter(|old| fingerprint.as_ref() == Some(&old.fingerprint));
+        if let Some(old) = unchanged {
+            plugins.insert(
+                name.to_owned(),
+                Loaded {
+                    plugin: old.plugin.clone(),
+                    fingerprint: old.fingerprint.clone(),
+                },
+            );
+            continue;
+        }
         let plugin_config = config.plugin.get(name).cloned().unwrap_or_default();
-        match runtime.load(name, &path, &plugin_config, &config.plugins) {
-            Ok(plugin) => {
-                plugins.insert(name.to_owned(), Arc::new(plugin));
+        match (
+            runtime.load(name, &path, &plugin_config, &config.plugins),
+            fingerprint,
+        ) {
+            (Ok(plugin), Some(fingerprint)) => {
+                plugins.insert(
+                    name.to_owned(),
+                    Loaded {
+                        plugin: Arc::new(plugin),
+                        fingerprint,
+                    },
+                );
             }
-            Err(e) => problems.push(Problem::new(format!("plugin `{name}`"), e.to_string())),
+            (Ok(_), None) => problems.push(Problem::new(
+                format!("plugin `{name}`"),
+                format!("{} vanished while loading", path.display()),
+            )),
+            (Err(e), _) => problems.push(Problem::new(format!("plugin `{name}`"), e.to_string())),
         }
     }
     plugins

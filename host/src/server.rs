@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -16,7 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use crate::config::{Mode, ServerConfig};
+use crate::config::Mode;
 use crate::dispatch::{AcceptError, Dispatcher};
 use crate::event::{Decoded, Event, Source};
 use crate::providers::{self, Rejection, Verified};
@@ -28,8 +29,8 @@ const RETRY_AFTER_SECS: &str = "5";
 
 /// What every request handler shares.
 pub struct App {
-    pub routes: Arc<RouteTable>,
-    pub server: ServerConfig,
+    /// Swapped whole by a reload; a request keeps the table it started with.
+    pub routes: Arc<ArcSwap<RouteTable>>,
     pub dispatcher: Arc<Dispatcher>,
 }
 
@@ -56,8 +57,9 @@ async fn handle(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let remote = client_ip(peer.ip(), &parts.headers, &app.server.trusted_proxies);
-    let Some(route) = app.routes.route(path) else {
+    let table = app.routes.load_full();
+    let remote = client_ip(peer.ip(), &parts.headers, &table.server.trusted_proxies);
+    let Some(route) = table.route(path) else {
         tracing::info!(%path, %remote, "no route for path");
         return error(StatusCode::NOT_FOUND, "no route for this path");
     };
@@ -102,7 +104,7 @@ async fn handle(
             .insert(header::ALLOW, HeaderValue::from_static(allow));
         return response;
     }
-    let body = match read_body(body, app.server.max_body_bytes).await {
+    let body = match read_body(body, table.server.max_body_bytes).await {
         Ok(body) => body,
         Err(status) => return refuse(status, "body too large or unreadable"),
     };

@@ -13,7 +13,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{Config, ConfigError, HmacAlgorithm, RouteConfig, SignatureEncoding};
 use crate::dispatch::Dispatcher;
 use crate::providers::{self, ProviderConfig, Signed};
+use crate::reload::Reloader;
 use crate::store::{KvStore, SqliteStore, Store};
+use arc_swap::ArcSwap;
 
 mod deliveries;
 use crate::routes::RouteTable;
@@ -137,7 +139,7 @@ fn init_logging(format: LogFormat) {
 struct Loaded {
     config: Config,
     store: Option<Arc<SqliteStore>>,
-    _runtime: Runtime,
+    runtime: Arc<Runtime>,
     table: RouteTable,
 }
 
@@ -165,11 +167,11 @@ fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
         &config.plugins,
     )
     .context("starting the plugin runtime")?;
-    match RouteTable::build(&config, &runtime) {
+    match RouteTable::build(&config, &runtime, None) {
         Ok(table) => Ok(Some(Loaded {
             config,
             store,
-            _runtime: runtime,
+            runtime: Arc::new(runtime),
             table,
         })),
         Err(problems) => {
@@ -208,7 +210,7 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
         let Some(Loaded {
             config,
             store,
-            _runtime,
+            runtime: plugin_runtime,
             table,
         }) = load(path, true)?
         else {
@@ -218,17 +220,35 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding server.listen {}", config.server.listen))?;
-        let routes = Arc::new(table);
+        let plugins = table.plugins().count();
+        let routes = Arc::new(ArcSwap::from_pointee(table));
         let dispatcher = Dispatcher::start(store, routes.clone(), config.delivery.clone()).await?;
+        let listen = listener.local_addr()?;
+        let reloader = Reloader::new(
+            path.to_owned(),
+            plugin_runtime,
+            routes.clone(),
+            config.server.listen,
+        );
+        let _watcher = if config.reload.watch {
+            let debounce = std::time::Duration::from_millis(config.reload.debounce_ms);
+            Some(
+                reloader
+                    .watch(&config.plugins.dir, debounce)
+                    .context("watching the config file and plugins dir")?,
+            )
+        } else {
+            None
+        };
+        reload_on_sighup(reloader)?;
         tracing::info!(
-            addr = %listener.local_addr()?,
+            addr = %listen,
             routes = config.routes.len(),
-            plugins = routes.plugins().count(),
+            plugins,
             "listening"
         );
         let app = Arc::new(App {
             routes,
-            server: config.server.clone(),
             dispatcher: dispatcher.clone(),
         });
         server::serve(listener, app, shutdown_signal()).await?;
@@ -236,6 +256,19 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// SIGHUP (`systemctl reload`) reloads config and plugins.
+fn reload_on_sighup(reloader: Arc<Reloader>) -> anyhow::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            // Failures are logged and counted by `reload`.
+            let _ = reloader.reload("SIGHUP").await;
+        }
+    });
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -196,6 +196,35 @@ impl Daemon {
         exit
     }
 
+    /// The directory the daemon loads plugins from.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.config.parent().unwrap().join("plugins")
+    }
+
+    /// Replaces `path` the way an editor or deploy script should: write a
+    /// temporary file beside it, then rename over it.
+    pub fn replace_file(&self, path: &Path, contents: &[u8]) {
+        let temp = path.with_extension("partial");
+        std::fs::write(&temp, contents).unwrap();
+        std::fs::rename(&temp, path).unwrap();
+    }
+
+    /// Rewrites the config file with `edit` applied.
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        self.replace_file(&self.config, edit(config).as_bytes());
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) to the running daemon.
+    pub fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("daemon running");
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Runs a wirehook subcommand against this daemon's config.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         let mut command = wirehook();

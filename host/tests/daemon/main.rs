@@ -10,6 +10,7 @@ mod fixtures;
 mod goflow;
 mod providers;
 mod refusals;
+mod reload;
 mod sandbox;
 mod sign;
 mod truora;

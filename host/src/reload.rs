@@ -1,0 +1,151 @@
+//! Reload: a change to the config file or to a `.wasm` in the plugins
+//! dir (watched with `notify`, debounced), or SIGHUP, re-reads everything
+//! off the request path and swaps the route table atomically. Requests and
+//! deliveries in flight finish on the table they started with; a reload
+//! that fails changes nothing, and says why.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, ConfigError};
+use crate::routes::RouteTable;
+use crate::runtime::Runtime;
+
+pub struct Reloader {
+    config_path: PathBuf,
+    runtime: Arc<Runtime>,
+    routes: Arc<ArcSwap<RouteTable>>,
+    /// The address bound at start; changing it needs a restart.
+    listen: SocketAddr,
+    /// One reload at a time: a second waits and then sees the newest files.
+    serial: tokio::sync::Mutex<()>,
+    failures: AtomicU64,
+}
+
+impl Reloader {
+    pub fn new(
+        config_path: PathBuf,
+        runtime: Arc<Runtime>,
+        routes: Arc<ArcSwap<RouteTable>>,
+        listen: SocketAddr,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config_path,
+            runtime,
+            routes,
+            listen,
+            serial: tokio::sync::Mutex::new(()),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    /// Failed reloads since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Re-reads config and plugins; swaps them in if all is well.
+    pub async fn reload(&self, cause: &str) -> Result<(), ConfigError> {
+        let _one_at_a_time = self.serial.lock().await;
+        let (path, runtime, previous) = (
+            self.config_path.clone(),
+            self.runtime.clone(),
+            self.routes.load_full(),
+        );
+        // Compiling a plugin takes a while: not on an async worker.
+        let built = tokio::task::spawn_blocking(move || {
+            let config = Config::load(&path)?;
+            let table =
+                RouteTable::build(&config, &runtime, Some(&previous)).map_err(|problems| {
+                    ConfigError {
+                        file: path.clone(),
+                        problems,
+                    }
+                })?;
+            Ok::<_, ConfigError>((config, table))
+        })
+        .await
+        .expect("reload task panicked");
+        match built {
+            Ok((config, table)) => {
+                if config.server.listen != self.listen {
+                    tracing::warn!(
+                        configured = %config.server.listen,
+                        serving = %self.listen,
+                        "server.listen changed: the new address needs a restart"
+                    );
+                }
+                let routes = config.routes.len();
+                self.routes.store(Arc::new(table));
+                tracing::info!(cause, routes, "reloaded");
+                Ok(())
+            }
+            Err(error) => {
+                let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                for problem in &error.problems {
+                    tracing::error!(cause, file = %error.file.display(), key = %problem.key, failures, "reload failed: {}", problem.reason);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Watches the config file and the plugins dir; reloads after each
+    /// burst of changes has been quiet for `debounce`. The watcher stops
+    /// when the returned value is dropped.
+    pub fn watch(
+        self: &Arc<Self>,
+        plugins_dir: &Path,
+        debounce: Duration,
+    ) -> notify::Result<notify::RecommendedWatcher> {
+        let config_file = self.config_path.file_name().map(ToOwned::to_owned);
+        let config_dir = parent_dir(&self.config_path);
+        let (changed, mut changes) = mpsc::unbounded_channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                // Only the config file and `.wasm` files matter; the store and
+                // compilation cache may live in the same directories.
+                let relevant = event.paths.iter().any(|p| {
+                    p.extension().is_some_and(|e| e == "wasm")
+                        || (p.file_name().map(ToOwned::to_owned) == config_file)
+                });
+                if relevant && !matches!(event.kind, notify::EventKind::Access(_)) {
+                    let _ = changed.send(());
+                }
+            })?;
+        // Directories, not files: editors replace a file by renaming over it.
+        watcher.watch(&config_dir, RecursiveMode::NonRecursive)?;
+        if plugins_dir.is_dir() {
+            watcher.watch(plugins_dir, RecursiveMode::NonRecursive)?;
+        }
+        let reloader = self.clone();
+        tokio::spawn(async move {
+            while changes.recv().await.is_some() {
+                loop {
+                    tokio::select! {
+                        more = changes.recv() => if more.is_none() { return },
+                        _ = tokio::time::sleep(debounce) => break,
+                    }
+                }
+                // Failures are logged and counted by `reload`.
+                let _ = reloader.reload("files changed").await;
+            }
+        });
+        Ok(watcher)
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}

@@ -1,0 +1,224 @@
+//! Hot reload: config and plugins change while requests keep coming.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::goflow::call_webhook;
+use crate::harness::{Daemon, DaemonBuilder, plugin_wasm};
+
+fn daemon(reload: &str) -> Daemon {
+    DaemonBuilder::new(&format!(
+        r#"
+[reload]
+{reload}
+
+[[route]]
+name = "orders"
+path = "/hooks/orders"
+provider = "goflow"
+secret = "old-token"
+plugins = ["order-status"]
+mode = "respond"
+"#
+    ))
+    .plugin("order-status")
+    .start()
+}
+
+async fn order(daemon: &Daemon, path: &str, token: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(daemon.url(path))
+        .header("Authorization", format!("Token {token}"))
+        .json(&call_webhook("CU001"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// What the request loop has seen so far.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    requests: usize,
+    failures: Vec<String>,
+    /// The probe answered (the new build of the plugin).
+    new_plugin: bool,
+    /// The old plugin answered after the new one had.
+    went_back: bool,
+    /// The new token was needed (the old one was refused).
+    new_token: bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_and_secret_change_under_load_without_a_failed_request() {
+    let daemon = daemon("debounce_ms = 50");
+    let url = daemon.url("/hooks/orders");
+    let (report, mut seen) = watch::channel(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let looper = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut state = Seen::default();
+        while !stopping.load(Ordering::Relaxed) {
+            let mut answer = None;
+            for token in ["old-token", "new-token"] {
+                let sent = client
+                    .post(&url)
+                    .header("Authorization", format!("Token {token}"))
+                    .json(&call_webhook("CU001"))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 401 => state.new_token |= token == "old-token",
+                    Ok(r) if r.status() == 200 => {
+                        answer = Some(r.json::<Value>().await.unwrap());
+                        break;
+                    }
+                    Ok(r) => state.failures.push(format!("status {}", r.status())),
+                    Err(e) => state.failures.push(e.to_string()),
+                }
+            }
+            match answer {
+                Some(a) if a.get("kind").is_some() => state.new_plugin = true,
+                Some(a) => {
+                    assert_eq!(a, json!({"number": "CU001", "status": "Shipped"}));
+                    state.went_back |= state.new_plugin;
+                }
+                None => state.failures.push("refused with both tokens".into()),
+            }
+            state.requests += 1;
+            report.send_replace(state.clone());
+        }
+    });
+    seen.wait_for(|s| s.requests >= 20).await.unwrap();
+    // Deploy a build that answers differently.
+    let target = daemon.plugins_dir().join("order-status.wasm");
+    daemon.replace_file(&target, &std::fs::read(plugin_wasm("probe")).unwrap());
+    let at_plugin_swap = seen.wait_for(|s| s.new_plugin).await.unwrap().requests;
+    seen.wait_for(|s| s.requests >= at_plugin_swap + 20)
+        .await
+        .unwrap();
+    // Rotate the route's secret.
+    daemon.edit_config(|c| c.replace("old-token", "new-token"));
+    let at_secret_swap = seen.wait_for(|s| s.new_token).await.unwrap().requests;
+    seen.wait_for(|s| s.requests >= at_secret_swap + 20)
+        .await
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    looper.await.unwrap();
+    let seen = seen.borrow().clone();
+    assert!(seen.failures.is_empty(), "{:?}", seen.failures);
+    assert!(!seen.went_back, "answers went back to the old plugin");
+    let (status, _) = order(&daemon, "/hooks/orders", "old-token").await;
+    assert_eq!(status, 401, "the old secret still works");
+    let (status, reply) = order(&daemon, "/hooks/orders", "new-token").await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["payload"]["type"], "flow-call");
+}
+
+/// A way to break the running set, for one case.
+type BreakIt<'a> = Box<dyn Fn() + 'a>;
+
+#[tokio::test]
+async fn a_bad_reload_changes_nothing_and_is_counted() {
+    let daemon = daemon("debounce_ms = 50");
+    let plugin = daemon.plugins_dir().join("order-status.wasm");
+    let good = std::fs::read(&plugin).unwrap();
+    let cases: [(&str, BreakIt, &str); 4] = [
+        (
+            "plugin removed while a route names it",
+            Box::new(|| std::fs::remove_file(&plugin).unwrap()),
+            "plugin `order-status` has no",
+        ),
+        (
+            "truncated wasm",
+            Box::new(|| daemon.replace_file(&plugin, &good[..good.len() / 2])),
+            "is not a valid component",
+        ),
+        (
+            "another world",
+            Box::new(|| {
+                daemon.replace_file(&plugin, &std::fs::read(plugin_wasm("other-world")).unwrap())
+            }),
+            "does not implement the wirehook:plugin world",
+        ),
+        (
+            "syntax error",
+            Box::new(|| daemon.edit_config(|c| c.replace("[[route]]", "[[route]"))),
+            "",
+        ),
+    ];
+    for (n, (case, break_it, reason)) in cases.iter().enumerate() {
+        break_it();
+        // Logged with the file, the key and the reason, and counted.
+        let line = daemon.wait_for_log(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("reload failed") && m.contains(reason))
+                && l["failures"] == n + 1
+        });
+        assert!(
+            line["file"].as_str().unwrap().ends_with("wirehook.toml"),
+            "{case}: {line}"
+        );
+        let (status, reply) = order(&daemon, "/hooks/orders", "old-token").await;
+        assert_eq!(status, 200, "{case}");
+        assert_eq!(
+            reply,
+            json!({"number": "CU001", "status": "Shipped"}),
+            "{case}"
+        );
+        // Mend it again before the next case.
+        if n < 3 {
+            daemon.replace_file(&plugin, &good);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads() {
+    let daemon = daemon("watch = false");
+    daemon.edit_config(|c| c.replace("old-token", "new-token"));
+    let (status, _) = order(&daemon, "/hooks/orders", "new-token").await;
+    assert_eq!(status, 401, "not watching: nothing changes before SIGHUP");
+    daemon.signal("HUP");
+    daemon.wait_for_log(|l| l["message"] == "reloaded" && l["cause"] == "SIGHUP");
+    let (status, _) = order(&daemon, "/hooks/orders", "new-token").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_new_plugin_serves_once_the_config_names_it() {
+    let daemon = daemon("debounce_ms = 50");
+    daemon.replace_file(
+        &daemon.plugins_dir().join("router.wasm"),
+        &std::fs::read(plugin_wasm("router")).unwrap(),
+    );
+    daemon.wait_for_nth(1, |l| l["message"] == "reloaded");
+    daemon.edit_config(|c| {
+        c + r#"
+[[route]]
+name = "routing"
+path = "/hooks/routing"
+provider = "goflow"
+secret = "old-token"
+plugins = ["router"]
+mode = "respond"
+"#
+    });
+    daemon.wait_for_log(|l| l["message"] == "reloaded" && l["routes"] == 2);
+    let response = reqwest::Client::new()
+        .post(daemon.url("/hooks/routing"))
+        .header("Authorization", "Token old-token")
+        .json(&json!({"input": {"text": "help me"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply["route"], "support");
+}
