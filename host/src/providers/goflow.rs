@@ -29,9 +29,7 @@ struct Goflow {
 
 impl Provider for Goflow {
     fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
-        self.token.check(req)?;
-        super::require_json_content_type(req.headers)?;
-        Ok(Verified::body(req))
+        self.token.verify_json(req)
     }
 
     fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {

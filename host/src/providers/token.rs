@@ -7,7 +7,7 @@
 use axum::http::HeaderName;
 use axum::http::header::AUTHORIZATION;
 
-use super::{ConfigIssue, ProviderConfig, Rejection, Request};
+use super::{ConfigIssue, ProviderConfig, Rejection, Request, Verified};
 use crate::secret::Secret;
 
 /// Checks a shared token (and any further required headers) on each request.
@@ -99,6 +99,14 @@ impl SharedToken {
             headers.push((display_name(name), text(value)?));
         }
         Ok(headers)
+    }
+
+    /// The whole proof of a shared-token JSON provider: the token, then a
+    /// JSON content type; the body itself is the proven document.
+    pub fn verify_json<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
+        self.check(req)?;
+        super::require_json_content_type(req.headers)?;
+        Ok(Verified::body(req))
     }
 
     /// Flow engines send `Authorization: Token <secret>` (or `Bearer`);

@@ -35,9 +35,7 @@ struct Whatsable {
 
 impl Provider for Whatsable {
     fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
-        self.token.check(req)?;
-        super::require_json_content_type(req.headers)?;
-        Ok(Verified::body(req))
+        self.token.verify_json(req)
     }
 
     fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
