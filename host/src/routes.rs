@@ -256,6 +256,7 @@ fn load_plugins(
             fingerprint,
         ) {
             (Ok(plugin), Some(fingerprint)) => {
+                tracing::debug!(plugin = name, path = %path.display(), "plugin loaded");
                 plugins.insert(
                     name.to_owned(),
                     Loaded {

@@ -180,6 +180,26 @@ async fn a_bad_reload_changes_nothing_and_is_counted() {
 }
 
 #[tokio::test]
+async fn only_what_changed_is_loaded_again() {
+    let daemon = daemon("debounce_ms = 50");
+    let loads = || {
+        daemon
+            .log_lines(|l| l["message"] == "plugin loaded" && l["plugin"] == "order-status")
+            .len()
+    };
+    assert_eq!(loads(), 1);
+    // A config change that leaves the plugin alone reuses it.
+    daemon.edit_config(|c| c.replace("old-token", "new-token"));
+    daemon.wait_for_nth(1, |l| l["message"] == "reloaded");
+    assert_eq!(loads(), 1);
+    // A changed file is loaded again.
+    let plugin = daemon.plugins_dir().join("order-status.wasm");
+    daemon.replace_file(&plugin, &std::fs::read(plugin_wasm("probe")).unwrap());
+    daemon.wait_for_nth(2, |l| l["message"] == "reloaded");
+    assert_eq!(loads(), 2);
+}
+
+#[tokio::test]
 async fn sighup_reloads() {
     let daemon = daemon("watch = false");
     daemon.edit_config(|c| c.replace("old-token", "new-token"));
