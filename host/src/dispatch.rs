@@ -291,7 +291,9 @@ impl Dispatcher {
 
     async fn housekeep(self: Arc<Self>) {
         let mut stop = self.stop.subscribe();
-        let mut tick = tokio::time::interval(HOUSEKEEPING);
+        // Not at once: a recount racing the first requests would lose them.
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + HOUSEKEEPING, HOUSEKEEPING);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
