@@ -7,7 +7,6 @@
 //! everything wrong at once.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +17,11 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::secret::SecretSource;
+
+mod problem;
+
+use problem::figment_problem;
+pub use problem::{ConfigError, Problem};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -333,37 +337,6 @@ pub struct PluginConfig {
     pub isolation: Isolation,
 }
 
-/// One thing wrong with a configuration, located by key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Dotted key, e.g. `route[1].secret`, or a file for plugin problems.
-    pub key: String,
-    pub reason: String,
-}
-
-impl Problem {
-    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
-    }
-}
-
-/// Why a configuration was refused: every problem found, with the file.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub problems: Vec<Problem>,
-}
-
 impl Config {
     /// Reads `path` and the `WIREHOOK_` environment. Only shape errors are
     /// reported here; see [`Config::problems`].
@@ -470,27 +443,4 @@ impl Config {
         }
         problems
     }
-}
-
-fn figment_problem(e: figment::Error) -> Problem {
-    // `route.0.mode` reads better as `route[0].mode`.
-    let key = e.path.iter().fold(String::new(), |mut key, part| {
-        if part.parse::<usize>().is_ok() {
-            key.push_str(&format!("[{part}]"));
-        } else {
-            if !key.is_empty() {
-                key.push('.');
-            }
-            key.push_str(part);
-        }
-        key
-    });
-    let key = if key.is_empty() {
-        "(file)".to_owned()
-    } else {
-        key
-    };
-    // The kind alone: figment's Display repeats the key and may quote the
-    // offending value, which could be a secret.
-    Problem::new(key, e.kind.to_string())
 }
