@@ -19,7 +19,10 @@ fn meta() -> std::sync::Arc<dyn Provider> {
 
 /// Meta's documented text message (messages webhook reference).
 pub fn text_message() -> Value {
-    serde_json::from_str(include_str!("../../../tests/payloads/meta-text-message.json")).unwrap()
+    serde_json::from_str(include_str!(
+        "../../../tests/payloads/meta-text-message.json"
+    ))
+    .unwrap()
 }
 
 /// Meta's documented status webhook (a delivered marketing message).
