@@ -1,7 +1,8 @@
 //! The HTTP front: one handler for every route. It finds the route by
 //! path, checks address, method and size, lets the provider verify and
 //! decode (or answer its GET handshake), and hands the events on. Every refusal is a short JSON error
-//! and one log line naming route, reason and remote address.
+//! and one log line naming route, reason and remote address. `/healthz`
+//! and `/readyz` are answered here too, for load balancers and probes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -12,14 +13,16 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::{IncomingStream, Listener};
 use ipnet::IpNet;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::net::TcpListener;
 
 use crate::config::Mode;
 use crate::dispatch::{AcceptError, Dispatcher};
 use crate::event::{Decoded, Event, Source};
+use crate::metrics::Metrics;
 use crate::providers::{self, Rejection, Verified};
 use crate::routes::{Route, RouteTable};
 use crate::store::Admission;
@@ -32,16 +35,26 @@ pub struct App {
     /// Swapped whole by a reload; a request keeps the table it started with.
     pub routes: Arc<ArcSwap<RouteTable>>,
     pub dispatcher: Arc<Dispatcher>,
+    pub metrics: Arc<Metrics>,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets
-/// requests in flight finish.
-pub async fn serve(
-    listener: TcpListener,
+/// Serves `app` on `listener` (plain TCP, or TLS wrapped in `tap_io` so
+/// that axum hands the peer's address on) until `shutdown` resolves, then
+/// lets requests in flight finish.
+pub async fn serve<L>(
+    listener: L,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let router = Router::new().fallback(handle).with_state(app);
+) -> std::io::Result<()>
+where
+    L: Listener<Addr = SocketAddr>,
+    for<'a> SocketAddr: axum::extract::connect_info::Connected<IncomingStream<'a, L>>,
+{
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(handle)
+        .with_state(app);
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -50,25 +63,66 @@ pub async fn serve(
     .await
 }
 
+/// The process is up and answering.
+async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+/// Ready for webhooks: routes and plugins are loaded (they are before the
+/// listener opens) and the store answers.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.dispatcher.check_store().await {
+        Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!("not ready: {e}");
+            error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}
+
 async fn handle(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let path = parts.uri.path();
     let table = app.routes.load_full();
-    let remote = client_ip(peer.ip(), &parts.headers, &table.server.trusted_proxies);
-    let Some(route) = table.route(path) else {
-        tracing::info!(%path, %remote, "no route for path");
-        return error(StatusCode::NOT_FOUND, "no route for this path");
+    let route = table.route(request.uri().path());
+    let response = match route {
+        Some(route) => answer(&app, &table, route, peer, request).await,
+        None => {
+            let path = request.uri().path();
+            let remote = client_ip(peer.ip(), request.headers(), &table.server.trusted_proxies);
+            tracing::info!(%path, %remote, "no route for path");
+            error(StatusCode::NOT_FOUND, "no route for this path")
+        }
     };
+    app.metrics
+        .request(route.map(|route| &route.name), response.status());
+    response
+}
+
+async fn answer(
+    app: &App,
+    table: &RouteTable,
+    route: &Route,
+    peer: SocketAddr,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let remote = client_ip(peer.ip(), &parts.headers, &table.server.trusted_proxies);
     let refuse = |status: StatusCode, reason: &str| {
         tracing::warn!(route = %route.name, %remote, status = status.as_u16(), reason, "request refused");
         error(status, reason)
     };
+    let unverified = |rejection: &Rejection| {
+        app.metrics
+            .verification_failure(&route.name, failure_reason(rejection));
+        refuse(status_of(rejection), &rejection.to_string())
+    };
     // The address first: a refused address learns nothing else.
     if !route.allow_ips.is_empty() && !route.allow_ips.iter().any(|net| net.contains(&remote)) {
+        app.metrics
+            .verification_failure(&route.name, "address_not_allowed");
         return refuse(StatusCode::FORBIDDEN, "address not allowed");
     }
     let query = parts.uri.query().unwrap_or_default();
@@ -88,7 +142,7 @@ async fn handle(
                 )
                     .into_response();
             }
-            Some(Err(rejection)) => return refuse(status_of(&rejection), &rejection.to_string()),
+            Some(Err(rejection)) => return unverified(&rejection),
             None => {}
         }
     }
@@ -120,7 +174,7 @@ async fn handle(
     });
     let (verified, decoded) = match decoded {
         Ok(decoded) => decoded,
-        Err(rejection) => return refuse(status_of(&rejection), &rejection.to_string()),
+        Err(rejection) => return unverified(&rejection),
     };
     let events = to_events(route, &verified, decoded);
     match route.mode {
@@ -214,6 +268,16 @@ async fn respond(dispatcher: &Dispatcher, route: &Route, events: &[Event]) -> Re
     response
 }
 
+/// The `reason` label of a verification failure.
+fn failure_reason(rejection: &Rejection) -> &'static str {
+    match rejection {
+        Rejection::Unauthorized(_) => "unauthorized",
+        Rejection::Forbidden(_) => "forbidden",
+        Rejection::BadRequest(_) => "bad_request",
+        Rejection::UnsupportedMediaType(_) => "unsupported_media_type",
+    }
+}
+
 fn status_of(rejection: &Rejection) -> StatusCode {
     match rejection {
         Rejection::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -265,7 +329,7 @@ fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> V
             Event {
                 source: Source {
                     provider: route.provider_id.clone(),
-                    route: route.name.clone(),
+                    route: route.name.to_string(),
                     delivery_id,
                     received_at_ms,
                     attempt: 1,
