@@ -391,3 +391,65 @@ plugins = ["order-status"]
         }
     }
 }
+
+#[tokio::test]
+async fn metrics_count_retries_dead_letters_and_the_queue() {
+    let daemon = DaemonBuilder::new(
+        r#"
+[[route]]
+name = "queue"
+path = "/hooks/queue"
+provider = "goflow"
+secret = "env:GOFLOW_TOKEN"
+plugins = ["probe"]
+max_attempts = 2
+backoff_ms = 10
+backoff_max_ms = 10
+"#,
+    )
+    .plugin("probe")
+    .env("GOFLOW_TOKEN", GOFLOW_TOKEN)
+    .server_settings("metrics_listen = \"127.0.0.1:0\"")
+    .start();
+    let listening = daemon.wait_for_log(|l| l["message"] == "listening");
+    let metrics_url = format!(
+        "http://{}/metrics",
+        listening["metrics_addr"].as_str().unwrap()
+    );
+    let client = reqwest::Client::new();
+    // The probe asks for a retry every time: one retry, then a dead letter.
+    let response = client
+        .post(daemon.url("/hooks/queue"))
+        .header("Authorization", format!("Token {GOFLOW_TOKEN}"))
+        .json(&json!({"input": {"text": "retry"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    daemon.wait_for_log(|l| l["message"] == "dead letter");
+
+    let samples = scrape(&client, &metrics_url).await;
+    assert_eq!(
+        sample(&samples, r#"wirehook_retries_total{route="queue"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&samples, r#"wirehook_dead_letters_total{route="queue"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            r#"wirehook_plugin_call_duration_seconds_count{plugin="probe",outcome="retry"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            r#"wirehook_requests_total{route="queue",status="202"}"#
+        ),
+        1.0
+    );
+    assert_eq!(samples["wirehook_queue_depth"], 0.0);
+}
