@@ -215,7 +215,9 @@ impl Dispatcher {
     /// grace period, and returns. Unfinished events stay in the store and
     /// are re-queued at the next start.
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
+        // `send_replace`: `send` stores nothing while no worker has
+        // subscribed yet, and a worker starting later would never stop.
+        self.stop.send_replace(true);
         let grace = Duration::from_secs(self.config.shutdown_grace_secs);
         let mut workers = self.workers.lock().await;
         let drained = tokio::time::timeout(grace, async {
@@ -317,7 +319,7 @@ impl Dispatcher {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = stop.changed() => return,
+                _ = stop.wait_for(|stop| *stop) => return,
             }
             let now = now_ms();
             let retention = self.config.retention_hours.saturating_mul(3600 * 1000);
