@@ -385,6 +385,102 @@ fn error(status: StatusCode, message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Claimed, Filter, Outcome, Record, Response as Logged, Store, StoreError};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A store that answers with nothing until it is closed, then fails.
+    #[derive(Default)]
+    struct Closable(AtomicBool);
+
+    impl Closable {
+        fn answer<T: Default>(&self) -> Result<T, StoreError> {
+            if self.0.load(Ordering::Relaxed) {
+                Err(StoreError::Closed)
+            } else {
+                Ok(T::default())
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Closable {
+        async fn enqueue(
+            &self,
+            _: Vec<Event>,
+            _: u64,
+            _: u64,
+        ) -> Result<Vec<Admission>, StoreError> {
+            self.answer()
+        }
+        async fn claim(&self, _: u64, _: usize) -> Result<Vec<Claimed>, StoreError> {
+            self.answer()
+        }
+        async fn finish(&self, _: i64, _: Outcome, _: u64) -> Result<(), StoreError> {
+            self.answer()
+        }
+        async fn log_response(&self, _: Logged, _: u64) -> Result<(), StoreError> {
+            self.answer()
+        }
+        async fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
+            self.answer()
+        }
+        async fn depth(&self) -> Result<u64, StoreError> {
+            self.answer()
+        }
+        async fn recover(&self, _: u64) -> Result<u64, StoreError> {
+            self.answer()
+        }
+        async fn replay(&self, _: Vec<i64>, _: u64) -> Result<Vec<i64>, StoreError> {
+            self.answer()
+        }
+        async fn list(&self, _: Filter) -> Result<Vec<Record>, StoreError> {
+            self.answer()
+        }
+        async fn get(&self, _: i64) -> Result<Option<(Record, Event)>, StoreError> {
+            self.answer()
+        }
+        async fn purge_dead(&self, _: Vec<i64>) -> Result<u64, StoreError> {
+            self.answer()
+        }
+        async fn prune(&self, _: u64, _: u64) -> Result<u64, StoreError> {
+            self.answer()
+        }
+    }
+
+    #[tokio::test]
+    async fn readyz_answers_503_once_the_store_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("wirehook.toml");
+        std::fs::write(&config_path, format!("[plugins]\ndir = {:?}\n", dir.path())).unwrap();
+        let config = crate::config::Config::load(&config_path).unwrap();
+        let runtime = crate::runtime::Runtime::new(None, None, &config.plugins).unwrap();
+        let table = RouteTable::build(&config, &runtime, None).unwrap();
+        let routes = Arc::new(ArcSwap::from_pointee(table));
+        let store = Arc::new(Closable::default());
+        let metrics = Arc::new(Metrics::new(Vec::new()));
+        let dispatcher = Dispatcher::start(
+            store.clone(),
+            routes.clone(),
+            config.delivery.clone(),
+            metrics.clone(),
+        )
+        .await
+        .unwrap();
+        let app = Arc::new(App {
+            routes,
+            dispatcher: dispatcher.clone(),
+            metrics,
+        });
+        assert_eq!(readyz(State(app.clone())).await.status(), StatusCode::OK);
+        store.0.store(true, Ordering::Relaxed);
+        assert_eq!(
+            readyz(State(app.clone())).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // The process itself is still up.
+        assert_eq!(healthz().await.status(), StatusCode::OK);
+        dispatcher.shutdown().await;
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_peers() {
