@@ -23,6 +23,9 @@ mod problem;
 use problem::figment_problem;
 pub use problem::{ConfigError, Problem};
 
+/// Paths the main listener answers itself; no route may take them.
+pub const RESERVED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +40,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub reload: ReloadConfig,
+    #[serde(default)]
+    pub log: LogConfig,
     /// `[[route]]` tables, in file order.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -53,6 +58,21 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Terminate TLS here instead of behind a reverse proxy.
+    pub tls: Option<TlsConfig>,
+    /// Where `/metrics` is served. A listener of its own, so that the
+    /// public webhook port never exposes route names and traffic figures.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// `server.tls`: PEM files, re-read on every reload.
+/// `${CREDENTIALS_DIRECTORY}` is expanded, as in `file:` secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +81,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             trusted_proxies: Vec::new(),
+            tls: None,
+            metrics_listen: None,
         }
     }
 }
@@ -99,6 +121,25 @@ impl Default for ReloadConfig {
             debounce_ms: 300,
         }
     }
+}
+
+/// `[log]`: read once at start. `--log-format`, `WIREHOOK_LOG_FORMAT`
+/// and `RUST_LOG` win over these.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter, e.g. `info,wirehook=debug`.
+    pub level: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
 }
 
 /// `[delivery]`: how `queue` routes hand events to plugins.
@@ -347,19 +388,17 @@ impl Config {
                 problems: vec![Problem::new("(file)", "no such file")],
             });
         }
-        Figment::new()
-            .merge(Toml::file_exact(path))
-            .merge(
-                Env::prefixed("WIREHOOK_")
-                    .split("__")
-                    // Read by the CLI itself, not configuration keys.
-                    .ignore(&["config", "log_format"]),
-            )
-            .extract()
-            .map_err(|e| ConfigError {
-                file: path.to_owned(),
-                problems: e.into_iter().map(figment_problem).collect(),
-            })
+        figment(path).extract().map_err(|e| ConfigError {
+            file: path.to_owned(),
+            problems: e.into_iter().map(figment_problem).collect(),
+        })
+    }
+
+    /// The `[log]` table of `path`, or the defaults if the file cannot be
+    /// read: logging starts before the config is loaded, and a broken
+    /// file is then reported through the default logger.
+    pub fn log_settings(path: &Path) -> LogConfig {
+        figment(path).extract_inner("log").unwrap_or_default()
     }
 
     /// Everything wrong with this configuration that parsing cannot see,
@@ -374,6 +413,11 @@ impl Config {
         }
         if self.delivery.workers == 0 {
             problems.push(Problem::new("delivery.workers", "must be at least 1"));
+        }
+        if let Some(level) = &self.log.level
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
+        {
+            problems.push(Problem::new("log.level", e.to_string()));
         }
         if self.server.max_body_bytes == 0 {
             problems.push(Problem::new("server.max_body_bytes", "must be at least 1"));
@@ -410,6 +454,15 @@ impl Config {
             }
             if !route.path.starts_with('/') {
                 problems.push(Problem::new(key("path"), "must start with `/`"));
+            } else if RESERVED_PATHS.contains(&route.path.as_str()) {
+                problems.push(Problem::new(
+                    key("path"),
+                    format!(
+                        "`{}` is reserved for wirehook's own health checks ({})",
+                        route.path,
+                        RESERVED_PATHS.join(", ")
+                    ),
+                ));
             } else if let Some(first) = paths.insert(route.path.as_str(), i) {
                 problems.push(Problem::new(
                     key("path"),
@@ -443,4 +496,14 @@ impl Config {
         }
         problems
     }
+}
+
+/// The file, then the `WIREHOOK_` environment over it.
+fn figment(path: &Path) -> Figment {
+    Figment::new().merge(Toml::file_exact(path)).merge(
+        Env::prefixed("WIREHOOK_")
+            .split("__")
+            // Read by the CLI itself, not configuration keys.
+            .ignore(&["config", "log_format"]),
+    )
 }
