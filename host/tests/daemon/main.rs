@@ -5,6 +5,7 @@ mod harness;
 
 mod capabilities;
 mod check;
+mod conformance;
 mod delivery;
 mod fixtures;
 mod goflow;
@@ -12,5 +13,6 @@ mod providers;
 mod refusals;
 mod reload;
 mod sandbox;
+mod scaffold;
 mod sign;
 mod truora;
