@@ -47,11 +47,7 @@ impl Lang {
                 ),
                 ("src/lib.rs", include_str!("templates/rust/lib.rs"), false),
                 ("build", include_str!("templates/rust/build"), true),
-                (
-                    ".gitignore",
-                    "/target/\n/Cargo.lock\n/*.wasm\n/*.wasm.tmp\n",
-                    false,
-                ),
+                (".gitignore", "/target/\n/*.wasm\n/*.wasm.tmp\n", false),
             ],
             Self::Python => &[
                 ("app.py", include_str!("templates/python/app.py"), false),

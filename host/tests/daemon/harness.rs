@@ -11,9 +11,13 @@ use std::time::Duration;
 /// Pushed to the log when the daemon's stderr closes.
 const CLOSED: &str = "(log closed)";
 
-/// How long to wait for the daemon to log something before failing
-/// (a start compiles the Python and JavaScript plugins: seconds each).
-const LOG_WAIT: Duration = Duration::from_secs(180);
+/// How long to wait for the daemon to log something before failing.
+const LOG_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a start may take: with an empty compilation cache it compiles
+/// the Python and JavaScript plugins, tens of seconds each on a busy
+/// 2-core machine running the other tests.
+const START_WAIT: Duration = Duration::from_secs(600);
 
 /// The workspace's target dir, where `plugins/build` also installs the
 /// toolchains (under `toolchains/`).
@@ -190,7 +194,8 @@ impl Daemon {
         });
         self.child = Some(child);
         self.runs += 1;
-        let listening = self.wait_for_nth(self.runs, |line| line["message"] == "listening");
+        let listening =
+            self.wait_within(START_WAIT, self.runs, |line| line["message"] == "listening");
         self.addr = listening["addr"].as_str().unwrap().parse().unwrap();
     }
 
@@ -303,8 +308,17 @@ impl Daemon {
         n: usize,
         matches: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
+        self.wait_within(LOG_WAIT, n, matches)
+    }
+
+    fn wait_within(
+        &self,
+        wait: Duration,
+        n: usize,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let mut lines = self.log.lines.lock().unwrap();
-        let deadline = std::time::Instant::now() + LOG_WAIT;
+        let deadline = std::time::Instant::now() + wait;
         loop {
             if let Some(line) = lines.iter().filter(|l| matches(l)).nth(n - 1) {
                 return line.clone();
