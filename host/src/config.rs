@@ -177,6 +177,9 @@ impl Default for DeliveryConfig {
 pub struct PluginsConfig {
     /// Every `*.wasm` here is a plugin named after its file stem.
     pub dir: PathBuf,
+    /// Compiled plugins, kept between runs so a restart does not compile
+    /// again; `<storage.path>/cache` when unset.
+    pub cache_dir: Option<PathBuf>,
     /// Linear memory cap per instance.
     pub memory_mb: u64,
     /// Wall-clock deadline per event and plugin.
@@ -201,6 +204,7 @@ impl Default for PluginsConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("plugins/dist"),
+            cache_dir: None,
             memory_mb: 64,
             timeout_ms: 1000,
             pool_size: 16,

@@ -21,6 +21,7 @@ use crate::store::{KvStore, SqliteStore, Store};
 use arc_swap::ArcSwap;
 
 mod deliveries;
+mod new;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 use crate::secret::{Secret, SecretSource};
@@ -59,6 +60,8 @@ enum Command {
     /// Print the request a provider would send for a JSON payload: header
     /// lines, a blank line, the body. For testing a route by hand.
     Sign(SignArgs),
+    /// Scaffold a plugin project (source, build script, WIT) in a language.
+    New(new::NewArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => deliveries::replay(args),
         Command::DeadLetters(command) => deliveries::dead_letters(command),
         Command::Sign(args) => sign(&args),
+        Command::New(args) => new::new(&args),
     };
     match result {
         Ok(code) => code,
@@ -166,12 +170,10 @@ fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
         None
     };
     let kv = store.clone().map(|s| s as Arc<dyn KvStore>);
-    let runtime = Runtime::new(
-        Some(&config.storage.path.join("cache")),
-        kv,
-        &config.plugins,
-    )
-    .context("starting the plugin runtime")?;
+    let cache_dir =
+        (config.plugins.cache_dir.clone()).unwrap_or_else(|| config.storage.path.join("cache"));
+    let runtime = Runtime::new(Some(&cache_dir), kv, &config.plugins)
+        .context("starting the plugin runtime")?;
     match RouteTable::build(&config, &runtime, None) {
         Ok(table) => Ok(Some(Loaded {
             config,

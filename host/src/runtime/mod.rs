@@ -3,6 +3,7 @@
 //! instance runs under (memory cap, wall-clock deadline, no filesystem,
 //! sockets or environment).
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +23,8 @@ mod fetch;
 mod host;
 mod limits;
 mod plugin;
+mod ungranted;
+pub mod version;
 
 pub use fetch::Origin;
 pub use host::Grants;
@@ -64,6 +67,11 @@ pub enum LoadError {
     },
     #[error("{path} is not a valid component: {reason}")]
     Compile { path: String, reason: String },
+    #[error("{path}: {unsupported}")]
+    UnsupportedVersion {
+        path: String,
+        unsupported: version::Unsupported,
+    },
     #[error("{path} does not implement the wirehook:plugin world: {reason}")]
     World { path: String, reason: String },
 }
@@ -135,9 +143,15 @@ impl Runtime {
             path: shown.clone(),
             reason: format!("{e:#}"),
         })?;
+        version::check(&component, &self.engine).map_err(|unsupported| {
+            LoadError::UnsupportedVersion {
+                path: shown.clone(),
+                unsupported,
+            }
+        })?;
         let pre = self
-            .linker
-            .instantiate_pre(&component)
+            .linker_for(&component)
+            .and_then(|linker| linker.instantiate_pre(&component))
             .and_then(PluginPre::new)
             .map_err(|e| LoadError::World {
                 path: shown,
@@ -155,6 +169,17 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// The shared linker, or for a component that imports interfaces
+    /// wirehook never grants, a copy that links them as refusals.
+    fn linker_for(&self, component: &Component) -> wasmtime::Result<Cow<'_, Linker<State>>> {
+        if !ungranted::imports_any(component, &self.engine) {
+            return Ok(Cow::Borrowed(&self.linker));
+        }
+        let mut linker = self.linker.clone();
+        ungranted::link_refusals(&mut linker, component, &self.engine)?;
+        Ok(Cow::Owned(linker))
+    }
+
     /// Builds what `[plugin.NAME]` grants. Config validation has already
     /// checked that settings resolve and origins parse.
     fn grants(&self, name: &str, config: &PluginConfig, plugins: &PluginsConfig) -> Grants {

@@ -391,3 +391,50 @@ async fn a_chatty_plugin_is_rate_limited() {
             .all(|l| l["plugin"] == "probe" && l["route"] == "probe")
     );
 }
+
+/// wasi:http is never granted. A JavaScript plugin imports its types
+/// anyway (the engine's `fetch` is built on them): it loads and answers,
+/// and a `fetch` fails its event, naming what was refused.
+#[tokio::test]
+async fn wasi_http_is_linked_only_as_refusals() {
+    let daemon = DaemonBuilder::new(
+        r#"
+[[route]]
+name = "http"
+path = "/hooks/http"
+provider = "goflow"
+secret = "env:TEST_TOKEN"
+plugins = ["http-js"]
+mode = "respond"
+"#,
+    )
+    .plugin("http-js")
+    .plugins_settings(&format!(
+        "cache_dir = {:?}",
+        crate::harness::shared_cache_dir()
+    ))
+    .env("TEST_TOKEN", "t")
+    .start();
+    let send = |input: &'static str| {
+        reqwest::Client::new()
+            .post(daemon.url("/hooks/http"))
+            .header("Authorization", "Token t")
+            .json(&json!({"input": {"text": input}}))
+            .send()
+    };
+    let response = send("hello").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"input":"hello"}"#);
+
+    let response = send("fetch").await.unwrap();
+    assert_eq!(response.status(), 502);
+    let line = daemon.wait_for_log(|l| l["message"] == "plugin failed event");
+    assert!(
+        line.to_string().contains("is not available to plugins"),
+        "{line}"
+    );
+    assert!(line.to_string().contains("wasi:http/types@"), "{line}");
+    // The plugin keeps serving with a fresh instance.
+    let response = send("again").await.unwrap();
+    assert_eq!(response.status(), 200);
+}

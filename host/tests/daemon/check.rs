@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use crate::harness::{plugin_wasm, wirehook, workspace_root};
+use crate::harness::{plugin_wasm, shared_cache_dir, wirehook, workspace_root};
 
 fn check(config: &std::path::Path) -> Output {
     wirehook()
@@ -12,6 +12,9 @@ fn check(config: &std::path::Path) -> Output {
         .current_dir(workspace_root())
         .env("GOFLOW_TOKEN", "check-token")
         .env("TRUORA_SECRET", "check-secret")
+        // The shipped config loads every example plugin, Python and
+        // JavaScript too: compile them once for all tests.
+        .env("WIREHOOK_PLUGINS__CACHE_DIR", shared_cache_dir())
         .env("RUST_LOG", "off")
         .output()
         .unwrap()
@@ -94,4 +97,36 @@ fn broken_configs_fail_naming_the_key() {
         assert!(stdout.contains(expected), "{case}: {stdout}");
         assert!(stdout.contains("wirehook.toml"), "{case}: {stdout}");
     }
+}
+
+#[test]
+fn plugin_for_an_unsupported_wit_version_is_refused_naming_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    // Built against a copy of the WIT renumbered wirehook:plugin@0.2.0.
+    std::fs::copy(plugin_wasm("next-wit"), plugins.join("next-wit.wasm")).unwrap();
+    let path = dir.path().join("wirehook.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[storage]\npath = {:?}\n[plugins]\ndir = {:?}\n\n[[route]]\nname = \"a\"\npath = \"/a\"\nprovider = \"goflow\"\nsecret = \"env:GOFLOW_TOKEN\"\nplugins = [\"next-wit\"]\n",
+            dir.path().join("data"),
+            plugins
+        ),
+    )
+    .unwrap();
+    let output = check(&path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "passed\n{stdout}");
+    let line = stdout
+        .lines()
+        .find(|line| line.contains("plugin `next-wit`: "))
+        .unwrap_or_else(|| panic!("no problem for next-wit:\n{stdout}"));
+    assert!(
+        line.ends_with(
+            "next-wit.wasm: plugin targets wirehook:plugin@0.2.0; this wirehook supports 0.1.0"
+        ),
+        "{line}"
+    );
 }

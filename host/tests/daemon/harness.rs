@@ -14,6 +14,19 @@ const CLOSED: &str = "(log closed)";
 /// How long to wait for the daemon to log something before failing.
 const LOG_WAIT: Duration = Duration::from_secs(60);
 
+/// How long a start may take: with an empty compilation cache it compiles
+/// the Python and JavaScript plugins, tens of seconds each on a busy
+/// 2-core machine running the other tests.
+const START_WAIT: Duration = Duration::from_secs(600);
+
+/// The workspace's target dir, where `plugins/build` also installs the
+/// toolchains (under `toolchains/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -25,9 +38,7 @@ pub fn workspace_root() -> PathBuf {
 /// from `target/test-plugins` (both built by `plugins/build --test`).
 pub fn plugin_wasm(name: &str) -> PathBuf {
     let root = workspace_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = target_dir();
     let candidates = [
         root.join("plugins/dist").join(format!("{name}.wasm")),
         target.join("test-plugins").join(format!("{name}.wasm")),
@@ -37,6 +48,12 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
         .find(|p| p.is_file())
         .cloned()
         .unwrap_or_else(|| panic!("plugin `{name}` is not built: run `plugins/build --test` first"))
+}
+
+/// A compilation cache the tests share (`[plugins] cache_dir`), so that a
+/// large plugin is compiled once, not once per daemon.
+pub fn shared_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache")
 }
 
 pub fn wirehook() -> Command {
@@ -67,7 +84,7 @@ pub struct Daemon {
 /// tables; `[server]`, `[storage]` and `[plugins]` point into a temp dir.
 pub struct DaemonBuilder {
     routes: String,
-    plugins: Vec<String>,
+    plugins: Vec<(String, PathBuf)>,
     env: Vec<(String, String)>,
     plugins_table: String,
     server_table: String,
@@ -86,8 +103,14 @@ impl DaemonBuilder {
         }
     }
 
-    pub fn plugin(mut self, name: &str) -> Self {
-        self.plugins.push(name.to_owned());
+    pub fn plugin(self, name: &str) -> Self {
+        let wasm = plugin_wasm(name);
+        self.plugin_file(name, &wasm)
+    }
+
+    /// A plugin built elsewhere, loaded as `name`.
+    pub fn plugin_file(mut self, name: &str, wasm: &Path) -> Self {
+        self.plugins.push((name.to_owned(), wasm.to_owned()));
         self
     }
 
@@ -118,8 +141,8 @@ impl DaemonBuilder {
         let dir = tempfile::tempdir().unwrap();
         let plugins_dir = dir.path().join("plugins");
         std::fs::create_dir(&plugins_dir).unwrap();
-        for name in &self.plugins {
-            std::fs::copy(plugin_wasm(name), plugins_dir.join(format!("{name}.wasm"))).unwrap();
+        for (name, wasm) in &self.plugins {
+            std::fs::copy(wasm, plugins_dir.join(format!("{name}.wasm"))).unwrap();
         }
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[storage]\npath = {:?}\n\n[plugins]\ndir = {:?}\n{}\n\n{}",
@@ -185,7 +208,8 @@ impl Daemon {
         });
         self.child = Some(child);
         self.runs += 1;
-        let listening = self.wait_for_nth(self.runs, |line| line["message"] == "listening");
+        let listening =
+            self.wait_within(START_WAIT, self.runs, |line| line["message"] == "listening");
         self.addr = listening["addr"].as_str().unwrap().parse().unwrap();
     }
 
@@ -298,8 +322,17 @@ impl Daemon {
         n: usize,
         matches: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
+        self.wait_within(LOG_WAIT, n, matches)
+    }
+
+    fn wait_within(
+        &self,
+        wait: Duration,
+        n: usize,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let mut lines = self.log.lines.lock().unwrap();
-        let deadline = std::time::Instant::now() + LOG_WAIT;
+        let deadline = std::time::Instant::now() + wait;
         loop {
             if let Some(line) = lines.iter().filter(|l| matches(l)).nth(n - 1) {
                 return line.clone();

@@ -5,6 +5,7 @@ mod harness;
 
 mod capabilities;
 mod check;
+mod conformance;
 mod delivery;
 mod exposition;
 mod fixtures;
@@ -14,5 +15,6 @@ mod providers;
 mod refusals;
 mod reload;
 mod sandbox;
+mod scaffold;
 mod sign;
 mod truora;

@@ -1,0 +1,143 @@
+//! `wirehook new NAME --lang rust|python|js`: scaffolds a plugin project
+//! that builds and loads as is: its source, a `build` script that makes
+//! `NAME.wasm`, and the WIT it targets, copied from the one this binary
+//! serves so the two always agree.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::ValueEnum;
+
+/// The WIT this wirehook serves, as plugins should target it.
+const WIT: &str = include_str!("../../../wit/plugin.wit");
+
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// The plugin's name: lowercase letters, digits and `-`, starting with a
+    /// letter. wirehook names a plugin after its `.wasm` file.
+    name: String,
+    /// The language to write it in.
+    #[arg(long, value_enum)]
+    lang: Lang,
+    /// Where to create the project (default: ./NAME); must not exist or be
+    /// empty.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+/// A file of a template: path in the project, contents, executable.
+type TemplateFile = (&'static str, &'static str, bool);
+
+impl Lang {
+    fn files(self) -> &'static [TemplateFile] {
+        match self {
+            Self::Rust => &[
+                (
+                    "Cargo.toml",
+                    include_str!("templates/rust/Cargo.toml"),
+                    false,
+                ),
+                ("src/lib.rs", include_str!("templates/rust/lib.rs"), false),
+                ("build", include_str!("templates/rust/build"), true),
+                (".gitignore", "/target/\n/*.wasm\n/*.wasm.tmp\n", false),
+            ],
+            Self::Python => &[
+                ("app.py", include_str!("templates/python/app.py"), false),
+                ("build", include_str!("templates/python/build"), true),
+                (
+                    ".gitignore",
+                    "/.venv/\n__pycache__/\n/*.wasm\n/*.wasm.tmp\n",
+                    false,
+                ),
+            ],
+            Self::Js => &[
+                ("plugin.js", include_str!("templates/js/plugin.js"), false),
+                (
+                    "package.json",
+                    include_str!("templates/js/package.json"),
+                    false,
+                ),
+                ("build", include_str!("templates/js/build"), true),
+                (
+                    ".gitignore",
+                    "/node_modules/\n/*.wasm\n/*.wasm.tmp\n",
+                    false,
+                ),
+            ],
+        }
+    }
+}
+
+pub fn new(args: &NewArgs) -> anyhow::Result<ExitCode> {
+    let name = &args.name;
+    if !valid_name(name) {
+        anyhow::bail!(
+            "`{name}` is not a plugin name: use lowercase letters, digits and `-`, starting with a letter"
+        );
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(name));
+    let occupied = std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied {
+        anyhow::bail!("{} exists and is not empty", dir.display());
+    }
+    // Cargo names the built library after the crate, with underscores.
+    let crate_name = name.replace('-', "_");
+    let render = |text: &str| {
+        text.replace("{{name}}", name)
+            .replace("{{crate}}", &crate_name)
+    };
+    for (path, text, executable) in args.lang.files() {
+        write(&dir.join(path), &render(text), *executable)?;
+    }
+    write(&dir.join("wit/plugin.wit"), WIT, false)?;
+    println!(
+        "created {dir}: run {build} to make {dir}/{name}.wasm, then copy it into wirehook's plugins dir",
+        dir = dir.display(),
+        build = dir.join("build").display(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+}
+
+fn write(path: &Path, text: &str, executable: bool) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    if executable {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {} executable", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn names_are_file_stems_every_toolchain_accepts() {
+        for name in ["greeter", "order-status2", "a"] {
+            assert!(valid_name(name), "{name}");
+        }
+        for name in ["", "Greeter", "2fa", "-x", "x-", "my_plugin", "a b", "é"] {
+            assert!(!valid_name(name), "{name}");
+        }
+    }
+}

@@ -1,0 +1,50 @@
+"""`order-status` in Python: answers a flow engine's "what is the status of
+order N?" exactly as the Rust example does (plugins/order-status).
+
+A goflow "Call Webhook" step reaches this plugin as a `flow-call`; the reply
+`{"number": N, "status": S}` becomes `@webhook` in the flow.
+"""
+
+import json
+
+import wit_world
+from wit_world.imports.types import Event, FlowEvent, Payload_Flow, Payload_FlowCall, Reply
+
+# Rust's `str::trim` strips Unicode White_Space; Python's `str.strip()` also
+# strips the ASCII separators U+001C..U+001F, so name the set to match.
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+STATUSES = {"CU001": "Shipped", "CU002": "Pending", "CU003": "Cancelled"}
+
+
+class WitWorld(wit_world.WitWorld):
+    def handle(self, e: Event) -> Reply | None:
+        # A plain `flow` carries the same variables; answering it lets a
+        # route use this plugin in either mode.
+        if not isinstance(e.payload, (Payload_FlowCall, Payload_Flow)):
+            return None
+        number = order_number(e.payload.value)
+        # Compact, keys in this order, non-ASCII as is: serde_json's output.
+        body = json.dumps(
+            {"number": number, "status": STATUSES.get(number, "Unknown")},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return Reply(status=200, json=body)
+
+
+def order_number(flow: FlowEvent) -> str:
+    """The goflow result `order` if the flow collected one, else the text
+    the contact just typed."""
+    for name in ("order", "input"):
+        value = variable(flow, name)
+        if value is not None and value.strip(WHITE_SPACE):
+            return value.strip(WHITE_SPACE)
+    return ""
+
+
+def variable(flow: FlowEvent, name: str) -> str | None:
+    return next((value for key, value in flow.variables if key == name), None)
