@@ -123,22 +123,38 @@ fn main() -> anyhow::Result<()> {
     }
     std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
     println!("JSON: {}", json.display());
-    // Every row must have answered its requests; a broken target is a
-    // broken harness, smoke or not.
-    let failed: Vec<_> = report
+    // Every target present must have started and answered; a broken
+    // target is a broken harness, smoke or not. Absent ones only say so.
+    let broken: Vec<_> = report
         .rows
         .iter()
-        .filter(|r| {
-            r.result
-                .as_ref()
-                .is_ok_and(|m| m.load.errors > 0 || m.load.requests == 0)
+        .filter(|r| match &r.result {
+            Ok(m) => m.load.errors > 0 || m.load.requests == 0,
+            Err(why) => why.starts_with(FAILED),
         })
-        .map(|r| r.id.clone())
+        .map(|r| format!("{} {}", r.id, r.name))
+        .chain(
+            report
+                .footprints
+                .iter()
+                .filter(|f| f.result.as_ref().is_err_and(|why| why.starts_with(FAILED)))
+                .map(|f| f.name.clone()),
+        )
         .collect();
-    if !failed.is_empty() {
-        bail!("rows {failed:?} had errors or no answer");
+    if !broken.is_empty() {
+        bail!("failed or answered with errors: {broken:?}");
     }
     Ok(())
+}
+
+/// How a row that could not be measured starts.
+const FAILED: &str = "failed";
+
+/// A row's error, short enough for a table cell.
+fn failed(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}").replace('\n', " ").replace('|', "/");
+    let short: String = text.chars().take(240).collect();
+    format!("{FAILED}: {short}")
 }
 
 struct Bench<'a> {
@@ -237,9 +253,10 @@ impl Bench<'_> {
                 plugin,
                 isolation_event,
             };
-            match self.wirehook_row(id, &setup)? {
-                Some(measured) => row(id, name, Ok(measured)),
-                None => row(
+            match self.wirehook_row(id, &setup) {
+                Err(e) => row(id, name, Err(failed(&e))),
+                Ok(Some(measured)) => row(id, name, Ok(measured)),
+                Ok(None) => row(
                     id,
                     name,
                     Err(format!("not built (plugins/dist/{plugin}.wasm)")),
@@ -253,17 +270,15 @@ impl Bench<'_> {
                     (1, "Express peer, one process"),
                     (2, "Express peer, WORKERS=2 cluster"),
                 ] {
-                    let running = targets::express(&dir, workers)?;
-                    row(
-                        "6",
-                        name,
-                        Ok(self.measure(
+                    let measured = targets::express(&dir, workers).and_then(|running| {
+                        self.measure(
                             &running,
                             &format!("express-{workers}"),
                             "goflow",
                             &["/hooks/orders"],
-                        )?),
-                    );
+                        )
+                    });
+                    row("6", name, measured.map_err(|e| failed(&e)));
                 }
             }
             Err(why) => {
@@ -409,14 +424,16 @@ impl Bench<'_> {
             .collect();
         let mut footprints = vec![Footprint {
             name: "ten Rust order-status".to_owned(),
-            result: Ok(self.footprint("ten-rust", &ten)?),
+            result: self.footprint("ten-rust", &ten).map_err(|e| failed(&e)),
         }];
         for (name, plugin) in [
             ("Python order-status-py", "order-status-py"),
             ("JavaScript order-status-js", "order-status-js"),
         ] {
             let result = match self.paths.plugin(plugin) {
-                Some(wasm) => Ok(self.footprint(plugin, &[(plugin.to_owned(), wasm)])?),
+                Some(wasm) => self
+                    .footprint(plugin, &[(plugin.to_owned(), wasm)])
+                    .map_err(|e| failed(&e)),
                 None => Err(format!("not built (plugins/dist/{plugin}.wasm)")),
             };
             footprints.push(Footprint {
