@@ -4,6 +4,7 @@
 //! and as one JSON document.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -99,6 +100,28 @@ pub struct FootprintFigures {
 pub struct Micro {
     pub name: String,
     pub median_ns: f64,
+}
+
+impl Micro {
+    /// The medians criterion wrote for the plugin-call benchmark, if it ran.
+    pub fn read_criterion(dir: &Path) -> Vec<Self> {
+        let Ok(entries) = std::fs::read_dir(dir.join("plugin call")) else {
+            return Vec::new();
+        };
+        let mut micro: Vec<_> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let text = std::fs::read_to_string(entry.path().join("new/estimates.json")).ok()?;
+                let estimates: serde_json::Value = serde_json::from_str(&text).ok()?;
+                Some(Self {
+                    name: entry.file_name().to_string_lossy().into_owned(),
+                    median_ns: estimates["median"]["point_estimate"].as_f64()?,
+                })
+            })
+            .collect();
+        micro.sort_by(|a, b| a.name.cmp(&b.name));
+        micro
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

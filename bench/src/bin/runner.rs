@@ -102,7 +102,7 @@ fn main() -> anyhow::Result<()> {
     let micro = if args.smoke {
         Vec::new()
     } else {
-        read_criterion(&paths.target.join("criterion"))
+        Micro::read_criterion(&paths.target.join("criterion"))
     };
     let report = Report {
         machine,
@@ -502,24 +502,4 @@ impl Bench<'_> {
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// The medians criterion wrote for the plugin-call benchmark, if it ran.
-fn read_criterion(dir: &Path) -> Vec<Micro> {
-    let Ok(entries) = std::fs::read_dir(dir.join("plugin call")) else {
-        return Vec::new();
-    };
-    let mut micro: Vec<_> = entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let text = std::fs::read_to_string(entry.path().join("new/estimates.json")).ok()?;
-            let estimates: serde_json::Value = serde_json::from_str(&text).ok()?;
-            Some(Micro {
-                name: entry.file_name().to_string_lossy().into_owned(),
-                median_ns: estimates["median"]["point_estimate"].as_f64()?,
-            })
-        })
-        .collect();
-    micro.sort_by(|a, b| a.name.cmp(&b.name));
-    micro
 }
