@@ -7,7 +7,6 @@
 //! everything wrong at once.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +17,14 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::secret::SecretSource;
+
+mod problem;
+
+use problem::figment_problem;
+pub use problem::{ConfigError, Problem};
+
+/// Paths the main listener answers itself; no route may take them.
+pub const RESERVED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +40,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub reload: ReloadConfig,
+    #[serde(default)]
+    pub log: LogConfig,
     /// `[[route]]` tables, in file order.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -49,6 +58,21 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Terminate TLS here instead of behind a reverse proxy.
+    pub tls: Option<TlsConfig>,
+    /// Where `/metrics` is served. A listener of its own, so that the
+    /// public webhook port never exposes route names and traffic figures.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// `server.tls`: PEM files, re-read on every reload.
+/// `${CREDENTIALS_DIRECTORY}` is expanded, as in `file:` secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +81,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
             trusted_proxies: Vec::new(),
+            tls: None,
+            metrics_listen: None,
         }
     }
 }
@@ -95,6 +121,25 @@ impl Default for ReloadConfig {
             debounce_ms: 300,
         }
     }
+}
+
+/// `[log]`: read once at start. `--log-format`, `WIREHOOK_LOG_FORMAT`
+/// and `RUST_LOG` win over these.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter, e.g. `info,wirehook=debug`.
+    pub level: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
 }
 
 /// `[delivery]`: how `queue` routes hand events to plugins.
@@ -333,37 +378,6 @@ pub struct PluginConfig {
     pub isolation: Isolation,
 }
 
-/// One thing wrong with a configuration, located by key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Dotted key, e.g. `route[1].secret`, or a file for plugin problems.
-    pub key: String,
-    pub reason: String,
-}
-
-impl Problem {
-    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
-    }
-}
-
-/// Why a configuration was refused: every problem found, with the file.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub problems: Vec<Problem>,
-}
-
 impl Config {
     /// Reads `path` and the `WIREHOOK_` environment. Only shape errors are
     /// reported here; see [`Config::problems`].
@@ -374,19 +388,17 @@ impl Config {
                 problems: vec![Problem::new("(file)", "no such file")],
             });
         }
-        Figment::new()
-            .merge(Toml::file_exact(path))
-            .merge(
-                Env::prefixed("WIREHOOK_")
-                    .split("__")
-                    // Read by the CLI itself, not configuration keys.
-                    .ignore(&["config", "log_format"]),
-            )
-            .extract()
-            .map_err(|e| ConfigError {
-                file: path.to_owned(),
-                problems: e.into_iter().map(figment_problem).collect(),
-            })
+        figment(path).extract().map_err(|e| ConfigError {
+            file: path.to_owned(),
+            problems: e.into_iter().map(figment_problem).collect(),
+        })
+    }
+
+    /// The `[log]` table of `path`, or the defaults if the file cannot be
+    /// read: logging starts before the config is loaded, and a broken
+    /// file is then reported through the default logger.
+    pub fn log_settings(path: &Path) -> LogConfig {
+        figment(path).extract_inner("log").unwrap_or_default()
     }
 
     /// Everything wrong with this configuration that parsing cannot see,
@@ -401,6 +413,11 @@ impl Config {
         }
         if self.delivery.workers == 0 {
             problems.push(Problem::new("delivery.workers", "must be at least 1"));
+        }
+        if let Some(level) = &self.log.level
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
+        {
+            problems.push(Problem::new("log.level", e.to_string()));
         }
         if self.server.max_body_bytes == 0 {
             problems.push(Problem::new("server.max_body_bytes", "must be at least 1"));
@@ -437,6 +454,15 @@ impl Config {
             }
             if !route.path.starts_with('/') {
                 problems.push(Problem::new(key("path"), "must start with `/`"));
+            } else if RESERVED_PATHS.contains(&route.path.as_str()) {
+                problems.push(Problem::new(
+                    key("path"),
+                    format!(
+                        "`{}` is reserved for wirehook's own health checks ({})",
+                        route.path,
+                        RESERVED_PATHS.join(", ")
+                    ),
+                ));
             } else if let Some(first) = paths.insert(route.path.as_str(), i) {
                 problems.push(Problem::new(
                     key("path"),
@@ -472,25 +498,12 @@ impl Config {
     }
 }
 
-fn figment_problem(e: figment::Error) -> Problem {
-    // `route.0.mode` reads better as `route[0].mode`.
-    let key = e.path.iter().fold(String::new(), |mut key, part| {
-        if part.parse::<usize>().is_ok() {
-            key.push_str(&format!("[{part}]"));
-        } else {
-            if !key.is_empty() {
-                key.push('.');
-            }
-            key.push_str(part);
-        }
-        key
-    });
-    let key = if key.is_empty() {
-        "(file)".to_owned()
-    } else {
-        key
-    };
-    // The kind alone: figment's Display repeats the key and may quote the
-    // offending value, which could be a secret.
-    Problem::new(key, e.kind.to_string())
+/// The file, then the `WIREHOOK_` environment over it.
+fn figment(path: &Path) -> Figment {
+    Figment::new().merge(Toml::file_exact(path)).merge(
+        Env::prefixed("WIREHOOK_")
+            .split("__")
+            // Read by the CLI itself, not configuration keys.
+            .ignore(&["config", "log_format"]),
+    )
 }

@@ -7,7 +7,6 @@
 //! it, or after its route's last attempt (a dead letter).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -16,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::config::DeliveryConfig;
 use crate::event::Event;
+use crate::metrics::Metrics;
 use crate::routes::{Route, RouteTable};
 use crate::runtime::{CallError, Reply};
 use crate::store::{Admission, Claimed, Outcome, Response, Store, StoreError};
@@ -52,27 +52,37 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+fn gauge_value(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
 /// Runs every plugin of `route` on `event`, in order, stopping at the
 /// first failure. The answer is the last reply any plugin gave.
-pub async fn run(route: &Route, event: &Event) -> Result<Option<Reply>, PluginFailure> {
+pub async fn run(
+    route: &Route,
+    event: &Event,
+    metrics: &Metrics,
+) -> Result<Option<Reply>, PluginFailure> {
     let mut answer = None;
     for plugin in &route.plugins {
         let started = Instant::now();
         let outcome = plugin.handle(event).await;
-        let micros = started.elapsed().as_micros() as u64;
+        let took = started.elapsed();
+        metrics.plugin_call(plugin.name(), outcome.as_ref().map(|_| ()), took);
+        let micros = took.as_micros() as u64;
         let (route, delivery_id, attempt) =
             (&route.name, &event.source.delivery_id, event.source.attempt);
         match outcome {
             Ok(reply) => {
-                tracing::debug!(%route, %delivery_id, attempt, plugin = plugin.name(), micros, "plugin handled event");
+                tracing::debug!(%route, %delivery_id, attempt, plugin = %plugin.name(), micros, "plugin handled event");
                 if reply.is_some() {
                     answer = reply;
                 }
             }
             Err(error) => {
-                tracing::warn!(%route, %delivery_id, attempt, plugin = plugin.name(), micros, %error, "plugin failed event");
+                tracing::warn!(%route, %delivery_id, attempt, plugin = %plugin.name(), micros, %error, "plugin failed event");
                 return Err(PluginFailure {
-                    plugin: plugin.name().to_owned(),
+                    plugin: plugin.name().to_string(),
                     error,
                 });
             }
@@ -86,9 +96,11 @@ pub struct Dispatcher {
     store: Arc<dyn Store>,
     routes: Arc<ArcSwap<RouteTable>>,
     config: DeliveryConfig,
-    /// Undelivered events, kept in memory so admission costs no query;
-    /// re-counted from the store at each housekeeping.
-    depth: AtomicU64,
+    metrics: Arc<Metrics>,
+    /// Undelivered events (the metrics' gauge), kept in memory so
+    /// admission costs no query; re-counted from the store at each
+    /// housekeeping.
+    depth: prometheus_client::metrics::gauge::Gauge,
     wake: Notify,
     stop: watch::Sender<bool>,
     workers: tokio::sync::Mutex<JoinSet<()>>,
@@ -101,6 +113,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         routes: Arc<ArcSwap<RouteTable>>,
         config: DeliveryConfig,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, StoreError> {
         let recovered = store.recover(now_ms()).await?;
         if recovered > 0 {
@@ -109,12 +122,14 @@ impl Dispatcher {
                 "re-queued events whose delivery was interrupted"
             );
         }
-        let depth = store.depth().await?;
+        let depth = metrics.queue_depth.clone();
+        depth.set(gauge_value(store.depth().await?));
         let (stop, _) = watch::channel(false);
         let dispatcher = Arc::new(Self {
             store,
             routes,
-            depth: AtomicU64::new(depth),
+            metrics,
+            depth,
             wake: Notify::new(),
             stop,
             workers: tokio::sync::Mutex::new(JoinSet::new()),
@@ -130,8 +145,15 @@ impl Dispatcher {
         Ok(dispatcher)
     }
 
+    /// Below zero only for the moment a worker finishes an event before
+    /// the request that queued it has counted it.
     pub fn depth(&self) -> u64 {
-        self.depth.load(Ordering::Relaxed)
+        u64::try_from(self.depth.get()).unwrap_or(0)
+    }
+
+    /// Whether the store answers a query.
+    pub async fn check_store(&self) -> Result<(), StoreError> {
+        self.store.depth().await.map(|_| ())
     }
 
     /// Durably queues `events` for their route's plugins. Returns once
@@ -152,7 +174,7 @@ impl Dispatcher {
             .filter(|a| matches!(a, Admission::Queued(_)))
             .count();
         if queued > 0 {
-            self.depth.fetch_add(queued as u64, Ordering::Relaxed);
+            self.depth.inc_by(gauge_value(queued as u64));
             self.wake.notify_waiters();
             self.wake.notify_one();
         }
@@ -167,7 +189,7 @@ impl Dispatcher {
         event: &Event,
     ) -> Result<Option<Reply>, PluginFailure> {
         let started = Instant::now();
-        let result = run(route, event).await;
+        let result = run(route, event, &self.metrics).await;
         let response = Response {
             event: event.clone(),
             reply: result
@@ -193,7 +215,9 @@ impl Dispatcher {
     /// grace period, and returns. Unfinished events stay in the store and
     /// are re-queued at the next start.
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
+        // `send_replace`: `send` stores nothing while no worker has
+        // subscribed yet, and a worker starting later would never stop.
+        self.stop.send_replace(true);
         let grace = Duration::from_secs(self.config.shutdown_grace_secs);
         let mut workers = self.workers.lock().await;
         let drained = tokio::time::timeout(grace, async {
@@ -249,7 +273,7 @@ impl Dispatcher {
             None => Outcome::Dead {
                 error: format!("route `{}` is no longer configured", event.source.route),
             },
-            Some(route) => match run(route, &event).await {
+            Some(route) => match run(route, &event, &self.metrics).await {
                 Ok(_) => Outcome::Delivered,
                 Err(failure)
                     if failure.error.is_retryable() && attempt < route.retry.max_attempts =>
@@ -272,18 +296,16 @@ impl Dispatcher {
         };
         match self.store.finish(id, outcome, now_ms()).await {
             Ok(()) if finished => {
-                // Saturating: events re-queued by `wirehook replay` from
-                // another process are not counted until housekeeping.
-                let _ = self
-                    .depth
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
-                        Some(d.saturating_sub(1))
-                    });
+                // Events re-queued by `wirehook replay` from another
+                // process are not counted until housekeeping: the gauge
+                // may dip below zero until then, and `depth` reads 0.
+                self.depth.dec();
                 if let Some(error) = dead_reason {
+                    self.metrics.dead_letter(&event.source.route);
                     tracing::warn!(route = %event.source.route, delivery_id = %event.source.delivery_id, attempt, %error, "dead letter");
                 }
             }
-            Ok(()) => {}
+            Ok(()) => self.metrics.retry(&event.source.route),
             // The event stays `running` and is re-queued at next start.
             Err(e) => tracing::error!(id, "cannot record a delivery outcome: {e}"),
         }
@@ -297,7 +319,7 @@ impl Dispatcher {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = stop.changed() => return,
+                _ = stop.wait_for(|stop| *stop) => return,
             }
             let now = now_ms();
             let retention = self.config.retention_hours.saturating_mul(3600 * 1000);
@@ -312,7 +334,9 @@ impl Dispatcher {
                 Err(e) => tracing::error!("retention failed: {e}"),
             }
             match self.store.depth().await {
-                Ok(depth) => self.depth.store(depth, Ordering::Relaxed),
+                Ok(depth) => {
+                    self.depth.set(gauge_value(depth));
+                }
                 Err(e) => tracing::error!("cannot count the queue: {e}"),
             }
         }

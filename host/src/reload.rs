@@ -2,9 +2,9 @@
 //! dir (watched with `notify`, debounced), or SIGHUP, re-reads everything
 //! off the request path and swaps the route table atomically. Requests and
 //! deliveries in flight finish on the table they started with; a reload
-//! that fails changes nothing, and says why.
+//! that fails changes nothing, and says why. systemd is told of each
+//! reload (RELOADING=1, then READY=1).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,8 @@ use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ServerConfig};
+use crate::metrics::Metrics;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 
@@ -22,8 +23,9 @@ pub struct Reloader {
     config_path: PathBuf,
     runtime: Arc<Runtime>,
     routes: Arc<ArcSwap<RouteTable>>,
-    /// The address bound at start; changing it needs a restart.
-    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    /// The `[server]` table at start: its listeners need a restart to change.
+    started: ServerConfig,
     /// One reload at a time: a second waits and then sees the newest files.
     serial: tokio::sync::Mutex<()>,
     failures: AtomicU64,
@@ -34,13 +36,15 @@ impl Reloader {
         config_path: PathBuf,
         runtime: Arc<Runtime>,
         routes: Arc<ArcSwap<RouteTable>>,
-        listen: SocketAddr,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
+        let started = routes.load().server.clone();
         Arc::new(Self {
             config_path,
             runtime,
             routes,
-            listen,
+            metrics,
+            started,
             serial: tokio::sync::Mutex::new(()),
             failures: AtomicU64::new(0),
         })
@@ -54,6 +58,13 @@ impl Reloader {
     /// Re-reads config and plugins; swaps them in if all is well.
     pub async fn reload(&self, cause: &str) -> Result<(), ConfigError> {
         let _one_at_a_time = self.serial.lock().await;
+        crate::service::reloading();
+        let result = self.rebuild(cause).await;
+        crate::service::ready();
+        result
+    }
+
+    async fn rebuild(&self, cause: &str) -> Result<(), ConfigError> {
         let (path, runtime, previous) = (
             self.config_path.clone(),
             self.runtime.clone(),
@@ -75,25 +86,39 @@ impl Reloader {
         .expect("reload task panicked");
         match built {
             Ok((config, table)) => {
-                if config.server.listen != self.listen {
-                    tracing::warn!(
-                        configured = %config.server.listen,
-                        serving = %self.listen,
-                        "server.listen changed: the new address needs a restart"
-                    );
-                }
+                self.warn_of_restart(&config.server);
                 let routes = config.routes.len();
                 self.routes.store(Arc::new(table));
+                self.metrics.reloaded();
                 tracing::info!(cause, routes, "reloaded");
                 Ok(())
             }
             Err(error) => {
                 let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                self.metrics.reload_failed();
                 for problem in &error.problems {
                     tracing::error!(cause, file = %error.file.display(), key = %problem.key, failures, "reload failed: {}", problem.reason);
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// Listeners are bound once, at start.
+    fn warn_of_restart(&self, server: &ServerConfig) {
+        let started = &self.started;
+        if server.listen != started.listen {
+            tracing::warn!(
+                configured = %server.listen,
+                serving = %started.listen,
+                "server.listen changed: the new address needs a restart"
+            );
+        }
+        if server.metrics_listen != started.metrics_listen {
+            tracing::warn!("server.metrics_listen changed: the change needs a restart");
+        }
+        if server.tls.is_some() != started.tls.is_some() {
+            tracing::warn!("server.tls was added or removed: the change needs a restart");
         }
     }
 

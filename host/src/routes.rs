@@ -13,7 +13,8 @@ use crate::runtime::{Plugin, Runtime};
 
 /// One `[[route]]`, ready to serve.
 pub struct Route {
-    pub name: String,
+    /// Shared, so that metrics label a request without allocating.
+    pub name: Arc<str>,
     pub path: String,
     pub provider_id: String,
     pub provider: Arc<dyn Provider>,
@@ -53,6 +54,8 @@ pub struct RouteTable {
     plugins: BTreeMap<String, Loaded>,
     /// The `[server]` settings requests are answered under.
     pub server: ServerConfig,
+    /// `server.tls`, loaded: what new connections are served with.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A loaded plugin and what it was loaded from, so that a reload reuses
@@ -104,6 +107,14 @@ impl RouteTable {
         previous: Option<&RouteTable>,
     ) -> Result<Self, Vec<Problem>> {
         let mut problems = config.problems();
+        let tls = match config.server.tls.as_ref().map(crate::tls::load) {
+            Some(Ok(tls)) => Some(tls),
+            Some(Err(problem)) => {
+                problems.push(problem);
+                None
+            }
+            None => None,
+        };
         let loaded = load_plugins(config, runtime, previous, &mut problems);
         let plugins: BTreeMap<String, Arc<Plugin>> = loaded
             .iter()
@@ -130,6 +141,7 @@ impl RouteTable {
                 by_path,
                 plugins: loaded,
                 server: config.server.clone(),
+                tls,
             })
         } else {
             Err(problems)
@@ -141,7 +153,7 @@ impl RouteTable {
     }
 
     pub fn route_named(&self, name: &str) -> Option<&Arc<Route>> {
-        self.by_path.values().find(|route| route.name == name)
+        self.by_path.values().find(|route| &*route.name == name)
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
@@ -193,7 +205,7 @@ fn build_route(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Route {
-        name: route.name.clone(),
+        name: Arc::from(route.name.as_str()),
         path: route.path.clone(),
         provider_id: route.provider.clone(),
         provider,

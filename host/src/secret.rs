@@ -73,7 +73,7 @@ impl SecretSource {
     }
 }
 
-fn expand_credentials_dir(path: &std::path::Path) -> PathBuf {
+pub(crate) fn expand_credentials_dir(path: &std::path::Path) -> PathBuf {
     const VAR: &str = "${CREDENTIALS_DIRECTORY}";
     let text = path.to_string_lossy();
     match (text.contains(VAR), std::env::var("CREDENTIALS_DIRECTORY")) {

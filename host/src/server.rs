@@ -1,7 +1,8 @@
 //! The HTTP front: one handler for every route. It finds the route by
 //! path, checks address, method and size, lets the provider verify and
 //! decode (or answer its GET handshake), and hands the events on. Every refusal is a short JSON error
-//! and one log line naming route, reason and remote address.
+//! and one log line naming route, reason and remote address. `/healthz`
+//! and `/readyz` are answered here too, for load balancers and probes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -12,14 +13,16 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::{IncomingStream, Listener};
 use ipnet::IpNet;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::net::TcpListener;
 
 use crate::config::Mode;
 use crate::dispatch::{AcceptError, Dispatcher};
 use crate::event::{Decoded, Event, Source};
+use crate::metrics::Metrics;
 use crate::providers::{self, Rejection, Verified};
 use crate::routes::{Route, RouteTable};
 use crate::store::Admission;
@@ -32,16 +35,26 @@ pub struct App {
     /// Swapped whole by a reload; a request keeps the table it started with.
     pub routes: Arc<ArcSwap<RouteTable>>,
     pub dispatcher: Arc<Dispatcher>,
+    pub metrics: Arc<Metrics>,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets
-/// requests in flight finish.
-pub async fn serve(
-    listener: TcpListener,
+/// Serves `app` on `listener` (plain TCP, or TLS wrapped in `tap_io` so
+/// that axum hands the peer's address on) until `shutdown` resolves, then
+/// lets requests in flight finish.
+pub async fn serve<L>(
+    listener: L,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let router = Router::new().fallback(handle).with_state(app);
+) -> std::io::Result<()>
+where
+    L: Listener<Addr = SocketAddr>,
+    for<'a> SocketAddr: axum::extract::connect_info::Connected<IncomingStream<'a, L>>,
+{
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(handle)
+        .with_state(app);
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -50,25 +63,66 @@ pub async fn serve(
     .await
 }
 
+/// The process is up and answering.
+async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+/// Ready for webhooks: routes and plugins are loaded (they are before the
+/// listener opens) and the store answers.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.dispatcher.check_store().await {
+        Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!("not ready: {e}");
+            error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}
+
 async fn handle(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let path = parts.uri.path();
     let table = app.routes.load_full();
-    let remote = client_ip(peer.ip(), &parts.headers, &table.server.trusted_proxies);
-    let Some(route) = table.route(path) else {
-        tracing::info!(%path, %remote, "no route for path");
-        return error(StatusCode::NOT_FOUND, "no route for this path");
+    let route = table.route(request.uri().path());
+    let response = match route {
+        Some(route) => answer(&app, &table, route, peer, request).await,
+        None => {
+            let path = request.uri().path();
+            let remote = client_ip(peer.ip(), request.headers(), &table.server.trusted_proxies);
+            tracing::info!(%path, %remote, "no route for path");
+            error(StatusCode::NOT_FOUND, "no route for this path")
+        }
     };
+    app.metrics
+        .request(route.map(|route| &route.name), response.status());
+    response
+}
+
+async fn answer(
+    app: &App,
+    table: &RouteTable,
+    route: &Route,
+    peer: SocketAddr,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let remote = client_ip(peer.ip(), &parts.headers, &table.server.trusted_proxies);
     let refuse = |status: StatusCode, reason: &str| {
         tracing::warn!(route = %route.name, %remote, status = status.as_u16(), reason, "request refused");
         error(status, reason)
     };
+    let unverified = |rejection: &Rejection| {
+        app.metrics
+            .verification_failure(&route.name, failure_reason(rejection));
+        refuse(status_of(rejection), &rejection.to_string())
+    };
     // The address first: a refused address learns nothing else.
     if !route.allow_ips.is_empty() && !route.allow_ips.iter().any(|net| net.contains(&remote)) {
+        app.metrics
+            .verification_failure(&route.name, "address_not_allowed");
         return refuse(StatusCode::FORBIDDEN, "address not allowed");
     }
     let query = parts.uri.query().unwrap_or_default();
@@ -88,7 +142,7 @@ async fn handle(
                 )
                     .into_response();
             }
-            Some(Err(rejection)) => return refuse(status_of(&rejection), &rejection.to_string()),
+            Some(Err(rejection)) => return unverified(&rejection),
             None => {}
         }
     }
@@ -120,7 +174,7 @@ async fn handle(
     });
     let (verified, decoded) = match decoded {
         Ok(decoded) => decoded,
-        Err(rejection) => return refuse(status_of(&rejection), &rejection.to_string()),
+        Err(rejection) => return unverified(&rejection),
     };
     let events = to_events(route, &verified, decoded);
     match route.mode {
@@ -214,6 +268,16 @@ async fn respond(dispatcher: &Dispatcher, route: &Route, events: &[Event]) -> Re
     response
 }
 
+/// The `reason` label of a verification failure.
+fn failure_reason(rejection: &Rejection) -> &'static str {
+    match rejection {
+        Rejection::Unauthorized(_) => "unauthorized",
+        Rejection::Forbidden(_) => "forbidden",
+        Rejection::BadRequest(_) => "bad_request",
+        Rejection::UnsupportedMediaType(_) => "unsupported_media_type",
+    }
+}
+
 fn status_of(rejection: &Rejection) -> StatusCode {
     match rejection {
         Rejection::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -265,7 +329,7 @@ fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> V
             Event {
                 source: Source {
                     provider: route.provider_id.clone(),
-                    route: route.name.clone(),
+                    route: route.name.to_string(),
                     delivery_id,
                     received_at_ms,
                     attempt: 1,
@@ -321,6 +385,102 @@ fn error(status: StatusCode, message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Claimed, Filter, Outcome, Record, Response as Logged, Store, StoreError};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A store that answers with nothing until it is closed, then fails.
+    #[derive(Default)]
+    struct Closable(AtomicBool);
+
+    impl Closable {
+        fn answer<T: Default>(&self) -> Result<T, StoreError> {
+            if self.0.load(Ordering::Relaxed) {
+                Err(StoreError::Closed)
+            } else {
+                Ok(T::default())
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Closable {
+        async fn enqueue(
+            &self,
+            _: Vec<Event>,
+            _: u64,
+            _: u64,
+        ) -> Result<Vec<Admission>, StoreError> {
+            self.answer()
+        }
+        async fn claim(&self, _: u64, _: usize) -> Result<Vec<Claimed>, StoreError> {
+            self.answer()
+        }
+        async fn finish(&self, _: i64, _: Outcome, _: u64) -> Result<(), StoreError> {
+            self.answer()
+        }
+        async fn log_response(&self, _: Logged, _: u64) -> Result<(), StoreError> {
+            self.answer()
+        }
+        async fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
+            self.answer()
+        }
+        async fn depth(&self) -> Result<u64, StoreError> {
+            self.answer()
+        }
+        async fn recover(&self, _: u64) -> Result<u64, StoreError> {
+            self.answer()
+        }
+        async fn replay(&self, _: Vec<i64>, _: u64) -> Result<Vec<i64>, StoreError> {
+            self.answer()
+        }
+        async fn list(&self, _: Filter) -> Result<Vec<Record>, StoreError> {
+            self.answer()
+        }
+        async fn get(&self, _: i64) -> Result<Option<(Record, Event)>, StoreError> {
+            self.answer()
+        }
+        async fn purge_dead(&self, _: Vec<i64>) -> Result<u64, StoreError> {
+            self.answer()
+        }
+        async fn prune(&self, _: u64, _: u64) -> Result<u64, StoreError> {
+            self.answer()
+        }
+    }
+
+    #[tokio::test]
+    async fn readyz_answers_503_once_the_store_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("wirehook.toml");
+        std::fs::write(&config_path, format!("[plugins]\ndir = {:?}\n", dir.path())).unwrap();
+        let config = crate::config::Config::load(&config_path).unwrap();
+        let runtime = crate::runtime::Runtime::new(None, None, &config.plugins).unwrap();
+        let table = RouteTable::build(&config, &runtime, None).unwrap();
+        let routes = Arc::new(ArcSwap::from_pointee(table));
+        let store = Arc::new(Closable::default());
+        let metrics = Arc::new(Metrics::new(Vec::new()));
+        let dispatcher = Dispatcher::start(
+            store.clone(),
+            routes.clone(),
+            config.delivery.clone(),
+            metrics.clone(),
+        )
+        .await
+        .unwrap();
+        let app = Arc::new(App {
+            routes,
+            dispatcher: dispatcher.clone(),
+            metrics,
+        });
+        assert_eq!(readyz(State(app.clone())).await.status(), StatusCode::OK);
+        store.0.store(true, Ordering::Relaxed);
+        assert_eq!(
+            readyz(State(app.clone())).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // The process itself is still up.
+        assert_eq!(healthz().await.status(), StatusCode::OK);
+        dispatcher.shutdown().await;
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_peers() {

@@ -16,15 +16,16 @@ use crate::store::{Filter, Record, SqliteStore, Status, Store};
 pub struct EventsArgs {
     #[command(flatten)]
     config: ConfigArg,
-    #[command(flatten)]
-    filter: ListArgs,
-}
-
-#[derive(Debug, Args)]
-struct ListArgs {
     /// Only events with this status.
     #[arg(long)]
     status: Option<Status>,
+    #[command(flatten)]
+    list: ListArgs,
+}
+
+/// Which records a listing shows, and how.
+#[derive(Debug, Args)]
+pub struct ListArgs {
     /// Only events of this route.
     #[arg(long)]
     route: Option<String>,
@@ -34,6 +35,35 @@ struct ListArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+impl ListArgs {
+    /// Prints the records with `status` (any when `None`).
+    fn print(self, config: &ConfigArg, status: Option<Status>) -> anyhow::Result<ExitCode> {
+        let Self { route, limit, json } = self;
+        let records = with_store(config, async |store| {
+            Ok(store
+                .list(Filter {
+                    status,
+                    route,
+                    limit,
+                })
+                .await?)
+        })?;
+        print_records(&records, json);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Dead letters by id, or every one.
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Ids, as `wirehook dead-letters list` shows them.
+    #[arg(required_unless_present = "all")]
+    ids: Vec<i64>,
+    /// Every dead letter.
+    #[arg(long, conflicts_with = "ids")]
+    all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -51,12 +81,8 @@ pub enum DeadLetters {
     List {
         #[command(flatten)]
         config: ConfigArg,
-        #[arg(long)]
-        route: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        list: ListArgs,
     },
     /// Show one dead letter with its event.
     Show {
@@ -68,21 +94,15 @@ pub enum DeadLetters {
     Replay {
         #[command(flatten)]
         config: ConfigArg,
-        /// Ids to replay.
-        #[arg(required_unless_present = "all")]
-        ids: Vec<i64>,
-        /// Every dead letter.
-        #[arg(long, conflicts_with = "ids")]
-        all: bool,
+        #[command(flatten)]
+        selection: Selection,
     },
     /// Delete dead letters.
     Purge {
         #[command(flatten)]
         config: ConfigArg,
-        #[arg(required_unless_present = "all")]
-        ids: Vec<i64>,
-        #[arg(long, conflicts_with = "ids")]
-        all: bool,
+        #[command(flatten)]
+        selection: Selection,
     },
 }
 
@@ -101,23 +121,7 @@ fn with_store<T>(
 }
 
 pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let ListArgs {
-        status,
-        route,
-        limit,
-        json,
-    } = args.filter;
-    let records = with_store(&args.config, async |store| {
-        Ok(store
-            .list(Filter {
-                status,
-                route,
-                limit,
-            })
-            .await?)
-    })?;
-    print_records(&records, json);
-    Ok(ExitCode::SUCCESS)
+    args.list.print(&args.config, args.status)
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -130,24 +134,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
 pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
     match command {
-        DeadLetters::List {
-            config,
-            route,
-            limit,
-            json,
-        } => {
-            let records = with_store(&config, async |store| {
-                Ok(store
-                    .list(Filter {
-                        status: Some(Status::Dead),
-                        route,
-                        limit,
-                    })
-                    .await?)
-            })?;
-            print_records(&records, json);
-            Ok(ExitCode::SUCCESS)
-        }
+        DeadLetters::List { config, list } => list.print(&config, Some(Status::Dead)),
         DeadLetters::Show { config, id } => {
             let found = with_store(&config, async |store| Ok(store.get(id).await?))?;
             let Some((record, event)) = found.filter(|(r, _)| r.status == Status::Dead) else {
@@ -158,16 +145,20 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&shown)?);
             Ok(ExitCode::SUCCESS)
         }
-        DeadLetters::Replay { config, ids, all } => {
+        DeadLetters::Replay { config, selection } => {
             let (wanted, found) = with_store(&config, async |store| {
-                let wanted = dead_ids(store, ids, all).await?;
+                let wanted = dead_ids(store, selection).await?;
                 Ok((wanted.clone(), store.replay(wanted, now_ms()).await?))
             })?;
             report_replayed(&wanted, &found)
         }
-        DeadLetters::Purge { config, ids, all } => {
+        DeadLetters::Purge { config, selection } => {
             let purged = with_store(&config, async |store| {
-                let ids = if all { Vec::new() } else { ids };
+                let ids = if selection.all {
+                    Vec::new()
+                } else {
+                    selection.ids
+                };
                 Ok(store.purge_dead(ids).await?)
             })?;
             println!("purged {purged} dead letters");
@@ -177,7 +168,7 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
 }
 
 /// The ids given, checked to be dead letters, or every dead letter.
-async fn dead_ids(store: &SqliteStore, ids: Vec<i64>, all: bool) -> anyhow::Result<Vec<i64>> {
+async fn dead_ids(store: &SqliteStore, selection: Selection) -> anyhow::Result<Vec<i64>> {
     let dead: Vec<i64> = store
         .list(Filter {
             status: Some(Status::Dead),
@@ -188,9 +179,10 @@ async fn dead_ids(store: &SqliteStore, ids: Vec<i64>, all: bool) -> anyhow::Resu
         .into_iter()
         .map(|r| r.id)
         .collect();
-    Ok(if all {
+    Ok(if selection.all {
         dead
     } else {
+        let Selection { ids, .. } = selection;
         ids.into_iter().filter(|id| dead.contains(id)).collect()
     })
 }

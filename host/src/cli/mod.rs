@@ -8,10 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, HmacAlgorithm, RouteConfig, SignatureEncoding};
+use crate::config::{
+    Config, ConfigError, HmacAlgorithm, LogConfig, LogFormat, RouteConfig, SignatureEncoding,
+};
 use crate::dispatch::Dispatcher;
+use crate::metrics::{self, Metrics};
 use crate::providers::{self, ProviderConfig, Signed};
 use crate::reload::Reloader;
 use crate::store::{KvStore, SqliteStore, Store};
@@ -22,6 +25,9 @@ use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 use crate::secret::{Secret, SecretSource};
 use crate::server::{self, App};
+use crate::service;
+use crate::tls::TlsListener;
+use axum::serve::ListenerExt as _;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,22 +36,11 @@ use crate::server::{self, App};
     about = "Verify, decode and hand webhooks to WebAssembly plugins"
 )]
 pub struct Cli {
-    /// Log line format.
-    #[arg(
-        long,
-        global = true,
-        env = "WIREHOOK_LOG_FORMAT",
-        default_value = "human"
-    )]
-    log_format: LogFormat,
+    /// Log line format [default: the config's `log.format`, else human].
+    #[arg(long, global = true, env = "WIREHOOK_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,7 +99,14 @@ pub(crate) struct ConfigArg {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let settings = match &cli.command {
+        Command::Run(args) | Command::Check(args) => Config::log_settings(&args.config),
+        _ => LogConfig::default(),
+    };
+    init_logging(
+        cli.log_format.unwrap_or(settings.format),
+        settings.level.as_deref(),
+    );
     let result = match cli.command {
         Command::Run(args) => run(&args.config),
         Command::Check(args) => check(&args.config),
@@ -122,9 +124,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// `RUST_LOG` if set, else the config's `log.level`, else `info`.
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -217,18 +222,32 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         };
         let store: Arc<dyn Store> = store.expect("run opens the store");
+        let metrics = Arc::new(Metrics::new(
+            SqliteStore::files(&config.storage.path).into(),
+        ));
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding server.listen {}", config.server.listen))?;
+        let metrics_listener = match config.server.metrics_listen {
+            Some(addr) => Some(metrics::bind(addr).await?),
+            None => None,
+        };
         let plugins = table.plugins().count();
+        let tls = table.tls.clone();
         let routes = Arc::new(ArcSwap::from_pointee(table));
-        let dispatcher = Dispatcher::start(store, routes.clone(), config.delivery.clone()).await?;
+        let dispatcher = Dispatcher::start(
+            store,
+            routes.clone(),
+            config.delivery.clone(),
+            metrics.clone(),
+        )
+        .await?;
         let listen = listener.local_addr()?;
         let reloader = Reloader::new(
             path.to_owned(),
             plugin_runtime,
             routes.clone(),
-            config.server.listen,
+            metrics.clone(),
         );
         let _watcher = if config.reload.watch {
             let debounce = std::time::Duration::from_millis(config.reload.debounce_ms);
@@ -241,17 +260,57 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
             None
         };
         reload_on_sighup(reloader)?;
+
+        // One shutdown signal, fanned out to every listener.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let metrics_addr = match metrics_listener {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                let serving = metrics::serve(listener, metrics.clone(), until_stopped());
+                tokio::spawn(async move {
+                    if let Err(e) = serving.await {
+                        tracing::error!("serving /metrics: {e}");
+                    }
+                });
+                Some(addr)
+            }
+            None => None,
+        };
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            service::stopping();
+            let _ = stop.send(true);
+        });
+        let app = Arc::new(App {
+            routes: routes.clone(),
+            dispatcher: dispatcher.clone(),
+            metrics,
+        });
         tracing::info!(
             addr = %listen,
+            tls = tls.is_some(),
+            metrics_addr = metrics_addr.map(|a| a.to_string()),
             routes = config.routes.len(),
             plugins,
             "listening"
         );
-        let app = Arc::new(App {
-            routes,
-            dispatcher: dispatcher.clone(),
-        });
-        server::serve(listener, app, shutdown_signal()).await?;
+        service::ready();
+        service::spawn_watchdog();
+        match tls {
+            Some(tls) => {
+                // `tap_io` changes nothing; it gives axum's ConnectInfo
+                // support for a listener of our own.
+                let listener = TlsListener::new(listener, routes, tls).tap_io(|_| {});
+                server::serve(listener, app, until_stopped()).await?;
+            }
+            None => server::serve(listener, app, until_stopped()).await?,
+        }
         dispatcher.shutdown().await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)

@@ -14,10 +14,8 @@ use std::time::SystemTime;
 use axum::http::HeaderName;
 use serde_json::Value;
 
-use super::{
-    ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json, mac,
-};
-use crate::config::{HmacAlgorithm, SignatureEncoding};
+use super::mac::BodySignature;
+use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
 use crate::event::{Decoded, Payload};
 use crate::secret::Secret;
 
@@ -36,49 +34,24 @@ pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIss
     })?;
     Ok(Box::new(GenericHmac {
         secret: config.require_secret()?,
-        header,
-        header_text,
-        algorithm: route.algorithm.unwrap_or_default(),
-        encoding: route.encoding.unwrap_or_default(),
-        prefix: route.prefix.clone().unwrap_or_default(),
+        signature: BodySignature {
+            header,
+            header_text,
+            algorithm: route.algorithm.unwrap_or_default(),
+            encoding: route.encoding.unwrap_or_default(),
+            prefix: route.prefix.clone().unwrap_or_default(),
+        },
     }))
 }
 
 struct GenericHmac {
     secret: Secret,
-    header: HeaderName,
-    /// As configured, for `wirehook sign`'s output.
-    header_text: String,
-    algorithm: HmacAlgorithm,
-    encoding: SignatureEncoding,
-    prefix: String,
+    signature: BodySignature,
 }
 
 impl Provider for GenericHmac {
     fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
-        let name = &self.header;
-        let value = req
-            .headers
-            .get(name)
-            .ok_or_else(|| Rejection::unauthorized(format!("missing `{name}` header")))?;
-        let text = value
-            .as_bytes()
-            .strip_prefix(self.prefix.as_bytes())
-            .ok_or_else(|| {
-                Rejection::unauthorized(format!("`{name}` lacks the expected prefix"))
-            })?;
-        let signature = mac::decode(self.encoding, text).ok_or_else(|| {
-            Rejection::unauthorized(format!("`{name}` is not {:?}", self.encoding))
-        })?;
-        if !mac::verify(
-            self.algorithm,
-            self.secret.expose(),
-            &[req.body],
-            &signature,
-        ) {
-            return Err(Rejection::unauthorized("signature does not match"));
-        }
-        super::require_json_content_type(req.headers)?;
+        self.signature.verify(&self.secret, req)?;
         Ok(Verified::body(req))
     }
 
@@ -94,16 +67,15 @@ impl Provider for GenericHmac {
     }
 
     fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
-        let digest = mac::sign(self.algorithm, self.secret.expose(), &[payload]);
-        let value = format!("{}{}", self.prefix, mac::encode(self.encoding, &digest));
-        Ok(Signed::json(payload, [(self.header_text.clone(), value)]))
+        Ok(self.signature.sign(&self.secret, payload))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RouteConfig;
+    use crate::config::{HmacAlgorithm, RouteConfig, SignatureEncoding};
+    use crate::providers::mac;
     use crate::providers::testkit::{self, Req};
     use proptest::prelude::*;
 

@@ -1,14 +1,18 @@
 //! HMAC and signature-text helpers shared by the signing providers (meta,
-//! oneroute, standard-webhooks, hmac). Every comparison goes through
-//! `hmac`'s `verify_slice`, which is constant-time.
+//! oneroute, standard-webhooks, hmac), and [`BodySignature`], the whole
+//! check of a MAC of the raw body carried in one header. Every comparison
+//! goes through `hmac`'s `verify_slice`, which is constant-time.
 
+use axum::http::HeaderName;
 use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::{DecodePaddingMode, general_purpose};
 use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha512};
 
+use super::{Rejection, Request, Signed};
 use crate::config::{HmacAlgorithm, SignatureEncoding};
+use crate::secret::Secret;
 
 /// Standard base64, padding optional (senders differ), trailing bits
 /// checked so that each digest has exactly one spelling per padding mode.
@@ -70,6 +74,52 @@ pub fn decode(encoding: SignatureEncoding, text: &[u8]) -> Option<Vec<u8>> {
 /// Decodes a base64 secret (Standard Webhooks' `whsec_` part), strictly.
 pub fn decode_base64_key(text: &str) -> Option<Vec<u8>> {
     general_purpose::STANDARD.decode(text).ok()
+}
+
+/// A MAC of the raw body in one header, written as `prefix` + digest:
+/// Meta's `X-Hub-Signature-256`, and whatever the generic `hmac` route
+/// configures.
+pub struct BodySignature {
+    pub header: HeaderName,
+    /// The header as configured, for `wirehook sign`'s output.
+    pub header_text: String,
+    pub algorithm: HmacAlgorithm,
+    pub encoding: SignatureEncoding,
+    pub prefix: String,
+}
+
+impl BodySignature {
+    /// Proves the body with `key`, then that it claims to be JSON.
+    pub fn verify(&self, key: &Secret, req: &Request<'_>) -> Result<(), Rejection> {
+        let name = &self.header;
+        let value = req
+            .headers
+            .get(name)
+            .ok_or_else(|| Rejection::unauthorized(format!("missing `{name}` header")))?;
+        let text = value
+            .as_bytes()
+            .strip_prefix(self.prefix.as_bytes())
+            .ok_or_else(|| {
+                Rejection::unauthorized(format!("`{name}` does not start with `{}`", self.prefix))
+            })?;
+        let encoding = match self.encoding {
+            SignatureEncoding::Hex => "hex",
+            SignatureEncoding::Base64 => "base64",
+        };
+        let signature = decode(self.encoding, text)
+            .ok_or_else(|| Rejection::unauthorized(format!("`{name}` is not {encoding}")))?;
+        if !verify(self.algorithm, key.expose(), &[req.body], &signature) {
+            return Err(Rejection::unauthorized("signature does not match"));
+        }
+        super::require_json_content_type(req.headers)
+    }
+
+    /// The request a sender holding `key` makes for `payload`.
+    pub fn sign(&self, key: &Secret, payload: &[u8]) -> Signed {
+        let digest = sign(self.algorithm, key.expose(), &[payload]);
+        let value = format!("{}{}", self.prefix, encode(self.encoding, &digest));
+        Signed::json(payload, [(self.header_text.clone(), value)])
+    }
 }
 
 #[cfg(test)]

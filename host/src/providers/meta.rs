@@ -25,17 +25,16 @@
 
 use std::time::SystemTime;
 
+use axum::http::HeaderName;
 use serde_json::{Value, json};
 
-use super::{
-    ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json, mac,
-};
+use super::mac::BodySignature;
+use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
 use crate::config::{HmacAlgorithm, SignatureEncoding};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Message, Payload, StatusUpdate};
 use crate::secret::Secret;
 
 const HEADER: &str = "x-hub-signature-256";
-const PREFIX: &[u8] = b"sha256=";
 /// Meta's challenges are short numbers; anything long or odd is refused
 /// rather than echoed.
 const MAX_CHALLENGE: usize = 256;
@@ -50,35 +49,26 @@ pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIss
         .and_then(|s| s.resolve().ok());
     Ok(Box::new(Meta {
         secret: config.require_secret()?,
+        signature: BodySignature {
+            header: HeaderName::from_static(HEADER),
+            header_text: "X-Hub-Signature-256".to_owned(),
+            algorithm: HmacAlgorithm::Sha256,
+            encoding: SignatureEncoding::Hex,
+            prefix: "sha256=".to_owned(),
+        },
         verify_token,
     }))
 }
 
 struct Meta {
     secret: Secret,
+    signature: BodySignature,
     verify_token: Option<Secret>,
 }
 
 impl Provider for Meta {
     fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
-        let header = req
-            .headers
-            .get(HEADER)
-            .ok_or_else(|| Rejection::unauthorized(format!("missing `{HEADER}` header")))?;
-        let hex = header.as_bytes().strip_prefix(PREFIX).ok_or_else(|| {
-            Rejection::unauthorized(format!("`{HEADER}` does not start with `sha256=`"))
-        })?;
-        let signature = mac::decode(SignatureEncoding::Hex, hex)
-            .ok_or_else(|| Rejection::unauthorized(format!("`{HEADER}` is not hex")))?;
-        if !mac::verify(
-            HmacAlgorithm::Sha256,
-            self.secret.expose(),
-            &[req.body],
-            &signature,
-        ) {
-            return Err(Rejection::unauthorized("signature does not match"));
-        }
-        super::require_json_content_type(req.headers)?;
+        self.signature.verify(&self.secret, req)?;
         Ok(Verified::body(req))
     }
 
@@ -124,14 +114,7 @@ impl Provider for Meta {
     }
 
     fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
-        let digest = mac::sign(HmacAlgorithm::Sha256, self.secret.expose(), &[payload]);
-        Ok(Signed::json(
-            payload,
-            [(
-                "X-Hub-Signature-256".to_owned(),
-                format!("sha256={}", mac::encode(SignatureEncoding::Hex, &digest)),
-            )],
-        ))
+        Ok(self.signature.sign(&self.secret, payload))
     }
 
     fn handshake(&self, req: &Request<'_>) -> Option<Result<String, Rejection>> {

@@ -56,6 +56,8 @@ struct Warm {
 }
 
 pub struct Plugin {
+    /// Shared, so that metrics label a call without allocating.
+    name: Arc<str>,
     engine: Engine,
     pre: PluginPre<State>,
     grants: Arc<Grants>,
@@ -73,6 +75,7 @@ impl Plugin {
         limits: Limits,
     ) -> Self {
         Self {
+            name: Arc::from(grants.plugin.as_str()),
             engine,
             pre,
             grants,
@@ -82,8 +85,8 @@ impl Plugin {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.grants.plugin
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
     }
 
     /// Runs `handle` for one event under the plugin's deadline.
@@ -183,7 +186,7 @@ impl Plugin {
     fn trap_error(&self, store: &Store<State>, error: wasmtime::Error) -> CallError {
         let stderr = store.data().stderr_text();
         if !stderr.is_empty() {
-            tracing::warn!(plugin = self.name(), stderr = %stderr, "plugin wrote to stderr before failing");
+            tracing::warn!(plugin = %self.name(), stderr = %stderr, "plugin wrote to stderr before failing");
         }
         if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             CallError::Timeout(self.limits.timeout)

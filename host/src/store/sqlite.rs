@@ -8,7 +8,7 @@
 //! last commit in one transaction (group commit): under load, hundreds of
 //! acknowledgements share one fsync.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -68,10 +68,17 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The files the store in `dir` lives in: the database and its
+    /// write-ahead log.
+    pub fn files(dir: &Path) -> [PathBuf; 2] {
+        [dir.join("wirehook.db"), dir.join("wirehook.db-wal")]
+    }
+
     /// Opens (creating if needed) `dir/wirehook.db`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
-        let mut conn = Connection::open(dir.join("wirehook.db"))?;
+        let [db, _] = Self::files(dir);
+        let mut conn = Connection::open(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: an acknowledged event survives power loss, not just a crash.
         conn.pragma_update(None, "synchronous", "FULL")?;

@@ -69,6 +69,21 @@ fn broken_configs_fail_naming_the_key() {
             "[[route]]\nname = \"a\"\npath = \"/a\"\nprovider = \"goflow\"\nsecret = \"env:GOFLOW_TOKEN\"\nplugins = [\"order-status\"]\nmodee = \"respond\"\n",
             "route[0].modee: unknown field: found `modee`",
         ),
+        (
+            "reserved path",
+            "[[route]]\nname = \"a\"\npath = \"/readyz\"\nprovider = \"goflow\"\nsecret = \"env:GOFLOW_TOKEN\"\nplugins = [\"order-status\"]\n",
+            "route[0].path: `/readyz` is reserved for wirehook's own health checks",
+        ),
+        (
+            "unreadable TLS certificate",
+            "[server]\ntls = { cert = \"/nonexistent/cert.pem\", key = \"/nonexistent/key.pem\" }\n",
+            "server.tls.cert: cannot read /nonexistent/cert.pem",
+        ),
+        (
+            "bad log filter",
+            "[log]\nlevel = \"wirehook=loud\"\n",
+            "log.level: ",
+        ),
     ];
     for (case, routes, expected) in cases {
         let path = dir.path().join("wirehook.toml");

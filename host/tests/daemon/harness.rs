@@ -55,6 +55,8 @@ pub struct Daemon {
     pub addr: SocketAddr,
     pub config: PathBuf,
     env: Vec<(String, String)>,
+    /// Pass `--log-format json` (else the config must ask for JSON).
+    json_flag: bool,
     /// How many times the daemon was started; its log spans every run.
     runs: usize,
     _dir: tempfile::TempDir,
@@ -69,6 +71,7 @@ pub struct DaemonBuilder {
     env: Vec<(String, String)>,
     plugins_table: String,
     server_table: String,
+    json_flag: bool,
 }
 
 impl DaemonBuilder {
@@ -79,6 +82,7 @@ impl DaemonBuilder {
             env: Vec::new(),
             plugins_table: String::new(),
             server_table: String::new(),
+            json_flag: true,
         }
     }
 
@@ -95,6 +99,12 @@ impl DaemonBuilder {
     /// Extra keys of the `[plugins]` table.
     pub fn plugins_settings(mut self, toml: &str) -> Self {
         self.plugins_table = toml.to_owned();
+        self
+    }
+
+    /// Leaves `--log-format` off: the routes' TOML sets `[log]`.
+    pub fn log_format_from_config(mut self) -> Self {
+        self.json_flag = false;
         self
     }
 
@@ -127,6 +137,7 @@ impl DaemonBuilder {
             addr: "127.0.0.1:0".parse().unwrap(),
             config: config_path,
             env: self.env,
+            json_flag: self.json_flag,
             runs: 0,
             _dir: dir,
             log: Arc::new(Log::default()),
@@ -141,8 +152,11 @@ impl Daemon {
     /// waits until it listens.
     pub fn spawn(&mut self) {
         let mut command = wirehook();
+        if self.json_flag {
+            command.args(["--log-format", "json"]);
+        }
         command
-            .args(["--log-format", "json", "run", "--config"])
+            .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "wirehook=debug")
             .stdin(Stdio::null())

@@ -19,52 +19,15 @@ fn meta() -> std::sync::Arc<dyn Provider> {
 
 /// Meta's documented text message (messages webhook reference).
 pub fn text_message() -> Value {
-    json!({
-      "object": "whatsapp_business_account",
-      "entry": [{
-        "id": "102290129340398",
-        "changes": [{
-          "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-            "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": "16505551234"}],
-            "messages": [{
-              "from": "16505551234",
-              "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",
-              "timestamp": "1749416383",
-              "type": "text",
-              "text": {"body": "Does it come in another color?"}
-            }]
-          },
-          "field": "messages"
-        }]
-      }]
-    })
+    serde_json::from_str(include_str!(
+        "../../../tests/payloads/meta-text-message.json"
+    ))
+    .unwrap()
 }
 
 /// Meta's documented status webhook (a delivered marketing message).
 pub fn status() -> Value {
-    json!({
-      "object": "whatsapp_business_account",
-      "entry": [{
-        "id": "102290129340398",
-        "changes": [{
-          "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-            "statuses": [{
-              "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MTE5MjVBOTE3MDk5QUVFM0YA",
-              "status": "delivered",
-              "timestamp": "1750263773",
-              "recipient_id": "16505551234",
-              "conversation": {"id": "6ceb9d929c7c6ff5a6a8b2e2a2e2a2e2", "origin": {"type": "marketing"}},
-              "pricing": {"billable": true, "pricing_model": "PMP", "category": "marketing", "type": "regular"}
-            }]
-          },
-          "field": "messages"
-        }]
-      }]
-    })
+    serde_json::from_str(include_str!("../../../tests/payloads/meta-status.json")).unwrap()
 }
 
 fn receive(body: &Value) -> Vec<Decoded> {

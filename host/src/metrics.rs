@@ -1,0 +1,284 @@
+//! Prometheus metrics, served as text on `server.metrics_listen` (a
+//! listener of its own: the webhook port is public, and route names and
+//! traffic figures are not for the providers to read).
+//!
+//! Every metric is named `wirehook_…`. Label values are the route's and
+//! plugin's shared names (`Arc<str>`) and static strings, so counting a
+//! request costs a map lookup under a read lock and no allocation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::runtime::CallError;
+
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    route: Arc<str>,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FailureLabels {
+    route: Arc<str>,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CallLabels {
+    plugin: Arc<str>,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: Arc<str>,
+}
+
+/// Every metric wirehook keeps. Cheap to share: each field is a handle.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    verification_failures: Family<FailureLabels, Counter>,
+    plugin_calls: Family<CallLabels, Histogram>,
+    retries: Family<RouteLabels, Counter>,
+    dead_letters: Family<RouteLabels, Counter>,
+    /// Undelivered events. Signed: a worker may finish an event before
+    /// the request that queued it has counted it, and the brief dip below
+    /// zero must neither wrap nor be lost.
+    pub queue_depth: Gauge,
+    reloads: Counter,
+    reload_failures: Counter,
+    store_bytes: Gauge,
+    store_files: Vec<PathBuf>,
+    /// The route label of requests for a path no route serves.
+    unrouted: Arc<str>,
+}
+
+impl Metrics {
+    /// `store_files` are summed for `wirehook_store_bytes` at each scrape.
+    pub fn new(store_files: Vec<PathBuf>) -> Self {
+        let mut registry = Registry::with_prefix("wirehook");
+        let requests = Family::default();
+        registry.register(
+            "requests",
+            "Webhook requests answered, by route and HTTP status",
+            requests.clone(),
+        );
+        let verification_failures = Family::default();
+        registry.register(
+            "verification_failures",
+            "Requests refused before reaching a plugin, by route and reason",
+            verification_failures.clone(),
+        );
+        let plugin_calls = Family::<CallLabels, Histogram>::new_with_constructor(
+            // 100 µs to about 6.5 s, ×4 per bucket.
+            || Histogram::new(exponential_buckets(0.0001, 4.0, 9)),
+        );
+        registry.register(
+            "plugin_call_duration_seconds",
+            "Plugin calls by plugin and outcome, and how long they took (the count is the calls)",
+            plugin_calls.clone(),
+        );
+        let retries = Family::default();
+        registry.register(
+            "retries",
+            "Queued events scheduled for another attempt, by route",
+            retries.clone(),
+        );
+        let dead_letters = Family::default();
+        registry.register(
+            "dead_letters",
+            "Queued events that failed for good, by route",
+            dead_letters.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Events queued or being delivered",
+            queue_depth.clone(),
+        );
+        let reloads = Counter::default();
+        registry.register(
+            "reloads",
+            "Reloads of config and plugins that took effect",
+            reloads.clone(),
+        );
+        let reload_failures = Counter::default();
+        registry.register(
+            "reload_failures",
+            "Reloads refused; the running set was kept",
+            reload_failures.clone(),
+        );
+        let store_bytes = Gauge::default();
+        registry.register(
+            "store_bytes",
+            "Size of the embedded store on disk, write-ahead log included",
+            store_bytes.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            verification_failures,
+            plugin_calls,
+            retries,
+            dead_letters,
+            queue_depth,
+            reloads,
+            reload_failures,
+            store_bytes,
+            store_files,
+            unrouted: Arc::from(""),
+        }
+    }
+
+    /// A request was answered; `route` is `None` for an unknown path.
+    pub fn request(&self, route: Option<&Arc<str>>, status: StatusCode) {
+        let labels = RequestLabels {
+            route: route.unwrap_or(&self.unrouted).clone(),
+            status: status.as_u16(),
+        };
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// A request was refused before a plugin saw it.
+    pub fn verification_failure(&self, route: &Arc<str>, reason: &'static str) {
+        let labels = FailureLabels {
+            route: route.clone(),
+            reason,
+        };
+        self.verification_failures.get_or_create(&labels).inc();
+    }
+
+    pub fn plugin_call(&self, plugin: &Arc<str>, outcome: Result<(), &CallError>, took: Duration) {
+        let outcome = match outcome {
+            Ok(()) => "ok",
+            Err(CallError::Retry(_)) => "retry",
+            Err(CallError::Drop(_)) => "drop",
+            Err(CallError::Trap(_)) => "trap",
+            Err(CallError::Timeout(_)) => "timeout",
+            Err(CallError::Instantiate(_)) => "instantiate",
+        };
+        let labels = CallLabels {
+            plugin: plugin.clone(),
+            outcome,
+        };
+        self.plugin_calls
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    // Retries and dead letters are rare enough to allocate their label.
+    pub fn retry(&self, route: &str) {
+        let labels = RouteLabels {
+            route: Arc::from(route),
+        };
+        self.retries.get_or_create(&labels).inc();
+    }
+
+    pub fn dead_letter(&self, route: &str) {
+        let labels = RouteLabels {
+            route: Arc::from(route),
+        };
+        self.dead_letters.get_or_create(&labels).inc();
+    }
+
+    pub fn reloaded(&self) {
+        self.reloads.inc();
+    }
+
+    pub fn reload_failed(&self) {
+        self.reload_failures.inc();
+    }
+
+    /// The exposition text, with the store's size measured now.
+    pub fn render(&self) -> String {
+        let bytes: u64 = self
+            .store_files
+            .iter()
+            .filter_map(|file| std::fs::metadata(file).ok())
+            .map(|meta| meta.len())
+            .sum();
+        self.store_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Binds `addr` for `/metrics`.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context as _;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding server.metrics_listen {addr}"))
+}
+
+/// Serves `/metrics` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(metrics);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_depth_dips_below_zero_without_wrapping() {
+        let metrics = Metrics::new(Vec::new());
+        // The worker's decrement overtakes the request's increment.
+        metrics.queue_depth.dec();
+        assert_eq!(metrics.queue_depth.get(), -1);
+        metrics.queue_depth.inc();
+        assert_eq!(metrics.queue_depth.get(), 0);
+    }
+
+    #[test]
+    fn labels_are_rendered_with_the_prefix() {
+        let metrics = Metrics::new(Vec::new());
+        let route: Arc<str> = Arc::from("orders");
+        metrics.request(Some(&route), StatusCode::OK);
+        metrics.request(None, StatusCode::NOT_FOUND);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"wirehook_requests_total{route="orders",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"wirehook_requests_total{route="",status="404"} 1"#),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
