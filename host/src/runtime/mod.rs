@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Cache, CacheConfig, Engine};
+use wasmtime::{Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::{PluginConfig, PluginsConfig};
 use crate::store::KvStore;
@@ -35,6 +35,20 @@ use host::State;
 
 /// How often the epoch advances; a deadline overshoots by at most this.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Bytes at the start of each pooled linear memory (and table) that are
+/// zeroed in place when an instance is dropped, rather than given back to
+/// the kernel and faulted in again by the next instance. A small Rust
+/// plugin's whole memory fits; a large one keeps its hottest part.
+const KEEP_RESIDENT: usize = 2 << 20;
+
+/// Elements a pooled table may hold: interpreters compiled to wasm
+/// (Python, JavaScript) have tens of thousands of functions.
+const MAX_TABLE_ELEMENTS: usize = 1 << 18;
+
+/// Tables one core module may define (the component adapters declare
+/// more than one).
+const MAX_TABLES_PER_MODULE: u32 = 4;
 
 /// The limits every instance of every plugin runs under.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +110,10 @@ impl Runtime {
         plugins: &PluginsConfig,
     ) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
         if let Some(dir) = cache_dir {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the compilation cache {}", dir.display()))?;
@@ -166,6 +183,21 @@ impl Runtime {
             limits,
         ))
     }
+}
+
+/// Instances come from a pool of memories, tables and stacks reserved
+/// once, so that an instance (a fresh one per event under `isolation =
+/// "event"`, or a replacement for a worn-out warm one) costs no mmap and
+/// munmap and few page faults. The pool reserves address space only; the
+/// memory cap per instance stays with `plugins.memory_mb` (the limiter),
+/// so that a reload may change it.
+fn pooling() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .max_tables_per_module(MAX_TABLES_PER_MODULE);
+    pool
 }
 
 impl Runtime {

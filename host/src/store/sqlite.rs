@@ -197,18 +197,32 @@ fn encode_event(event: &Event) -> String {
     serde_json::to_string(event).expect("events serialize")
 }
 
+/// A respond route's answer, logged in the same row as its event.
+struct Answered<'a> {
+    reply: Option<&'a str>,
+    duration_us: u64,
+}
+
+/// One statement per event: the respond log writes as many rows as
+/// requests are answered, on the one writer thread.
 fn insert(
     conn: &Connection,
     event: &Event,
     status: Status,
     error: Option<&str>,
+    answered: Option<Answered<'_>>,
     now_ms: u64,
 ) -> rusqlite::Result<i64> {
     let next = (status == Status::Queued).then_some(now_ms as i64);
+    let (attempts, reply, duration_us) = match answered {
+        Some(a) => (1, a.reply, Some(a.duration_us as i64)),
+        None => (0, None, None),
+    };
     conn.prepare_cached(
         "INSERT INTO events (delivery_id, route, provider, kind, event, status, last_error,
-                             received_at_ms, updated_at_ms, next_attempt_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                             received_at_ms, updated_at_ms, next_attempt_at_ms,
+                             attempts, reply, duration_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         event.source.delivery_id,
@@ -221,6 +235,9 @@ fn insert(
         event.source.received_at_ms as i64,
         now_ms as i64,
         next,
+        attempts,
+        reply,
+        duration_us,
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -249,7 +266,7 @@ impl Store for SqliteStore {
                      ON CONFLICT (route, delivery_id) DO UPDATE SET seen_at_ms = excluded.seen_at_ms",
                 )?
                 .execute(params![event.source.route, event.source.delivery_id, now_ms as i64])?;
-                admissions.push(Admission::Queued(insert(conn, event, Status::Queued, None, now_ms)?));
+                admissions.push(Admission::Queued(insert(conn, event, Status::Queued, None, None, now_ms)?));
             }
             Ok(admissions)
         })
@@ -314,11 +331,18 @@ impl Store for SqliteStore {
             } else {
                 Status::Responded
             };
-            let id = insert(conn, &event, status, error.as_deref(), now_ms)?;
-            conn.prepare_cached(
-                "UPDATE events SET attempts = 1, reply = ?2, duration_us = ?3 WHERE id = ?1",
-            )?
-            .execute(params![id, reply, duration_us as i64])?;
+            let answered = Answered {
+                reply: reply.as_deref(),
+                duration_us,
+            };
+            insert(
+                conn,
+                &event,
+                status,
+                error.as_deref(),
+                Some(answered),
+                now_ms,
+            )?;
             Ok(())
         })
         .await

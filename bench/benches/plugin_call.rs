@@ -1,0 +1,91 @@
+//! One call of the Rust order-status plugin through wirehook's own
+//! runtime (`Runtime::load`, `Plugin::handle`), for a goflow flow call
+//! decoded by the goflow provider: from a warm pooled instance, and with a
+//! fresh instance per call (`isolation = "event"`).
+//!
+//! Needs `plugins/dist/order-status.wasm` (`plugins/build`).
+
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use wirehook::config::{Isolation, PluginConfig, PluginsConfig, RouteConfig};
+use wirehook::event::{Event, Source};
+use wirehook::providers::{self, ProviderConfig};
+use wirehook::runtime::Runtime;
+use wirehook::secret::Secret;
+
+const BODY: &str = r#"{"contact": {"uuid": "c1", "name": "Ben Haggerty", "urn": "tel:+12065551212"},
+  "flow": {"uuid": "f1", "name": "Order Status Checker"},
+  "results": {"order": {"value": "CU001", "category": "Has Text"}},
+  "input": {"text": "CU001"}}"#;
+
+fn flow_call() -> Event {
+    let route = RouteConfig::bare("goflow");
+    let provider = providers::build(&ProviderConfig {
+        route: &route,
+        secret: Some(Secret::new(&b"bench"[..])),
+        headers: Vec::new(),
+    })
+    .expect("goflow builds from a bare route");
+    let decoded = provider
+        .decode(BODY.as_bytes())
+        .expect("the body decodes")
+        .remove(0);
+    Event {
+        source: Source {
+            provider: "goflow".into(),
+            route: "orders".into(),
+            delivery_id: "d1".into(),
+            received_at_ms: 0,
+            attempt: 1,
+        },
+        kind: decoded.kind,
+        payload: decoded.payload,
+        raw_json: decoded.raw_json,
+    }
+}
+
+fn plugin_call(c: &mut Criterion) {
+    let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/order-status.wasm");
+    assert!(
+        wasm.is_file(),
+        "{} is missing: run plugins/build first",
+        wasm.display()
+    );
+    let plugins = PluginsConfig::default();
+    let runtime = Runtime::new(None, None, &plugins).expect("the runtime starts");
+    let async_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let event = flow_call();
+    let mut group = c.benchmark_group("plugin call");
+    for (name, isolation) in [
+        ("warm pooled instance", Isolation::Pooled),
+        ("fresh instance per event", Isolation::Event),
+    ] {
+        let config = PluginConfig {
+            isolation,
+            ..PluginConfig::default()
+        };
+        let plugin = runtime
+            .load("order-status", &wasm, &config, &plugins)
+            .expect("order-status loads");
+        // The reply is checked once, so the benchmark measures a call
+        // that works.
+        let reply = async_runtime
+            .block_on(plugin.handle(&event))
+            .expect("the call succeeds")
+            .expect("order-status replies");
+        assert_eq!(reply.json, r#"{"number":"CU001","status":"Shipped"}"#);
+        group.bench_function(name, |b| {
+            b.iter(|| async_runtime.block_on(plugin.handle(&event)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, plugin_call);
+criterion_main!(benches);

@@ -1,0 +1,505 @@
+//! `wirehook-bench`: runs every target of the side-by-side table one after
+//! another on 127.0.0.1 with the same load, measures memory and start-up,
+//! reads the plugin-call micro-benchmark if it ran, and prints the report.
+//! `bench/run` builds everything and calls this.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use wirehook_bench::load::Outcome;
+use wirehook_bench::report::{Footprint, FootprintFigures, Machine, Measured, Micro, Report, Row};
+use wirehook_bench::targets::{self, GOFLOW_TOKEN, Running, Site, TRUORA_SECRET};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wirehook-bench",
+    about = "wirehook side by side with its limit and its peer"
+)]
+struct Args {
+    /// A second per row, to show the harness works (no figure means much).
+    #[arg(long)]
+    smoke: bool,
+    /// Open connections of the load generator, the same for every row.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds of load before measuring, per row.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured, per row.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// The Express peer's directory (server.js, package.json).
+    #[arg(long, env = "WIREHOOK_BENCH_EXPRESS")]
+    express: Option<PathBuf>,
+    /// The repository root (plugins/dist is read from it).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Where the JSON report goes; default <target>/bench/report.json.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Where the binaries and the repository are.
+struct Paths {
+    root: PathBuf,
+    /// The directory of this binary: wirehook and the load generator too.
+    bin: PathBuf,
+    /// `target/`, for the criterion results and the Express install.
+    target: PathBuf,
+}
+
+impl Paths {
+    fn exe(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    /// An example plugin, if built.
+    fn plugin(&self, name: &str) -> Option<PathBuf> {
+        let path = self.root.join("plugins/dist").join(format!("{name}.wasm"));
+        path.is_file().then_some(path)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.warmup = 0.2;
+        args.duration = 1.0;
+    }
+    let bin = std::env::current_exe()?
+        .parent()
+        .context("the runner's directory")?
+        .to_owned();
+    let root = match &args.root {
+        Some(root) => root.clone(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("the repository root")?
+            .to_owned(),
+    };
+    let target = bin
+        .parent()
+        .map_or_else(|| root.join("target"), Path::to_owned);
+    let paths = Paths { root, bin, target };
+    if paths.plugin("order-status").is_none() {
+        bail!("plugins/dist/order-status.wasm is missing: run plugins/build first");
+    }
+    let scratch = tempfile::tempdir()?;
+    let bench = Bench {
+        args: &args,
+        paths: &paths,
+        scratch: scratch.path(),
+    };
+    let machine = Machine::describe();
+    let rows = bench.rows()?;
+    let footprints = bench.footprints()?;
+    // A smoke run does not run the micro-benchmark: old medians would lie.
+    let micro = if args.smoke {
+        Vec::new()
+    } else {
+        Micro::read_criterion(&paths.target.join("criterion"))
+    };
+    let report = Report {
+        machine,
+        connections: args.connections,
+        warmup_s: args.warmup,
+        duration_s: args.duration,
+        rows,
+        footprints,
+        micro,
+    };
+    println!("\n{}", report.markdown());
+    let json = args
+        .json
+        .clone()
+        .unwrap_or_else(|| paths.target.join("bench/report.json"));
+    if let Some(dir) = json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
+    println!("JSON: {}", json.display());
+    // Every target present must have started and answered; a broken
+    // target is a broken harness, smoke or not. Absent ones only say so.
+    let broken: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| match &r.result {
+            Ok(m) => m.load.errors > 0 || m.load.requests == 0,
+            Err(why) => why.starts_with(FAILED),
+        })
+        .map(|r| format!("{} {}", r.id, r.name))
+        .chain(
+            report
+                .footprints
+                .iter()
+                .filter(|f| f.result.as_ref().is_err_and(|why| why.starts_with(FAILED)))
+                .map(|f| f.name.clone()),
+        )
+        .collect();
+    if !broken.is_empty() {
+        bail!("failed or answered with errors: {broken:?}");
+    }
+    Ok(())
+}
+
+/// How a row that could not be measured starts.
+const FAILED: &str = "failed";
+
+/// A row's error, short enough for a table cell.
+fn failed(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}").replace('\n', " ").replace('|', "/");
+    let short: String = text.chars().take(240).collect();
+    format!("{FAILED}: {short}")
+}
+
+struct Bench<'a> {
+    args: &'a Args,
+    paths: &'a Paths,
+    scratch: &'a Path,
+}
+
+/// A wirehook row: one route to one plugin.
+struct Setup {
+    provider: &'static str,
+    mode: &'static str,
+    plugin: &'static str,
+    isolation_event: bool,
+}
+
+impl Bench<'_> {
+    fn rows(&self) -> anyhow::Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        let mut row = |id: &str, name: &str, result: Result<Measured, String>| {
+            match &result {
+                Ok(m) => eprintln!(
+                    "row {id} {name}: {:.0} req/s, p50 {} µs, p99 {} µs, {} errors",
+                    m.load.rps, m.load.p50_us, m.load.p99_us, m.load.errors
+                ),
+                Err(why) => eprintln!("row {id} {name}: {why}"),
+            }
+            rows.push(Row {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                result,
+            });
+        };
+        let limit = targets::limit(&self.paths.exe("wirehook-limit"))?;
+        row(
+            "1",
+            "the limit: bare axum, reads the body, 200",
+            Ok(self.measure(&limit, "limit", "goflow", &["/hooks/orders"])?),
+        );
+        drop(limit);
+
+        let wirehook_rows = [
+            (
+                "2",
+                "wirehook respond: goflow token + Rust order-status",
+                "goflow",
+                "respond",
+                "order-status",
+                false,
+            ),
+            (
+                "3",
+                "wirehook respond: Truora JWT + Rust order-status",
+                "truora",
+                "respond",
+                "order-status",
+                false,
+            ),
+            (
+                "4",
+                "wirehook queue: goflow, acked after group commit",
+                "goflow",
+                "queue",
+                "order-status",
+                false,
+            ),
+            (
+                "5",
+                "wirehook respond: Rust order-status, isolation = \"event\"",
+                "goflow",
+                "respond",
+                "order-status",
+                true,
+            ),
+            (
+                "5",
+                "wirehook respond: Python order-status-py",
+                "goflow",
+                "respond",
+                "order-status-py",
+                false,
+            ),
+            (
+                "5",
+                "wirehook respond: JavaScript order-status-js",
+                "goflow",
+                "respond",
+                "order-status-js",
+                false,
+            ),
+        ];
+        for (id, name, provider, mode, plugin, isolation_event) in wirehook_rows {
+            let setup = Setup {
+                provider,
+                mode,
+                plugin,
+                isolation_event,
+            };
+            match self.wirehook_row(id, &setup) {
+                Err(e) => row(id, name, Err(failed(&e))),
+                Ok(Some(measured)) => row(id, name, Ok(measured)),
+                Ok(None) => row(
+                    id,
+                    name,
+                    Err(format!("not built (plugins/dist/{plugin}.wasm)")),
+                ),
+            }
+        }
+
+        match self.express_dir() {
+            Ok(dir) => {
+                for (workers, name) in [
+                    (1, "Express peer, one process"),
+                    (2, "Express peer, WORKERS=2 cluster"),
+                ] {
+                    let measured = targets::express(&dir, workers).and_then(|running| {
+                        self.measure(
+                            &running,
+                            &format!("express-{workers}"),
+                            "goflow",
+                            &["/hooks/orders"],
+                        )
+                    });
+                    row("6", name, measured.map_err(|e| failed(&e)));
+                }
+            }
+            Err(why) => {
+                row("6", "Express peer, one process", Err(why.clone()));
+                row("6", "Express peer, WORKERS=2 cluster", Err(why));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Runs one wirehook row; `None` when its plugin is not built.
+    fn wirehook_row(&self, id: &str, setup: &Setup) -> anyhow::Result<Option<Measured>> {
+        let Some(wasm) = self.paths.plugin(setup.plugin) else {
+            return Ok(None);
+        };
+        let secret = if setup.provider == "truora" {
+            "BENCH_TRUORA_SECRET"
+        } else {
+            "BENCH_GOFLOW_TOKEN"
+        };
+        let mut routes = format!(
+            "[[route]]\nname = \"orders\"\npath = \"/hooks/orders\"\nprovider = \"{}\"\n\
+             secret = \"env:{secret}\"\nplugins = [\"{}\"]\nmode = \"{}\"\n",
+            setup.provider, setup.plugin, setup.mode
+        );
+        if setup.mode == "queue" {
+            // The row measures acknowledgement: the workers deliver on
+            // the same cores meanwhile but fall behind, and the default
+            // depth would turn the rest of the run into 503s.
+            routes.push_str("\n[delivery]\nmax_queue_depth = 100000000\n");
+        }
+        if setup.isolation_event {
+            routes.push_str(&format!(
+                "\n[plugin.{}]\nisolation = \"event\"\n",
+                setup.plugin
+            ));
+        }
+        let dir = self.scratch.join(format!("row-{id}-{}", setup.plugin));
+        let cache = self.scratch.join("cache");
+        let site = Site::create(
+            &dir,
+            &[(setup.plugin.to_owned(), wasm)],
+            &routes,
+            Some(&cache),
+        )?;
+        let running = site.start(&self.paths.exe("wirehook"))?;
+        let label = format!("{}-{}-{}", setup.mode, setup.provider, setup.plugin);
+        Ok(Some(self.measure(
+            &running,
+            &label,
+            setup.provider,
+            &["/hooks/orders"],
+        )?))
+    }
+
+    /// Installs the Express peer into target/ (never into the repository).
+    fn express_dir(&self) -> Result<PathBuf, String> {
+        let source = self
+            .args
+            .express
+            .clone()
+            .unwrap_or_else(|| self.paths.root.join("../shared/bench/express-peer"));
+        if !source.join("server.js").is_file() {
+            return Err(format!("not available ({})", source.display()));
+        }
+        let dir = self.paths.target.join("bench/express-peer");
+        let install = || -> anyhow::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            for file in ["server.js", "package.json"] {
+                std::fs::copy(source.join(file), dir.join(file))?;
+            }
+            if !dir.join("node_modules/express").is_dir() {
+                let status = Command::new("npm")
+                    .args(["install", "--no-audit", "--no-fund", "--silent"])
+                    .current_dir(&dir)
+                    .stdout(Stdio::null())
+                    .status()
+                    .context("running npm")?;
+                if !status.success() {
+                    bail!("npm install failed: {status}");
+                }
+            }
+            Ok(())
+        };
+        install().map_err(|e| format!("not available: {e:#}"))?;
+        Ok(dir)
+    }
+
+    /// Runs the load generator against `running` and reads its line.
+    fn measure(
+        &self,
+        running: &Running,
+        label: &str,
+        provider: &str,
+        paths: &[&str],
+    ) -> anyhow::Result<Measured> {
+        let load = self.load(running, label, provider, paths, self.args.duration)?;
+        Ok(Measured {
+            load,
+            rss_kib: running.rss_kib(),
+        })
+    }
+
+    fn load(
+        &self,
+        running: &Running,
+        label: &str,
+        provider: &str,
+        paths: &[&str],
+        duration: f64,
+    ) -> anyhow::Result<Outcome> {
+        let secret = if provider == "truora" {
+            TRUORA_SECRET
+        } else {
+            GOFLOW_TOKEN
+        };
+        let mut command = Command::new(self.paths.exe("wirehook-loadgen"));
+        command
+            .arg("--addr")
+            .arg(running.addr.to_string())
+            .args(["--provider", provider, "--secret", secret, "--label", label])
+            .arg("--connections")
+            .arg(self.args.connections.to_string())
+            .arg("--warmup")
+            .arg(self.args.warmup.to_string())
+            .arg("--duration")
+            .arg(duration.to_string());
+        for path in paths {
+            command.args(["--path", path]);
+        }
+        let output = command
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running the load generator")?;
+        if !output.status.success() {
+            bail!("the load generator failed on {label}: {}", output.status);
+        }
+        let line = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(line.trim())
+            .with_context(|| format!("reading the load generator's line: {line}"))
+    }
+
+    /// Memory and start-up with ten copies of the Rust order-status, and
+    /// with the Python and JavaScript ones.
+    fn footprints(&self) -> anyhow::Result<Vec<Footprint>> {
+        let rust = self.paths.plugin("order-status").expect("checked at start");
+        let ten: Vec<_> = (0..10)
+            .map(|i| (format!("order-status-{i}"), rust.clone()))
+            .collect();
+        let mut footprints = vec![Footprint {
+            name: "ten Rust order-status".to_owned(),
+            result: self.footprint("ten-rust", &ten).map_err(|e| failed(&e)),
+        }];
+        for (name, plugin) in [
+            ("Python order-status-py", "order-status-py"),
+            ("JavaScript order-status-js", "order-status-js"),
+        ] {
+            let result = match self.paths.plugin(plugin) {
+                Some(wasm) => self
+                    .footprint(plugin, &[(plugin.to_owned(), wasm)])
+                    .map_err(|e| failed(&e)),
+                None => Err(format!("not built (plugins/dist/{plugin}.wasm)")),
+            };
+            footprints.push(Footprint {
+                name: name.to_owned(),
+                result,
+            });
+        }
+        Ok(footprints)
+    }
+
+    /// Starts with an empty cache, restarts with the cache it filled
+    /// (idle RSS then), then loads every plugin's route (loaded RSS).
+    fn footprint(
+        &self,
+        name: &str,
+        plugins: &[(String, PathBuf)],
+    ) -> anyhow::Result<FootprintFigures> {
+        let mut routes = String::new();
+        let mut paths = Vec::new();
+        for (i, (plugin, _)) in plugins.iter().enumerate() {
+            routes.push_str(&format!(
+                "[[route]]\nname = \"r{i}\"\npath = \"/hooks/r{i}\"\nprovider = \"goflow\"\n\
+                 secret = \"env:BENCH_GOFLOW_TOKEN\"\nplugins = [\"{plugin}\"]\nmode = \"respond\"\n\n"
+            ));
+            paths.push(format!("/hooks/r{i}"));
+        }
+        // Its own store and cache: the first start compiles everything.
+        let site = Site::create(
+            &self.scratch.join(format!("footprint-{name}")),
+            plugins,
+            &routes,
+            None,
+        )?;
+        let wirehook = self.paths.exe("wirehook");
+        let cold = site.start(&wirehook)?.startup;
+        let running = site.start(&wirehook)?;
+        let idle_rss_kib = running.rss_kib();
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let duration = (self.args.duration / 2.0).max(1.0);
+        let load = self.load(
+            &running,
+            &format!("footprint-{name}"),
+            "goflow",
+            &paths,
+            duration,
+        )?;
+        if load.errors > 0 {
+            bail!("{name}: {} errors under load", load.errors);
+        }
+        let figures = FootprintFigures {
+            cold_start_ms: millis(cold),
+            warm_start_ms: millis(running.startup),
+            idle_rss_kib,
+            loaded_rss_kib: running.rss_kib(),
+        };
+        eprintln!("footprint {name}: {figures:?}");
+        Ok(figures)
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,253 @@
+//! What the load generator is pointed at: a wirehook daemon with a
+//! generated config, the bare-axum limit, the Express peer. Each runs on
+//! 127.0.0.1, is ready when it says it listens (or, for Express, accepts a
+//! connection), and is killed with its child processes when dropped.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use rustix::process::{Pid, Signal};
+
+/// How long a target may take to become ready (a cold Python component
+/// compiles for seconds).
+const READY_WAIT: Duration = Duration::from_secs(120);
+
+/// The secrets every target is configured with.
+pub const GOFLOW_TOKEN: &str = "bench";
+pub const TRUORA_SECRET: &str = "bench-truora-secret";
+
+/// A started target.
+pub struct Running {
+    child: Child,
+    pub addr: SocketAddr,
+    /// From spawn to ready.
+    pub startup: Duration,
+}
+
+impl Running {
+    /// Resident memory of the target and its children (an Express
+    /// cluster is several processes), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id();
+        std::iter::once(pid)
+            .chain(children(pid))
+            .filter_map(vm_rss_kib)
+            .sum()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Cluster workers first, each by its own (positive) pid: never a
+        // group, never -1.
+        for pid in children(self.child.id()) {
+            if let Some(pid) = i32::try_from(pid)
+                .ok()
+                .filter(|&p| p > 1)
+                .and_then(Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory with a wirehook config, its plugins and its store.
+pub struct Site {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Site {
+    /// Writes `routes` (TOML: `[[route]]` and `[plugin.NAME]` tables) under
+    /// a config that listens on 127.0.0.1:0 and does not watch for
+    /// reloads, and copies each `(name, wasm)` into its plugins dir.
+    /// `cache`, when given, is shared by every site that names it.
+    pub fn create(
+        dir: &Path,
+        plugins: &[(String, PathBuf)],
+        routes: &str,
+        cache: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let plugin_dir = dir.join("plugins");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&plugin_dir)?;
+        std::fs::create_dir_all(&data)?;
+        for (name, wasm) in plugins {
+            std::fs::copy(wasm, plugin_dir.join(format!("{name}.wasm")))
+                .with_context(|| format!("copying {}", wasm.display()))?;
+        }
+        if let Some(cache) = cache {
+            std::fs::create_dir_all(cache)?;
+            let link = data.join("cache");
+            if !link.exists() {
+                std::os::unix::fs::symlink(cache, link)?;
+            }
+        }
+        let config = dir.join("wirehook.toml");
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\npath = {data:?}\n\n\
+             [reload]\nwatch = false\n\n[plugins]\ndir = {plugin_dir:?}\n\n{routes}"
+        );
+        std::fs::write(&config, text)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            config,
+        })
+    }
+
+    /// Starts wirehook on this site and waits for its "listening" line.
+    pub fn start(&self, wirehook: &Path) -> anyhow::Result<Running> {
+        let mut command = Command::new(wirehook);
+        command
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .env("BENCH_GOFLOW_TOKEN", GOFLOW_TOKEN)
+            .env("BENCH_TRUORA_SECRET", TRUORA_SECRET)
+            .current_dir(&self.dir);
+        start_logged(command)
+    }
+}
+
+/// Starts the bare-axum limit.
+pub fn limit(binary: &Path) -> anyhow::Result<Running> {
+    let mut command = Command::new(binary);
+    command.arg("127.0.0.1:0");
+    start_logged(command)
+}
+
+/// Starts the Express peer from `dir` (its `node_modules` installed)
+/// with `workers` processes.
+pub fn express(dir: &Path, workers: usize) -> anyhow::Result<Running> {
+    let port = free_port()?;
+    let mut command = Command::new("node");
+    command
+        .arg("server.js")
+        .current_dir(dir)
+        .env("PORT", port.to_string())
+        .env("WORKERS", workers.to_string())
+        .env("TOKEN", format!("Token {GOFLOW_TOKEN}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let started = Instant::now();
+    let mut child = command.spawn().context("starting node")?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // Express says nothing when it listens: ready is a connection accepted.
+    while TcpStream::connect(addr).is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("the Express peer exited before listening: {status}");
+        }
+        if started.elapsed() > READY_WAIT {
+            let _ = child.kill();
+            bail!("the Express peer did not listen on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(Running {
+        child,
+        addr,
+        startup: started.elapsed(),
+    })
+}
+
+/// Starts `command` with its stderr read for a JSON line
+/// `{"message": "listening", "addr": ...}`; the rest of its log is read
+/// and dropped, so that logging costs the target what it costs in use.
+fn start_logged(mut command: Command) -> anyhow::Result<Running> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {:?}", command.get_program()))?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (lines, ready) = mpsc::channel::<Result<SocketAddr, String>>();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        let mut waiting = true;
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if waiting {
+                let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+                let listening = parsed
+                    .as_ref()
+                    .filter(|v| v["message"] == "listening")
+                    .and_then(|v| v["addr"].as_str()?.parse().ok());
+                let sent = match listening {
+                    Some(addr) => {
+                        waiting = false;
+                        lines.send(Ok(addr))
+                    }
+                    None => lines.send(Err(line.trim_end().to_owned())),
+                };
+                if sent.is_err() {
+                    waiting = false;
+                }
+            }
+            line.clear();
+        }
+    });
+    let mut log = Vec::new();
+    loop {
+        let left = READY_WAIT.saturating_sub(started.elapsed());
+        match ready.recv_timeout(left) {
+            Ok(Ok(addr)) => {
+                return Ok(Running {
+                    child,
+                    addr,
+                    startup: started.elapsed(),
+                });
+            }
+            Ok(Err(line)) => log.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let tail = log[log.len().saturating_sub(20)..].join("\n");
+                return Err(anyhow!(
+                    "the target did not say it listens; its log:\n{tail}"
+                ));
+            }
+        }
+    }
+}
+
+/// A port nobody listens on now (the Express peer takes its port from
+/// the environment, not from 0).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The processes whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| parent_of(pid) == Some(parent))
+        .collect()
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After "pid (comm) state": the command may hold spaces and parens.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
