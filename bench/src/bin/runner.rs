@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
     /// The Express peer's directory (server.js, package.json).
-    #[arg(long, env = "WIREHOOK_BENCH_EXPRESS")]
+    #[arg(long, env = "BENCH_EXPRESS_DIR")]
     express: Option<PathBuf>,
     /// The repository root (plugins/dist is read from it).
     #[arg(long)]

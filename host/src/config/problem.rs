@@ -58,7 +58,16 @@ pub(super) fn figment_problem(e: figment::Error) -> Problem {
     };
     // The kind alone: figment's Display repeats the key and may quote the
     // offending value.
-    Problem::new(key, reason(&e.kind))
+    let mut reason = reason(&e.kind);
+    // A key set by a `WIREHOOK_…` variable is nowhere in the file.
+    if let Some(metadata) = e
+        .metadata
+        .as_ref()
+        .filter(|m| m.name.contains("environment"))
+    {
+        reason.push_str(&format!(" (from the {})", metadata.name));
+    }
+    Problem::new(key, reason)
 }
 
 /// The kind's own words, less any text taken from the file.

@@ -32,6 +32,25 @@ fn shipped_config_passes() {
 }
 
 #[test]
+fn an_unknown_environment_key_fails_saying_where_it_came_from() {
+    let output = wirehook()
+        .args(["check", "--config"])
+        .arg(workspace_root().join("config/wirehook.toml"))
+        .current_dir(workspace_root())
+        .env("WIREHOOK_SERVER__LISTN", "127.0.0.1:9")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("server.listn: unknown field")
+            && stdout.contains("(from the `WIREHOOK_` environment variable(s))"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn broken_configs_fail_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");

@@ -102,8 +102,8 @@ fn systemd_accepts_the_unit_and_its_exposure_is_the_one_in_the_readme() {
         .is_err()
     {
         assert!(
-            std::env::var("WIREHOOK_REQUIRE_SYSTEMD").as_deref() != Ok("1"),
-            "WIREHOOK_REQUIRE_SYSTEMD=1 but systemd-analyze is not installed"
+            std::env::var("REQUIRE_SYSTEMD_ANALYZE").as_deref() != Ok("1"),
+            "REQUIRE_SYSTEMD_ANALYZE=1 but systemd-analyze is not installed"
         );
         eprintln!("systemd-analyze is not installed: skipping");
         return;
