@@ -235,6 +235,15 @@ async fn tls_routes_answer_over_https_and_a_reload_swaps_the_certificate() {
     );
 }
 
+/// Where the daemon serves `/metrics`, as its `listening` line says.
+fn metrics_url(daemon: &Daemon) -> String {
+    let listening = daemon.wait_for_log(|l| l["message"] == "listening");
+    format!(
+        "http://{}/metrics",
+        listening["metrics_addr"].as_str().unwrap()
+    )
+}
+
 async fn scrape(client: &reqwest::Client, url: &str) -> exposition::Samples {
     let response = client.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -260,11 +269,7 @@ async fn metrics_parse_and_move_with_requests_failures_and_reloads() {
         .env("GOFLOW_TOKEN", GOFLOW_TOKEN)
         .server_settings("metrics_listen = \"127.0.0.1:0\"")
         .start();
-    let listening = daemon.wait_for_log(|l| l["message"] == "listening");
-    let metrics_url = format!(
-        "http://{}/metrics",
-        listening["metrics_addr"].as_str().unwrap()
-    );
+    let metrics_url = metrics_url(&daemon);
     let client = reqwest::Client::new();
     let url = daemon.url("/hooks/orders");
 
@@ -411,11 +416,7 @@ backoff_max_ms = 10
     .env("GOFLOW_TOKEN", GOFLOW_TOKEN)
     .server_settings("metrics_listen = \"127.0.0.1:0\"")
     .start();
-    let listening = daemon.wait_for_log(|l| l["message"] == "listening");
-    let metrics_url = format!(
-        "http://{}/metrics",
-        listening["metrics_addr"].as_str().unwrap()
-    );
+    let metrics_url = metrics_url(&daemon);
     let client = reqwest::Client::new();
     // The probe asks for a retry every time: one retry, then a dead letter.
     let response = client
