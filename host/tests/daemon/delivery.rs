@@ -121,15 +121,17 @@ fn accepted_requests(lines: &[Value]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_event() {
     let mut daemon = daemon("", "");
-    let total = 3000;
-    let sending = blast(&daemon, total, 32, 0);
+    let (total, connections) = (3000, 32);
+    let sending = blast(&daemon, total, connections, 0);
     tokio::task::block_in_place(|| {
         daemon.wait_until(|lines| accepted_requests(lines) >= total / 3);
         daemon.kill9();
     });
     let acked = sending.await.unwrap();
+    // `accepted` is logged as the response leaves: the kill may still
+    // catch one response per connection on its way.
     assert!(
-        acked.len() >= total / 3,
+        acked.len() >= total / 3 - connections,
         "only {} acknowledged",
         acked.len()
     );
