@@ -184,7 +184,7 @@ pub struct PluginsConfig {
     pub memory_mb: u64,
     /// Wall-clock deadline per event and plugin.
     pub timeout_ms: u64,
-    /// Warm instances kept per plugin.
+    /// Most instances of a plugin at once; kept warm between events.
     pub pool_size: usize,
     /// A warm instance is replaced after this many events.
     pub max_events_per_instance: u64,
@@ -411,6 +411,9 @@ impl Config {
         let mut problems = Vec::new();
         if self.plugins.memory_mb == 0 {
             problems.push(Problem::new("plugins.memory_mb", "must be at least 1"));
+        }
+        if self.plugins.pool_size == 0 {
+            problems.push(Problem::new("plugins.pool_size", "must be at least 1"));
         }
         if self.plugins.timeout_ms == 0 {
             problems.push(Problem::new("plugins.timeout_ms", "must be at least 1"));

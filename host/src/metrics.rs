@@ -24,7 +24,10 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::runtime::CallError;
+use arc_swap::ArcSwap;
+
+use crate::routes::RouteTable;
+use crate::runtime::{CallError, Plugin};
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -51,6 +54,11 @@ struct RouteLabels {
     route: Arc<str>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PluginLabels {
+    plugin: Arc<str>,
+}
+
 /// Every metric wirehook keeps. Cheap to share: each field is a handle.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +67,7 @@ pub struct Metrics {
     plugin_calls: Family<CallLabels, Histogram>,
     retries: Family<RouteLabels, Counter>,
     dead_letters: Family<RouteLabels, Counter>,
+    plugin_waiting: Family<PluginLabels, Gauge>,
     /// Undelivered events. Signed: a worker may finish an event before
     /// the request that queued it has counted it, and the brief dip below
     /// zero must neither wrap nor be lost.
@@ -108,6 +117,12 @@ impl Metrics {
             "Queued events that failed for good, by route",
             dead_letters.clone(),
         );
+        let plugin_waiting = Family::default();
+        registry.register(
+            "plugin_waiting_calls",
+            "Calls waiting for an instance because the plugin's pool_size instances are busy",
+            plugin_waiting.clone(),
+        );
         let queue_depth = Gauge::default();
         registry.register(
             "queue_depth",
@@ -139,6 +154,7 @@ impl Metrics {
             plugin_calls,
             retries,
             dead_letters,
+            plugin_waiting,
             queue_depth,
             reloads,
             reload_failures,
@@ -207,8 +223,19 @@ impl Metrics {
         self.reload_failures.inc();
     }
 
-    /// The exposition text, with the store's size measured now.
-    pub fn render(&self) -> String {
+    /// The exposition text, with the store's size and the plugins'
+    /// waiting calls measured now.
+    pub fn render(&self, plugins: &[Arc<Plugin>]) -> String {
+        // Plugins unloaded since the last scrape leave the family.
+        self.plugin_waiting.clear();
+        for plugin in plugins {
+            let labels = PluginLabels {
+                plugin: plugin.name().clone(),
+            };
+            self.plugin_waiting
+                .get_or_create(&labels)
+                .set(i64::try_from(plugin.waiting()).unwrap_or(i64::MAX));
+        }
         let bytes: u64 = self
             .store_files
             .iter()
@@ -232,22 +259,28 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding server.metrics_listen {addr}"))
 }
 
-/// Serves `/metrics` on `listener` until `shutdown` resolves.
+/// Serves `/metrics` on `listener` until `shutdown` resolves; the
+/// plugins' figures are read from the route table current at each scrape.
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
+    routes: Arc<ArcSwap<RouteTable>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = Router::new()
         .route("/metrics", get(scrape))
-        .with_state(metrics);
+        .with_state((metrics, routes));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
-async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render()).into_response()
+async fn scrape(
+    State((metrics, routes)): State<(Arc<Metrics>, Arc<ArcSwap<RouteTable>>)>,
+) -> Response {
+    let plugins: Vec<_> = routes.load().plugins().cloned().collect();
+    let text = metrics.render(&plugins);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }
 
 #[cfg(test)]
@@ -270,7 +303,7 @@ mod tests {
         let route: Arc<str> = Arc::from("orders");
         metrics.request(Some(&route), StatusCode::OK);
         metrics.request(None, StatusCode::NOT_FOUND);
-        let text = metrics.render();
+        let text = metrics.render(&[]);
         assert!(
             text.contains(r#"wirehook_requests_total{route="orders",status="200"} 1"#),
             "{text}"

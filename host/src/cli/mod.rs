@@ -274,7 +274,8 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
         let metrics_addr = match metrics_listener {
             Some(listener) => {
                 let addr = listener.local_addr()?;
-                let serving = metrics::serve(listener, metrics.clone(), until_stopped());
+                let serving =
+                    metrics::serve(listener, metrics.clone(), routes.clone(), until_stopped());
                 tokio::spawn(async move {
                     if let Err(e) = serving.await {
                         tracing::error!("serving /metrics: {e}");

@@ -2,10 +2,18 @@
 //! instances. An instance is reused across events (a fresh one costs
 //! 10–60× a call) and thrown away after a trap, a timeout, a failure, too
 //! many events or too much memory; `isolation = "event"` never reuses.
+//!
+//! At most `pool_size` instances of a plugin exist at once: a call beyond
+//! that waits for one to come back (within its deadline) rather than
+//! instantiating another that the full pool would then throw away. Under
+//! load that is the difference between reusing warm instances and paying
+//! an instantiation per event, which for an interpreter is milliseconds.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{Semaphore, SemaphorePermit};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::Limits;
@@ -64,6 +72,10 @@ pub struct Plugin {
     isolation: Isolation,
     limits: Limits,
     pool: Mutex<Vec<Warm>>,
+    /// One permit per instance that may exist at once.
+    slots: Semaphore,
+    /// Calls waiting for a permit: a pool too small for the load.
+    waiting: AtomicUsize,
 }
 
 impl Plugin {
@@ -82,11 +94,40 @@ impl Plugin {
             isolation,
             limits,
             pool: Mutex::new(Vec::new()),
+            slots: Semaphore::new(limits.pool_size.max(1)),
+            waiting: AtomicUsize::new(0),
         }
     }
 
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// Calls waiting now because `pool_size` instances are busy.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// A permit for one instance, counted in [`Self::waiting`] while it
+    /// is not free.
+    async fn slot(&self) -> SemaphorePermit<'_> {
+        if let Ok(slot) = self.slots.try_acquire() {
+            return slot;
+        }
+        /// Uncounts on drop, so that a call timed out while waiting does too.
+        struct Counted<'a>(&'a AtomicUsize);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _counted = Counted(&self.waiting);
+        tracing::debug!(plugin = %self.name, "every instance busy: the call waits for one");
+        self.slots
+            .acquire()
+            .await
+            .expect("plugin slots never close")
     }
 
     /// Runs `handle` for one event under the plugin's deadline.
@@ -98,6 +139,7 @@ impl Plugin {
         };
         let wit_event = types::Event::from(event);
         let run = async {
+            let slot = self.slot().await;
             let mut warm = match self.take_warm() {
                 Some(warm) => warm,
                 None => self.instantiate(deadline).await?,
@@ -110,9 +152,9 @@ impl Plugin {
                 .call_handle(&mut warm.store, &wit_event)
                 .await
                 .map_err(|e| self.trap_error(&warm.store, e));
-            Ok::<_, CallError>((warm, outcome))
+            Ok::<_, CallError>((warm, outcome, slot))
         };
-        let (mut warm, outcome) =
+        let (mut warm, outcome, _slot) =
             match tokio::time::timeout(self.limits.timeout + TIMEOUT_GRACE, run).await {
                 Ok(result) => result?,
                 Err(_) => return Err(CallError::Timeout(self.limits.timeout)),

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::harness::Daemon;
+
 /// Samples by `name{label="value",...}` (labels as written), each value.
 pub type Samples = BTreeMap<String, f64>;
 
@@ -135,4 +137,27 @@ fn the_reader_refuses_what_a_scraper_would() {
     ] {
         assert!(std::panic::catch_unwind(|| parse(bad)).is_err(), "{bad:?}");
     }
+}
+
+/// Where the daemon serves `/metrics`, as its `listening` line says.
+pub fn metrics_url(daemon: &Daemon) -> String {
+    let listening = daemon.wait_for_log(|l| l["message"] == "listening");
+    format!(
+        "http://{}/metrics",
+        listening["metrics_addr"].as_str().unwrap()
+    )
+}
+
+pub async fn scrape(client: &reqwest::Client, url: &str) -> Samples {
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    parse(&response.text().await.unwrap())
 }

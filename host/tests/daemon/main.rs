@@ -11,6 +11,7 @@ mod exposition;
 mod fixtures;
 mod goflow;
 mod ops;
+mod pool;
 mod providers;
 mod refusals;
 mod reload;

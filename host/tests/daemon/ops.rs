@@ -9,7 +9,7 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::{Value, json};
 
-use crate::exposition;
+use crate::exposition::{self, metrics_url, scrape};
 use crate::fixtures::GOFLOW_TOKEN;
 use crate::goflow::call_webhook;
 use crate::harness::{Daemon, DaemonBuilder, workspace_root};
@@ -233,29 +233,6 @@ async fn tls_routes_answer_over_https_and_a_reload_swaps_the_certificate() {
         order(&trusts_second, &url, GOFLOW_TOKEN).await.unwrap(),
         200
     );
-}
-
-/// Where the daemon serves `/metrics`, as its `listening` line says.
-fn metrics_url(daemon: &Daemon) -> String {
-    let listening = daemon.wait_for_log(|l| l["message"] == "listening");
-    format!(
-        "http://{}/metrics",
-        listening["metrics_addr"].as_str().unwrap()
-    )
-}
-
-async fn scrape(client: &reqwest::Client, url: &str) -> exposition::Samples {
-    let response = client.get(url).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        content_type.starts_with("application/openmetrics-text"),
-        "{content_type}"
-    );
-    exposition::parse(&response.text().await.unwrap())
 }
 
 fn sample(samples: &exposition::Samples, series: &str) -> f64 {
