@@ -28,6 +28,12 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How often retention runs and the queue depth is re-counted.
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
 
+/// Most events a worker claims at once. A deep queue is claimed in
+/// batches and their outcomes recorded together, a store write each
+/// rather than one per event; a shallow one is shared out one by one so
+/// that every worker has something to do.
+const MAX_CLAIM: u64 = 16;
+
 /// A plugin that failed an event, and how.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("plugin `{plugin}`: {error}")]
@@ -186,12 +192,11 @@ impl Dispatcher {
     pub async fn respond(
         &self,
         route: &Route,
-        event: &Event,
+        event: Event,
     ) -> Result<Option<Reply>, PluginFailure> {
         let started = Instant::now();
-        let result = run(route, event, &self.metrics).await;
+        let result = run(route, &event, &self.metrics).await;
         let response = Response {
-            event: event.clone(),
             reply: result
                 .as_ref()
                 .ok()
@@ -199,15 +204,11 @@ impl Dispatcher {
                 .map(|r| r.json.clone()),
             error: result.as_ref().err().map(ToString::to_string),
             duration_us: started.elapsed().as_micros() as u64,
+            event,
         };
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            let delivery_id = response.event.source.delivery_id.clone();
-            match store.log_response(response, now_ms()).await {
-                Ok(()) => tracing::debug!(%delivery_id, "response logged"),
-                Err(e) => tracing::error!(%delivery_id, "cannot log a response: {e}"),
-            }
-        });
+        if let Err(e) = self.store.log_response(response, now_ms()).await {
+            tracing::error!("cannot log a response: {e}");
+        }
         result
     }
 
@@ -236,7 +237,8 @@ impl Dispatcher {
     async fn work(self: Arc<Self>) {
         let mut stop = self.stop.subscribe();
         while !*stop.borrow() {
-            let claimed = match self.store.claim(now_ms(), 1).await {
+            let share = (self.depth() / self.config.workers as u64).clamp(1, MAX_CLAIM);
+            let claimed = match self.store.claim(now_ms(), share as usize).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::error!("cannot claim events: {e}");
@@ -252,9 +254,17 @@ impl Dispatcher {
                 }
                 continue;
             }
-            for event in claimed {
-                self.deliver(event).await;
+            let mut attempts = Vec::with_capacity(claimed.len());
+            for claimed in claimed {
+                // Events not attempted stay claimed and are re-queued at
+                // the next start.
+                if *stop.borrow() {
+                    break;
+                }
+                let outcome = self.attempt(&claimed).await;
+                attempts.push((claimed, outcome));
             }
+            self.record(attempts).await;
         }
     }
 
@@ -266,19 +276,20 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver(&self, claimed: Claimed) {
-        let Claimed { id, attempt, event } = claimed;
+    /// Hands a claimed event to its route's plugins.
+    async fn attempt(&self, claimed: &Claimed) -> Outcome {
+        let Claimed { attempt, event, .. } = claimed;
         let routes = self.routes.load_full();
-        let outcome = match routes.route_named(&event.source.route) {
+        match routes.route_named(&event.source.route) {
             None => Outcome::Dead {
                 error: format!("route `{}` is no longer configured", event.source.route),
             },
-            Some(route) => match run(route, &event, &self.metrics).await {
+            Some(route) => match run(route, event, &self.metrics).await {
                 Ok(_) => Outcome::Delivered,
                 Err(failure)
-                    if failure.error.is_retryable() && attempt < route.retry.max_attempts =>
+                    if failure.error.is_retryable() && *attempt < route.retry.max_attempts =>
                 {
-                    let delay = route.retry.delay_ms(attempt, fastrand::f64());
+                    let delay = route.retry.delay_ms(*attempt, fastrand::f64());
                     Outcome::Retry {
                         error: failure.to_string(),
                         at_ms: now_ms() + delay,
@@ -288,26 +299,36 @@ impl Dispatcher {
                     error: failure.to_string(),
                 },
             },
-        };
-        let finished = !matches!(outcome, Outcome::Retry { .. });
-        let dead_reason = match &outcome {
-            Outcome::Dead { error } => Some(error.clone()),
-            _ => None,
-        };
-        match self.store.finish(id, outcome, now_ms()).await {
-            Ok(()) if finished => {
+        }
+    }
+
+    /// Stores how the attempts ended, in one write, then counts them.
+    async fn record(&self, attempts: Vec<(Claimed, Outcome)>) {
+        let outcomes = attempts
+            .iter()
+            .map(|(claimed, outcome)| (claimed.id, outcome.clone()))
+            .collect();
+        if let Err(e) = self.store.finish(outcomes, now_ms()).await {
+            // The events stay `running` and are re-queued at next start.
+            let ids: Vec<_> = attempts.iter().map(|(claimed, _)| claimed.id).collect();
+            tracing::error!(?ids, "cannot record delivery outcomes: {e}");
+            return;
+        }
+        for (Claimed { attempt, event, .. }, outcome) in attempts {
+            match outcome {
+                Outcome::Retry { .. } => self.metrics.retry(&event.source.route),
                 // Events re-queued by `wirehook replay` from another
                 // process are not counted until housekeeping: the gauge
                 // may dip below zero until then, and `depth` reads 0.
-                self.depth.dec();
-                if let Some(error) = dead_reason {
+                Outcome::Delivered => {
+                    self.depth.dec();
+                }
+                Outcome::Dead { error } => {
+                    self.depth.dec();
                     self.metrics.dead_letter(&event.source.route);
                     tracing::warn!(route = %event.source.route, delivery_id = %event.source.delivery_id, attempt, %error, "dead letter");
                 }
             }
-            Ok(()) => self.metrics.retry(&event.source.route),
-            // The event stays `running` and is re-queued at next start.
-            Err(e) => tracing::error!(id, "cannot record a delivery outcome: {e}"),
         }
     }
 

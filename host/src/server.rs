@@ -178,7 +178,7 @@ async fn answer(
     };
     let events = to_events(route, &verified, decoded);
     match route.mode {
-        Mode::Respond => respond(&app.dispatcher, route, &events).await,
+        Mode::Respond => respond(&app.dispatcher, route, events).await,
         Mode::Queue => enqueue(&app.dispatcher, route, events, remote).await,
     }
 }
@@ -231,7 +231,7 @@ async fn enqueue(
 }
 
 /// Runs the plugins inline; the last reply is the response.
-async fn respond(dispatcher: &Dispatcher, route: &Route, events: &[Event]) -> Response {
+async fn respond(dispatcher: &Dispatcher, route: &Route, events: Vec<Event>) -> Response {
     let mut answer = None;
     for event in events {
         match dispatcher.respond(route, event).await {
@@ -415,7 +415,7 @@ mod tests {
         async fn claim(&self, _: u64, _: usize) -> Result<Vec<Claimed>, StoreError> {
             self.answer()
         }
-        async fn finish(&self, _: i64, _: Outcome, _: u64) -> Result<(), StoreError> {
+        async fn finish(&self, _: Vec<(i64, Outcome)>, _: u64) -> Result<(), StoreError> {
             self.answer()
         }
         async fn log_response(&self, _: Logged, _: u64) -> Result<(), StoreError> {

@@ -3,13 +3,14 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::sqlite::Commit;
 use super::{KvStore, SqliteStore, StoreError};
 
 #[async_trait::async_trait]
 impl KvStore for SqliteStore {
     async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
-        self.run(move |conn| {
+        self.run(Commit::Relaxed, move |conn| {
             Ok(conn
                 .prepare_cached("SELECT value FROM kv WHERE namespace = ?1 AND key = ?2")?
                 .query_row(params![namespace, key], |row| row.get(0))
@@ -26,7 +27,7 @@ impl KvStore for SqliteStore {
         max_total: u64,
     ) -> Result<bool, StoreError> {
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
-        self.run(move |conn| {
+        self.run(Commit::Durable, move |conn| {
             let others: i64 = conn
                 .prepare_cached(
                     "SELECT COALESCE(SUM(length(key) + length(value)), 0) FROM kv
@@ -48,7 +49,7 @@ impl KvStore for SqliteStore {
 
     async fn kv_delete(&self, namespace: &str, key: &str) -> Result<(), StoreError> {
         let (namespace, key) = (namespace.to_owned(), key.to_owned());
-        self.run(move |conn| {
+        self.run(Commit::Durable, move |conn| {
             conn.prepare_cached("DELETE FROM kv WHERE namespace = ?1 AND key = ?2")?
                 .execute(params![namespace, key])?;
             Ok(())
@@ -63,7 +64,7 @@ impl KvStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         let (namespace, prefix) = (namespace.to_owned(), prefix.to_owned());
-        self.run(move |conn| {
+        self.run(Commit::Relaxed, move |conn| {
             let keys = conn
                 .prepare_cached(
                     "SELECT key FROM kv WHERE namespace = ?1 AND substr(key, 1, length(?2)) = ?2

@@ -187,10 +187,13 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` events due at `now_ms`, oldest first.
     async fn claim(&self, now_ms: u64, limit: usize) -> Result<Vec<Claimed>, StoreError>;
 
-    /// Records how an attempt ended.
-    async fn finish(&self, id: i64, outcome: Outcome, now_ms: u64) -> Result<(), StoreError>;
+    /// Records how attempts ended, by event id.
+    async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now_ms: u64) -> Result<(), StoreError>;
 
-    /// Logs an event a `respond` route handled inline.
+    /// Logs an event a `respond` route handled inline. Returns once the
+    /// row is handed to the store, not once it is written: the log is a
+    /// record, not a promise to anyone, and the store reports a failure
+    /// to write it in wirehook's own log.
     async fn log_response(&self, response: Response, now_ms: u64) -> Result<(), StoreError>;
 
     /// When the next queued event falls due, if any is queued.

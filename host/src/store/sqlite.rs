@@ -7,9 +7,19 @@
 //! through one writer thread that commits whatever has queued up since the
 //! last commit in one transaction (group commit): under load, hundreds of
 //! acknowledgements share one fsync.
+//!
+//! Only what was promised needs the fsync: a batch that acknowledges
+//! events (or writes KV, or replays) commits with `synchronous = FULL`;
+//! one of claims, outcomes and the respond log commits with `NORMAL`,
+//! which in WAL mode survives a crash of the process, not of the machine,
+//! and reaches the disk with the next FULL commit. Losing such a write
+//! to a power cut means an event delivered again (at least once still
+//! holds) or a respond-log row missing. Respond-log rows also wait up to
+//! [`LINGER`] for company, so that they share pages and commits.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -19,6 +29,9 @@ use crate::event::Event;
 
 /// Most operations one commit takes; bounds the latency of the first.
 const MAX_BATCH: usize = 512;
+
+/// How long a batch of nothing but respond-log rows waits for more.
+const LINGER: Duration = Duration::from_millis(2);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -57,14 +70,32 @@ CREATE TABLE IF NOT EXISTS kv (
 /// Told whether the batch a job ran in committed.
 type Note = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// What a job's caller is promised about its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Commit {
+    /// On disk when the caller hears back (fsync).
+    Durable,
+    /// Committed soon; on disk with the next durable commit.
+    Relaxed,
+    /// As relaxed, and in no hurry: may wait [`LINGER`] for company
+    /// (and hold up, by as much, a job that arrives while it waits).
+    Lazy,
+}
+
 /// A unit of work for the writer thread: runs inside the batch's
 /// transaction, in a savepoint of its own that is rolled back if the work
 /// failed, and returns how it went plus the note to send after commit.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Note) + Send>;
+struct Job {
+    commit: Commit,
+    work: Box<dyn FnOnce(&Connection) -> (bool, Note) + Send>,
+}
 
 /// The SQLite store; cheap to share behind an `Arc`.
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
+    /// Respond-log rows for the writer, with the time each was logged.
+    /// Whoever adds the first sends the one job that writes them all.
+    responses: Arc<Mutex<Vec<(Response, u64)>>>,
 }
 
 impl SqliteStore {
@@ -88,16 +119,20 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("wirehook-store".into())
             .spawn(move || write_loop(&mut conn, &inbox))?;
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            responses: Arc::default(),
+        })
     }
 
     /// Runs `work` on the writer thread and waits for its batch to commit.
     pub(super) async fn run<R: Send + 'static>(
         &self,
+        commit: Commit,
         work: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let work = Box::new(move |conn: &Connection| {
             let result = work(conn);
             let ok = result.is_ok();
             let note: Note = Box::new(move |committed| {
@@ -109,7 +144,9 @@ impl SqliteStore {
             });
             (ok, note)
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        self.jobs
+            .send(Job { commit, work })
+            .map_err(|_| StoreError::Closed)?;
         // A dropped reply means the job never ran (no transaction).
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -119,18 +156,26 @@ impl SqliteStore {
 /// transaction, commits once, then tells each job how it went. Ends when
 /// every sender is gone, after the last batch is committed.
 fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
+    // As `open` left it.
+    let mut fsync = true;
     while let Ok(first) = inbox.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match inbox.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let batch = gather(first, inbox);
+        let durable = batch.iter().any(|job| job.commit == Commit::Durable);
+        if durable != fsync {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            if let Err(e) = conn.pragma_update(None, "synchronous", level) {
+                // Dropping the jobs fails their callers; nothing was written.
+                tracing::error!(
+                    jobs = batch.len(),
+                    "store: cannot set synchronous = {level}: {e}"
+                );
+                continue;
             }
+            fsync = durable;
         }
         let mut tx = match conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
-                // Dropping the jobs fails their callers; nothing was written.
                 tracing::error!(jobs = batch.len(), "store: cannot begin a transaction: {e}");
                 continue;
             }
@@ -139,7 +184,7 @@ fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
         for job in batch {
             let note = match tx.savepoint() {
                 Ok(savepoint) => {
-                    let (ok, note) = job(&savepoint);
+                    let (ok, note) = (job.work)(&savepoint);
                     // Dropping an uncommitted savepoint rolls it back.
                     match ok.then(|| savepoint.commit()) {
                         Some(Err(e)) => Box::new(move |_| note(Err(e.to_string()))),
@@ -161,6 +206,24 @@ fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
             note(committed.clone());
         }
     }
+}
+
+/// `first` and whatever else is waiting, up to [`MAX_BATCH`]. A batch
+/// that starts with a lazy job first lets [`LINGER`] pass: asleep, not
+/// woken by every job that arrives meanwhile, which would cost a context
+/// switch per respond-log row.
+fn gather(first: Job, inbox: &mpsc::Receiver<Job>) -> Vec<Job> {
+    if first.commit == Commit::Lazy {
+        std::thread::sleep(LINGER);
+    }
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match inbox.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 fn row_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
@@ -242,6 +305,28 @@ fn insert(
     Ok(conn.last_insert_rowid())
 }
 
+/// One respond-log row.
+fn log_row(conn: &Connection, response: &Response, now_ms: u64) -> rusqlite::Result<()> {
+    let status = if response.error.is_some() {
+        Status::Failed
+    } else {
+        Status::Responded
+    };
+    let answered = Answered {
+        reply: response.reply.as_deref(),
+        duration_us: response.duration_us,
+    };
+    insert(
+        conn,
+        &response.event,
+        status,
+        response.error.as_deref(),
+        Some(answered),
+        now_ms,
+    )?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn enqueue(
@@ -250,23 +335,28 @@ impl Store for SqliteStore {
         now_ms: u64,
         dedup_since_ms: u64,
     ) -> Result<Vec<Admission>, StoreError> {
-        self.run(move |conn| {
+        self.run(Commit::Durable, move |conn| {
             let mut admissions = Vec::with_capacity(events.len());
             for event in &events {
-                let seen_at: Option<i64> = conn
-                    .prepare_cached("SELECT seen_at_ms FROM seen WHERE route = ?1 AND delivery_id = ?2")?
-                    .query_row(params![event.source.route, event.source.delivery_id], |row| row.get(0))
-                    .optional()?;
-                if seen_at.is_some_and(|at| at as u64 >= dedup_since_ms) {
-                    admissions.push(Admission::Duplicate);
-                    continue;
-                }
-                conn.prepare_cached(
-                    "INSERT INTO seen (route, delivery_id, seen_at_ms) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (route, delivery_id) DO UPDATE SET seen_at_ms = excluded.seen_at_ms",
-                )?
-                .execute(params![event.source.route, event.source.delivery_id, now_ms as i64])?;
-                admissions.push(Admission::Queued(insert(conn, event, Status::Queued, None, None, now_ms)?));
+                // New, or seen only before the window: (re)marked and queued.
+                // Seen inside it: the update's condition fails, nothing changes.
+                let marked = conn
+                    .prepare_cached(
+                        "INSERT INTO seen (route, delivery_id, seen_at_ms) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (route, delivery_id) DO UPDATE SET seen_at_ms = excluded.seen_at_ms
+                         WHERE seen.seen_at_ms < ?4",
+                    )?
+                    .execute(params![
+                        event.source.route,
+                        event.source.delivery_id,
+                        now_ms as i64,
+                        dedup_since_ms as i64
+                    ])?;
+                admissions.push(if marked == 0 {
+                    Admission::Duplicate
+                } else {
+                    Admission::Queued(insert(conn, event, Status::Queued, None, None, now_ms)?)
+                });
             }
             Ok(admissions)
         })
@@ -274,7 +364,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim(&self, now_ms: u64, limit: usize) -> Result<Vec<Claimed>, StoreError> {
-        self.run(move |conn| {
+        self.run(Commit::Relaxed, move |conn| {
             let rows: Vec<(i64, u32, String)> = conn
                 .prepare_cached(
                     "UPDATE events SET status = 'running', attempts = attempts + 1, updated_at_ms = ?1
@@ -298,58 +388,69 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn finish(&self, id: i64, outcome: Outcome, now_ms: u64) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            let (status, error, next) = match outcome {
-                Outcome::Delivered => (Status::Delivered, None, None),
-                Outcome::Retry { error, at_ms } => {
-                    (Status::Queued, Some(error), Some(at_ms as i64))
-                }
-                Outcome::Dead { error } => (Status::Dead, Some(error), None),
-            };
-            conn.prepare_cached(
-                "UPDATE events SET status = ?2, last_error = COALESCE(?3, last_error),
-                                   next_attempt_at_ms = ?4, updated_at_ms = ?5
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, status.as_str(), error, next, now_ms as i64])?;
+    async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now_ms: u64) -> Result<(), StoreError> {
+        self.run(Commit::Relaxed, move |conn| {
+            for (id, outcome) in outcomes {
+                let (status, error, next) = match outcome {
+                    Outcome::Delivered => (Status::Delivered, None, None),
+                    Outcome::Retry { error, at_ms } => {
+                        (Status::Queued, Some(error), Some(at_ms as i64))
+                    }
+                    Outcome::Dead { error } => (Status::Dead, Some(error), None),
+                };
+                conn.prepare_cached(
+                    "UPDATE events SET status = ?2, last_error = COALESCE(?3, last_error),
+                                       next_attempt_at_ms = ?4, updated_at_ms = ?5
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    status.as_str(),
+                    error,
+                    next,
+                    now_ms as i64
+                ])?;
+            }
             Ok(())
         })
         .await
     }
 
     async fn log_response(&self, response: Response, now_ms: u64) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            let Response {
-                event,
-                reply,
-                error,
-                duration_us,
-            } = response;
-            let status = if error.is_some() {
-                Status::Failed
-            } else {
-                Status::Responded
-            };
-            let answered = Answered {
-                reply: reply.as_deref(),
-                duration_us,
-            };
-            insert(
-                conn,
-                &event,
-                status,
-                error.as_deref(),
-                Some(answered),
-                now_ms,
-            )?;
-            Ok(())
-        })
-        .await
+        let first = {
+            let mut pending = self.responses.lock().expect("respond log poisoned");
+            pending.push((response, now_ms));
+            pending.len() == 1
+        };
+        if !first {
+            return Ok(());
+        }
+        let pending = self.responses.clone();
+        let work = Box::new(move |conn: &Connection| {
+            let rows = std::mem::take(&mut *pending.lock().expect("respond log poisoned"));
+            let written = rows
+                .iter()
+                .try_for_each(|(response, now_ms)| log_row(conn, response, *now_ms));
+            let ok = written.is_ok();
+            let note: Note = Box::new(move |committed| {
+                let failed = written.map_err(|e| e.to_string()).and(committed);
+                match failed {
+                    Ok(()) => tracing::debug!(rows = rows.len(), "responses logged"),
+                    Err(e) => tracing::error!(rows = rows.len(), "cannot log responses: {e}"),
+                }
+            });
+            (ok, note)
+        });
+        self.jobs
+            .send(Job {
+                commit: Commit::Lazy,
+                work,
+            })
+            .map_err(|_| StoreError::Closed)
     }
 
     async fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
-        self.run(|conn| {
+        self.run(Commit::Relaxed, |conn| {
             let due: Option<i64> = conn
                 .prepare_cached(
                     "SELECT MIN(next_attempt_at_ms) FROM events WHERE status = 'queued'",
@@ -361,7 +462,7 @@ impl Store for SqliteStore {
     }
 
     async fn depth(&self) -> Result<u64, StoreError> {
-        self.run(|conn| {
+        self.run(Commit::Relaxed, |conn| {
             let depth: i64 = conn
                 .prepare_cached(
                     "SELECT COUNT(*) FROM events WHERE status IN ('queued', 'running')",
@@ -373,7 +474,7 @@ impl Store for SqliteStore {
     }
 
     async fn recover(&self, now_ms: u64) -> Result<u64, StoreError> {
-        self.run(move |conn| {
+        self.run(Commit::Durable, move |conn| {
             let n = conn.execute(
                 "UPDATE events SET status = 'queued', next_attempt_at_ms = ?1, updated_at_ms = ?1
                  WHERE status = 'running'",
@@ -385,7 +486,7 @@ impl Store for SqliteStore {
     }
 
     async fn replay(&self, ids: Vec<i64>, now_ms: u64) -> Result<Vec<i64>, StoreError> {
-        self.run(move |conn| {
+        self.run(Commit::Durable, move |conn| {
             let mut found = Vec::new();
             for id in ids {
                 let n = conn
@@ -405,7 +506,7 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: Filter) -> Result<Vec<Record>, StoreError> {
-        self.run(move |conn| {
+        self.run(Commit::Relaxed, move |conn| {
             let limit = if filter.limit == 0 {
                 -1
             } else {
@@ -428,7 +529,7 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, id: i64) -> Result<Option<(Record, Event)>, StoreError> {
-        self.run(move |conn| {
+        self.run(Commit::Relaxed, move |conn| {
             let found = conn
                 .prepare_cached("SELECT * FROM events WHERE id = ?1")?
                 .query_row([id], |row| {
@@ -443,7 +544,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_dead(&self, ids: Vec<i64>) -> Result<u64, StoreError> {
-        self.run(move |conn| {
+        self.run(Commit::Durable, move |conn| {
             if ids.is_empty() {
                 return Ok(conn.execute("DELETE FROM events WHERE status = 'dead'", [])? as u64);
             }
@@ -463,7 +564,7 @@ impl Store for SqliteStore {
         finished_before_ms: u64,
         dedup_before_ms: u64,
     ) -> Result<u64, StoreError> {
-        self.run(move |conn| {
+        self.run(Commit::Relaxed, move |conn| {
             let events = conn.execute(
                 "DELETE FROM events WHERE status IN ('delivered', 'responded', 'failed')
                  AND updated_at_ms < ?1",

@@ -68,14 +68,17 @@ async fn a_retry_waits_for_its_time_and_counts_attempts() {
         error: "busy".into(),
         at_ms: 1_500,
     };
-    store.finish(claimed[0].id, retry, 1_000).await.unwrap();
+    store
+        .finish(vec![(claimed[0].id, retry)], 1_000)
+        .await
+        .unwrap();
     assert_eq!(store.next_due_ms().await.unwrap(), Some(1_500));
     assert!(store.claim(1_499, 10).await.unwrap().is_empty());
     let again = store.claim(1_500, 10).await.unwrap();
     assert_eq!(again[0].attempt, 2);
     assert_eq!(again[0].event.source.attempt, 2);
     store
-        .finish(again[0].id, Outcome::Delivered, 1_600)
+        .finish(vec![(again[0].id, Outcome::Delivered)], 1_600)
         .await
         .unwrap();
     assert_eq!(store.depth().await.unwrap(), 0);
@@ -83,6 +86,62 @@ async fn a_retry_waits_for_its_time_and_counts_attempts() {
     assert_eq!(log[0].status, Status::Delivered);
     assert_eq!(log[0].attempts, 2);
     assert_eq!(log[0].last_error.as_deref(), Some("busy"));
+}
+
+#[tokio::test]
+async fn one_write_records_several_outcomes() {
+    let (_dir, store) = open();
+    store
+        .enqueue(
+            vec![event("r", "a"), event("r", "b"), event("r", "c")],
+            1_000,
+            0,
+        )
+        .await
+        .unwrap();
+    let claimed = store.claim(1_000, 2).await.unwrap();
+    assert_eq!(claimed.len(), 2, "no more than the limit");
+    let retry = Outcome::Retry {
+        error: "later".into(),
+        at_ms: 3_000,
+    };
+    store
+        .finish(
+            vec![(claimed[0].id, Outcome::Delivered), (claimed[1].id, retry)],
+            1_100,
+        )
+        .await
+        .unwrap();
+    let status_of = |records: &[super::Record], id| {
+        records.iter().find(|r| r.id == id).map(|r| r.status)
+    };
+    let log = store.list(Filter::default()).await.unwrap();
+    assert_eq!(status_of(&log, claimed[0].id), Some(Status::Delivered));
+    assert_eq!(status_of(&log, claimed[1].id), Some(Status::Queued));
+    // The third was never claimed; the retried one waits for its time.
+    let next = store.claim(1_100, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].event.source.delivery_id, "c");
+}
+
+#[tokio::test]
+async fn respond_log_rows_are_written_in_order_with_later_work() {
+    let (_dir, store) = open();
+    for n in 0..50 {
+        let answered = super::Response {
+            event: event("r", &format!("answered-{n}")),
+            reply: Some(format!("{{\"n\":{n}}}")),
+            error: (n % 10 == 0).then(|| "plugin failed".to_owned()),
+            duration_us: 5,
+        };
+        store.log_response(answered, 1_000).await.unwrap();
+    }
+    // Jobs run in the order sent: the list sees every row logged before it.
+    let log = store.list(Filter::default()).await.unwrap();
+    assert_eq!(log.len(), 50);
+    let failed = log.iter().filter(|r| r.status == Status::Failed).count();
+    assert_eq!(failed, 5);
+    assert!(log.iter().any(|r| r.reply.as_deref() == Some(r#"{"n":49}"#)));
 }
 
 #[tokio::test]
@@ -114,7 +173,7 @@ async fn dead_letters_replay_and_purge() {
         let dead = Outcome::Dead {
             error: "nope".into(),
         };
-        store.finish(claimed.id, dead, 1_000).await.unwrap();
+        store.finish(vec![(claimed.id, dead)], 1_000).await.unwrap();
     }
     let dead = store
         .list(Filter {
@@ -144,7 +203,7 @@ async fn retention_prunes_finished_events_only() {
         .unwrap();
     let first = store.claim(1_000, 1).await.unwrap().remove(0);
     store
-        .finish(first.id, Outcome::Delivered, 1_000)
+        .finish(vec![(first.id, Outcome::Delivered)], 1_000)
         .await
         .unwrap();
     let answered = super::Response {

@@ -59,7 +59,14 @@ async fn order_status_answers_each_order() {
     }
     daemon.wait_plugin_calls("orders", 4);
     // Respond routes are in the delivery log too, with their replies.
-    daemon.wait_for_nth(4, |l| l["message"] == "response logged");
+    daemon.wait_until(|lines| {
+        let logged: u64 = lines
+            .iter()
+            .filter(|l| l["message"] == "responses logged")
+            .filter_map(|l| l["rows"].as_u64())
+            .sum();
+        logged >= 4
+    });
     let records = daemon.cli_json(&["events", "--route", "orders", "--json"]);
     assert_eq!(records.len(), 4);
     assert!(records.iter().all(|r| r["status"] == "responded"));
