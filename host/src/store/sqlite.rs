@@ -82,12 +82,15 @@ pub(super) enum Commit {
     Lazy,
 }
 
-/// A unit of work for the writer thread: runs inside the batch's
-/// transaction, in a savepoint of its own that is rolled back if the work
-/// failed, and returns how it went plus the note to send after commit.
+/// Runs inside the batch's transaction, in a savepoint of its own that is
+/// rolled back if the work failed, and returns how it went plus the note
+/// to send after commit.
+type Work = Box<dyn FnOnce(&Connection) -> (bool, Note) + Send>;
+
+/// A unit of work for the writer thread.
 struct Job {
     commit: Commit,
-    work: Box<dyn FnOnce(&Connection) -> (bool, Note) + Send>,
+    work: Work,
 }
 
 /// The SQLite store; cheap to share behind an `Arc`.
@@ -132,7 +135,7 @@ impl SqliteStore {
         work: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let work = Box::new(move |conn: &Connection| {
+        let work: Work = Box::new(move |conn: &Connection| {
             let result = work(conn);
             let ok = result.is_ok();
             let note: Note = Box::new(move |committed| {
