@@ -67,6 +67,16 @@ CREATE TABLE IF NOT EXISTS kv (
 ) WITHOUT ROWID;
 ";
 
+/// Claims up to ?2 events due at ?1. `LIMIT (?2 + 0)`, not `LIMIT ?2`:
+/// SQLite re-plans a statement that binds both a range and a bare limit
+/// whenever the range's value changes, which for a claim is every time.
+pub(super) const CLAIM: &str = "
+UPDATE events SET status = 'running', attempts = attempts + 1, updated_at_ms = ?1
+WHERE id IN (SELECT id FROM events
+             WHERE status = 'queued' AND next_attempt_at_ms <= ?1
+             ORDER BY next_attempt_at_ms, id LIMIT (?2 + 0))
+RETURNING id, attempts, event";
+
 /// Told whether the batch a job ran in committed.
 type Note = Box<dyn FnOnce(Result<(), String>) + Send>;
 
@@ -117,6 +127,8 @@ impl SqliteStore {
         // FULL: an acknowledged event survives power loss, not just a crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement the store runs, savepoints included, stays prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA)?;
         let (jobs, inbox) = mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -176,7 +188,7 @@ fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
             }
             fsync = durable;
         }
-        let mut tx = match conn.transaction() {
+        let tx = match conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!(jobs = batch.len(), "store: cannot begin a transaction: {e}");
@@ -185,21 +197,10 @@ fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
         };
         let mut notes = Vec::with_capacity(batch.len());
         for job in batch {
-            let note = match tx.savepoint() {
-                Ok(savepoint) => {
-                    let (ok, note) = (job.work)(&savepoint);
-                    // Dropping an uncommitted savepoint rolls it back.
-                    match ok.then(|| savepoint.commit()) {
-                        Some(Err(e)) => Box::new(move |_| note(Err(e.to_string()))),
-                        _ => note,
-                    }
-                }
-                Err(e) => {
-                    tracing::error!("store: cannot open a savepoint: {e}");
-                    continue;
-                }
-            };
-            notes.push(note);
+            match in_savepoint(&tx, job.work) {
+                Ok(note) => notes.push(note),
+                Err(e) => tracing::error!("store: cannot open a savepoint: {e}"),
+            }
         }
         let committed = tx.commit().map_err(|e| e.to_string());
         if let Err(reason) = &committed {
@@ -209,6 +210,24 @@ fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
             note(committed.clone());
         }
     }
+}
+
+/// Runs `work` in a savepoint: released if the work succeeded, rolled
+/// back if it failed. The statements are prepared once, not parsed per
+/// job as `rusqlite::Savepoint` would.
+fn in_savepoint(conn: &Connection, work: Work) -> rusqlite::Result<Note> {
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    run("SAVEPOINT job")?;
+    let (ok, note) = work(conn);
+    let ended = if ok {
+        run("RELEASE job")
+    } else {
+        run("ROLLBACK TO job").and_then(|_| run("RELEASE job"))
+    };
+    Ok(match ended {
+        Ok(_) => note,
+        Err(e) => Box::new(move |_| note(Err(e.to_string()))),
+    })
 }
 
 /// `first` and whatever else is waiting, up to [`MAX_BATCH`]. A batch
@@ -369,13 +388,7 @@ impl Store for SqliteStore {
     async fn claim(&self, now_ms: u64, limit: usize) -> Result<Vec<Claimed>, StoreError> {
         self.run(Commit::Relaxed, move |conn| {
             let rows: Vec<(i64, u32, String)> = conn
-                .prepare_cached(
-                    "UPDATE events SET status = 'running', attempts = attempts + 1, updated_at_ms = ?1
-                     WHERE id IN (SELECT id FROM events
-                                  WHERE status = 'queued' AND next_attempt_at_ms <= ?1
-                                  ORDER BY next_attempt_at_ms, id LIMIT ?2)
-                     RETURNING id, attempts, event",
-                )?
+                .prepare_cached(CLAIM)?
                 .query_map(params![now_ms as i64, limit as i64], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })?
