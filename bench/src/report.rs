@@ -76,6 +76,9 @@ pub struct Measured {
     pub load: Outcome,
     /// The target's resident memory after the run, KiB.
     pub rss_kib: u64,
+    /// Queue rows: events accepted but not yet delivered when the load
+    /// stopped, the workers having delivered on the same cores meanwhile.
+    pub backlog: Option<u64>,
 }
 
 /// Memory and start-up of one set of plugins.
@@ -186,6 +189,19 @@ impl Report {
                 Err(why) => {
                     let _ = writeln!(out, "| {} | {} | {why} | | | | | | |", row.id, row.name);
                 }
+            }
+        }
+        for row in &self.rows {
+            if let Ok(Measured {
+                backlog: Some(backlog),
+                ..
+            }) = &row.result
+            {
+                let _ = writeln!(
+                    out,
+                    "\nRow {} ({}): {backlog} events still waiting for delivery when the load stopped.",
+                    row.id, row.name
+                );
             }
         }
         if !self.footprints.is_empty() {

@@ -326,12 +326,11 @@ impl Bench<'_> {
         )?;
         let running = site.start(&self.paths.exe("wirehook"))?;
         let label = format!("{}-{}-{}", setup.mode, setup.provider, setup.plugin);
-        Ok(Some(self.measure(
-            &running,
-            &label,
-            setup.provider,
-            &["/hooks/orders"],
-        )?))
+        let mut measured = self.measure(&running, &label, setup.provider, &["/hooks/orders"])?;
+        if setup.mode == "queue" {
+            measured.backlog = Some(site.backlog()?);
+        }
+        Ok(Some(measured))
     }
 
     /// Installs the Express peer into target/ (never into the repository).
@@ -379,6 +378,7 @@ impl Bench<'_> {
         Ok(Measured {
             load,
             rss_kib: running.rss_kib(),
+            backlog: None,
         })
     }
 
