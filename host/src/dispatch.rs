@@ -207,7 +207,7 @@ impl Dispatcher {
             event,
         };
         if let Err(e) = self.store.log_response(response, now_ms()).await {
-            tracing::error!("cannot log a response: {e}");
+            tracing::warn!(route = %route.name, "cannot log a response: {e}");
         }
         result
     }

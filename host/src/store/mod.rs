@@ -143,6 +143,8 @@ pub enum StoreError {
     Commit(String),
     #[error("store is closed")]
     Closed,
+    #[error("respond log is {0} rows behind; this row is not logged")]
+    LogBacklog(usize),
 }
 
 /// Durable key-value state, one namespace per plugin.

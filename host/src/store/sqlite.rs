@@ -30,6 +30,11 @@ use crate::event::Event;
 /// Most operations one commit takes; bounds the latency of the first.
 const MAX_BATCH: usize = 512;
 
+/// Respond-log rows waiting for the writer beyond which new ones are not
+/// logged: under an overload the writer cannot catch up with, the
+/// daemon's memory must not grow with the backlog.
+const MAX_PENDING_RESPONSES: usize = 100_000;
+
 /// How long a batch of nothing but respond-log rows waits for more.
 const LINGER: Duration = Duration::from_millis(2);
 
@@ -435,6 +440,9 @@ impl Store for SqliteStore {
     async fn log_response(&self, response: Response, now_ms: u64) -> Result<(), StoreError> {
         let first = {
             let mut pending = self.responses.lock().expect("respond log poisoned");
+            if pending.len() >= MAX_PENDING_RESPONSES {
+                return Err(StoreError::LogBacklog(pending.len()));
+            }
             pending.push((response, now_ms));
             pending.len() == 1
         };
