@@ -111,9 +111,40 @@ struct Job {
 /// The SQLite store; cheap to share behind an `Arc`.
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
-    /// Respond-log rows for the writer, with the time each was logged.
-    /// Whoever adds the first sends the one job that writes them all.
-    responses: Arc<Mutex<Vec<(Response, u64)>>>,
+    responses: Arc<Mutex<PendingResponses>>,
+}
+
+/// Respond-log rows for the writer, with the time each was logged. The
+/// first row added while no job is scheduled schedules the one job that
+/// writes them all.
+#[derive(Default)]
+struct PendingResponses {
+    rows: Vec<(Response, u64)>,
+    scheduled: bool,
+}
+
+/// A scheduled respond-log job's claim on the rows. Dropped unused (the
+/// job's batch could not begin), it unschedules, so that the next row
+/// schedules a job again rather than waiting behind one that never runs.
+struct ScheduledResponses(Option<Arc<Mutex<PendingResponses>>>);
+
+impl ScheduledResponses {
+    fn take(&mut self) -> Vec<(Response, u64)> {
+        let Some(pending) = self.0.take() else {
+            return Vec::new();
+        };
+        let mut pending = pending.lock().expect("respond log poisoned");
+        pending.scheduled = false;
+        std::mem::take(&mut pending.rows)
+    }
+}
+
+impl Drop for ScheduledResponses {
+    fn drop(&mut self) {
+        if let Some(pending) = self.0.take() {
+            pending.lock().expect("respond log poisoned").scheduled = false;
+        }
+    }
 }
 
 impl SqliteStore {
@@ -438,20 +469,20 @@ impl Store for SqliteStore {
     }
 
     async fn log_response(&self, response: Response, now_ms: u64) -> Result<(), StoreError> {
-        let first = {
+        {
             let mut pending = self.responses.lock().expect("respond log poisoned");
-            if pending.len() >= MAX_PENDING_RESPONSES {
-                return Err(StoreError::LogBacklog(pending.len()));
+            if pending.rows.len() >= MAX_PENDING_RESPONSES {
+                return Err(StoreError::LogBacklog(pending.rows.len()));
             }
-            pending.push((response, now_ms));
-            pending.len() == 1
-        };
-        if !first {
-            return Ok(());
+            pending.rows.push((response, now_ms));
+            if pending.scheduled {
+                return Ok(());
+            }
+            pending.scheduled = true;
         }
-        let pending = self.responses.clone();
+        let mut scheduled = ScheduledResponses(Some(self.responses.clone()));
         let work = Box::new(move |conn: &Connection| {
-            let rows = std::mem::take(&mut *pending.lock().expect("respond log poisoned"));
+            let rows = scheduled.take();
             let written = rows
                 .iter()
                 .try_for_each(|(response, now_ms)| log_row(conn, response, *now_ms));
@@ -601,5 +632,29 @@ impl Store for SqliteStore {
             Ok(events as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_respond_log_job_dropped_unrun_unschedules() {
+        let pending = Arc::new(Mutex::new(PendingResponses {
+            rows: Vec::new(),
+            scheduled: true,
+        }));
+        drop(ScheduledResponses(Some(pending.clone())));
+        assert!(!pending.lock().unwrap().scheduled);
+
+        // Taken, it unschedules once, and its drop leaves a job scheduled
+        // since then alone.
+        pending.lock().unwrap().scheduled = true;
+        let mut job = ScheduledResponses(Some(pending.clone()));
+        assert!(job.take().is_empty());
+        pending.lock().unwrap().scheduled = true;
+        drop(job);
+        assert!(pending.lock().unwrap().scheduled);
     }
 }
