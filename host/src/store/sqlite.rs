@@ -27,13 +27,10 @@ use tokio::sync::oneshot;
 use super::{Admission, Claimed, Filter, Outcome, Record, Response, Status, Store, StoreError};
 use crate::event::Event;
 
+mod respond_log;
+
 /// Most operations one commit takes; bounds the latency of the first.
 const MAX_BATCH: usize = 512;
-
-/// Respond-log rows waiting for the writer beyond which new ones are not
-/// logged: under an overload the writer cannot catch up with, the
-/// daemon's memory must not grow with the backlog.
-const MAX_PENDING_RESPONSES: usize = 100_000;
 
 /// How long a batch of nothing but respond-log rows waits for more.
 const LINGER: Duration = Duration::from_millis(2);
@@ -111,40 +108,8 @@ struct Job {
 /// The SQLite store; cheap to share behind an `Arc`.
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
-    responses: Arc<Mutex<PendingResponses>>,
-}
-
-/// Respond-log rows for the writer, with the time each was logged. The
-/// first row added while no job is scheduled schedules the one job that
-/// writes them all.
-#[derive(Default)]
-struct PendingResponses {
-    rows: Vec<(Response, u64)>,
-    scheduled: bool,
-}
-
-/// A scheduled respond-log job's claim on the rows. Dropped unused (the
-/// job's batch could not begin), it unschedules, so that the next row
-/// schedules a job again rather than waiting behind one that never runs.
-struct ScheduledResponses(Option<Arc<Mutex<PendingResponses>>>);
-
-impl ScheduledResponses {
-    fn take(&mut self) -> Vec<(Response, u64)> {
-        let Some(pending) = self.0.take() else {
-            return Vec::new();
-        };
-        let mut pending = pending.lock().expect("respond log poisoned");
-        pending.scheduled = false;
-        std::mem::take(&mut pending.rows)
-    }
-}
-
-impl Drop for ScheduledResponses {
-    fn drop(&mut self) {
-        if let Some(pending) = self.0.take() {
-            pending.lock().expect("respond log poisoned").scheduled = false;
-        }
-    }
+    /// Respond-log rows waiting for the writer.
+    responses: Arc<Mutex<respond_log::PendingResponses>>,
 }
 
 impl SqliteStore {
@@ -363,28 +328,6 @@ fn insert(
     Ok(conn.last_insert_rowid())
 }
 
-/// One respond-log row.
-fn log_row(conn: &Connection, response: &Response, now_ms: u64) -> rusqlite::Result<()> {
-    let status = if response.error.is_some() {
-        Status::Failed
-    } else {
-        Status::Responded
-    };
-    let answered = Answered {
-        reply: response.reply.as_deref(),
-        duration_us: response.duration_us,
-    };
-    insert(
-        conn,
-        &response.event,
-        status,
-        response.error.as_deref(),
-        Some(answered),
-        now_ms,
-    )?;
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn enqueue(
@@ -469,39 +412,7 @@ impl Store for SqliteStore {
     }
 
     async fn log_response(&self, response: Response, now_ms: u64) -> Result<(), StoreError> {
-        {
-            let mut pending = self.responses.lock().expect("respond log poisoned");
-            if pending.rows.len() >= MAX_PENDING_RESPONSES {
-                return Err(StoreError::LogBacklog(pending.rows.len()));
-            }
-            pending.rows.push((response, now_ms));
-            if pending.scheduled {
-                return Ok(());
-            }
-            pending.scheduled = true;
-        }
-        let mut scheduled = ScheduledResponses(Some(self.responses.clone()));
-        let work = Box::new(move |conn: &Connection| {
-            let rows = scheduled.take();
-            let written = rows
-                .iter()
-                .try_for_each(|(response, now_ms)| log_row(conn, response, *now_ms));
-            let ok = written.is_ok();
-            let note: Note = Box::new(move |committed| {
-                let failed = written.map_err(|e| e.to_string()).and(committed);
-                match failed {
-                    Ok(()) => tracing::debug!(rows = rows.len(), "responses logged"),
-                    Err(e) => tracing::error!(rows = rows.len(), "cannot log responses: {e}"),
-                }
-            });
-            (ok, note)
-        });
-        self.jobs
-            .send(Job {
-                commit: Commit::Lazy,
-                work,
-            })
-            .map_err(|_| StoreError::Closed)
+        self.append_response(response, now_ms)
     }
 
     async fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
@@ -632,29 +543,5 @@ impl Store for SqliteStore {
             Ok(events as u64)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_respond_log_job_dropped_unrun_unschedules() {
-        let pending = Arc::new(Mutex::new(PendingResponses {
-            rows: Vec::new(),
-            scheduled: true,
-        }));
-        drop(ScheduledResponses(Some(pending.clone())));
-        assert!(!pending.lock().unwrap().scheduled);
-
-        // Taken, it unschedules once, and its drop leaves a job scheduled
-        // since then alone.
-        pending.lock().unwrap().scheduled = true;
-        let mut job = ScheduledResponses(Some(pending.clone()));
-        assert!(job.take().is_empty());
-        pending.lock().unwrap().scheduled = true;
-        drop(job);
-        assert!(pending.lock().unwrap().scheduled);
     }
 }
