@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::harness::{Daemon, DaemonBuilder};
 
 /// A loopback HTTP server for plugins to call.
-async fn serve(router: Router) -> SocketAddr {
+pub async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -24,6 +24,11 @@ async fn serve(router: Router) -> SocketAddr {
 
 /// A probe behind a respond goflow route; `grants` is its `[plugin.probe]`.
 fn probe_daemon(grants: &str, plugins: &str) -> Daemon {
+    probe_site(grants, plugins).start()
+}
+
+/// [`probe_daemon`], to be started once the caller has added to it.
+pub fn probe_site(grants: &str, plugins: &str) -> DaemonBuilder {
     DaemonBuilder::new(&format!(
         r#"
 [[route]]
@@ -42,10 +47,10 @@ mode = "respond"
     .plugin("router")
     .env("TEST_TOKEN", "t")
     .env("TEST_CRM_KEY", "k-123")
-    .start()
 }
 
-async fn ask(daemon: &Daemon, path: &str, text: &str) -> (u16, Value) {
+/// Sends `text` as a goflow call to the probe at `path`: its status and JSON.
+pub async fn ask(daemon: &Daemon, path: &str, text: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(daemon.url(path))
         .header("Authorization", "Token t")
