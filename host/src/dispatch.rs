@@ -5,8 +5,16 @@
 //! is committed, workers claim it from the store, and it leaves the queue
 //! only when every plugin of its route has handled it, when a plugin drops
 //! it, or after its route's last attempt (a dead letter).
+//!
+//! While nothing waits in the store, an accepted event is claimed in the
+//! same write that stores it and handed to a worker in memory: no claim
+//! round trip through the store, and the worker wakes at once. Either
+//! way it is `running` in the store until its outcome is recorded, so a
+//! restart re-queues it.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -18,7 +26,7 @@ use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::routes::{Route, RouteTable};
 use crate::runtime::{CallError, Reply};
-use crate::store::{Admission, Claimed, Outcome, Response, Store, StoreError};
+use crate::store::{Admission, Claimed, Intake, Outcome, Response, Store, StoreError};
 
 /// How long an idle worker waits before looking at the store again, so
 /// that events re-queued by `wirehook replay` from another process are
@@ -107,6 +115,11 @@ pub struct Dispatcher {
     /// admission costs no query; re-counted from the store at each
     /// housekeeping.
     depth: prometheus_client::metrics::gauge::Gauge,
+    /// Events claimed as they were accepted, for the next free worker.
+    handed: Mutex<VecDeque<Claimed>>,
+    /// Events claimed as they were accepted and not yet finished: in
+    /// `handed` or being attempted. At most `workers * MAX_CLAIM`.
+    in_hand: AtomicU64,
     wake: Notify,
     stop: watch::Sender<bool>,
     workers: tokio::sync::Mutex<JoinSet<()>>,
@@ -136,6 +149,8 @@ impl Dispatcher {
             routes,
             metrics,
             depth,
+            handed: Mutex::default(),
+            in_hand: AtomicU64::new(0),
             wake: Notify::new(),
             stop,
             workers: tokio::sync::Mutex::new(JoinSet::new()),
@@ -171,20 +186,84 @@ impl Dispatcher {
         }
         let now = now_ms();
         let window = self.config.dedup_window_secs.saturating_mul(1000);
+        let intake = self.intake(events.len() as u64);
+        let to_hand = (intake == Intake::Claim).then(|| events.clone());
         let admissions = self
             .store
-            .enqueue(events, now, now.saturating_sub(window))
-            .await?;
+            .enqueue(intake, events, now, now.saturating_sub(window))
+            .await
+            .inspect_err(|_| self.release(to_hand.as_ref().map_or(0, Vec::len)))?;
         let queued = admissions
             .iter()
             .filter(|a| matches!(a, Admission::Queued(_)))
             .count();
+        // Counted before a worker can see them: `depth` never misses one.
+        self.depth.inc_by(gauge_value(queued as u64));
+        if let Some(events) = to_hand {
+            let mut duplicates = 0;
+            let mut handed = self.handed.lock().expect("handoff poisoned");
+            for (mut event, admission) in events.into_iter().zip(&admissions) {
+                match *admission {
+                    Admission::Queued(id) => {
+                        event.source.attempt = 1;
+                        handed.push_back(Claimed {
+                            id,
+                            attempt: 1,
+                            event,
+                        });
+                    }
+                    Admission::Duplicate => duplicates += 1,
+                }
+            }
+            drop(handed);
+            self.release(duplicates);
+        }
         if queued > 0 {
-            self.depth.inc_by(gauge_value(queued as u64));
-            self.wake.notify_waiters();
             self.wake.notify_one();
         }
         Ok(admissions)
+    }
+
+    /// Claims `count` events at intake if nothing waits in the store (an
+    /// event must not overtake one queued before it) and the workers'
+    /// hands have room for them.
+    fn intake(&self, count: u64) -> Intake {
+        let limit = self.config.workers as u64 * MAX_CLAIM;
+        let mut in_hand = self.in_hand.load(Ordering::Acquire);
+        loop {
+            if self.depth() > in_hand || in_hand + count > limit {
+                return Intake::Queue;
+            }
+            match self.in_hand.compare_exchange_weak(
+                in_hand,
+                in_hand + count,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Intake::Claim,
+                Err(current) => in_hand = current,
+            }
+        }
+    }
+
+    /// Frees the room `count` handed events took.
+    fn release(&self, count: usize) {
+        if count > 0 {
+            self.in_hand.fetch_sub(count as u64, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether events wait in the store rather than in workers' hands:
+    /// queued, due later, or claimed from the store by a worker.
+    fn store_has_work(&self) -> bool {
+        self.depth() > self.in_hand.load(Ordering::Acquire)
+    }
+
+    /// Up to `share` of the events claimed at intake.
+    fn take_handed(&self, share: usize) -> Vec<Claimed> {
+        let mut handed = self.handed.lock().expect("handoff poisoned");
+        let take = share.min(handed.len());
+        handed.drain(..take).collect()
     }
 
     /// Runs a `respond` route's plugins inline and logs the outcome in the
@@ -236,23 +315,36 @@ impl Dispatcher {
 
     async fn work(self: Arc<Self>) {
         let mut stop = self.stop.subscribe();
+        // At start, and after an idle poll: the store may hold events
+        // `depth` does not count (re-queued by another process).
+        let mut look_in_store = true;
         while !*stop.borrow() {
-            let share = (self.depth() / self.config.workers as u64).clamp(1, MAX_CLAIM);
-            let claimed = match self.store.claim(now_ms(), share as usize).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::error!("cannot claim events: {e}");
-                    Vec::new()
-                }
+            let share = (self.depth() / self.config.workers as u64).clamp(1, MAX_CLAIM) as usize;
+            let handed = self.take_handed(share);
+            let from_hand = handed.len();
+            let claimed = if from_hand > 0 {
+                handed
+            } else if look_in_store || self.store_has_work() {
+                self.claim(share).await
+            } else {
+                Vec::new()
             };
             if claimed.is_empty() {
-                let idle = self.idle_time().await;
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(idle) => {}
-                    _ = stop.changed() => {}
-                }
+                let idle = if self.store_has_work() {
+                    self.idle_time().await
+                } else {
+                    IDLE_POLL
+                };
+                look_in_store = tokio::select! {
+                    _ = self.wake.notified() => false,
+                    _ = tokio::time::sleep(idle) => true,
+                    _ = stop.changed() => false,
+                };
                 continue;
+            }
+            // More than this worker's share: wake another to help.
+            if claimed.len() == share {
+                self.wake.notify_one();
             }
             let mut attempts = Vec::with_capacity(claimed.len());
             for claimed in claimed {
@@ -265,7 +357,15 @@ impl Dispatcher {
                 attempts.push((claimed, outcome));
             }
             self.record(attempts).await;
+            self.release(from_hand);
         }
+    }
+
+    async fn claim(&self, share: usize) -> Vec<Claimed> {
+        self.store.claim(now_ms(), share).await.unwrap_or_else(|e| {
+            tracing::error!("cannot claim events: {e}");
+            Vec::new()
+        })
     }
 
     /// Until the next retry falls due, at most [`IDLE_POLL`].

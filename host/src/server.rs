@@ -385,7 +385,9 @@ fn error(status: StatusCode, message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Claimed, Filter, Outcome, Record, Response as Logged, Store, StoreError};
+    use crate::store::{
+        Claimed, Filter, Intake, Outcome, Record, Response as Logged, Store, StoreError,
+    };
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// A store that answers with nothing until it is closed, then fails.
@@ -406,6 +408,7 @@ mod tests {
     impl Store for Closable {
         async fn enqueue(
             &self,
+            _: Intake,
             _: Vec<Event>,
             _: u64,
             _: u64,

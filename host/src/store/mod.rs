@@ -69,6 +69,16 @@ pub enum Admission {
     Duplicate,
 }
 
+/// What becomes of events as they are admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intake {
+    /// Queued, for a worker to claim from the store.
+    Queue,
+    /// Claimed in the same write for their first attempt: the caller
+    /// hands them to a worker itself, and saves the worker a claim.
+    Claim,
+}
+
 /// An event a worker has claimed.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -179,8 +189,12 @@ pub trait Store: Send + Sync + 'static {
     /// Durably records `events`, skipping those whose delivery id was seen
     /// on the same route after `dedup_since_ms`. Returns only once the
     /// write is on disk: the caller may acknowledge the request then.
+    /// Claimed events are `running` (their first attempt) when recorded,
+    /// and come back queued with [`Store::recover`] if that attempt's
+    /// process is gone.
     async fn enqueue(
         &self,
+        intake: Intake,
         events: Vec<Event>,
         now_ms: u64,
         dedup_since_ms: u64,

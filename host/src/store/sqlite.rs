@@ -15,7 +15,8 @@
 //! and reaches the disk with the next FULL commit. Losing such a write
 //! to a power cut means an event delivered again (at least once still
 //! holds) or a respond-log row missing. Respond-log rows also wait up to
-//! [`LINGER`] for company, so that they share pages and commits.
+//! [`LINGER`] for company, so that they share pages and commits. Checkpoints
+//! run on a thread of their own ([`checkpoint`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -24,9 +25,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{Admission, Claimed, Filter, Outcome, Record, Response, Status, Store, StoreError};
+use super::{
+    Admission, Claimed, Filter, Intake, Outcome, Record, Response, Status, Store, StoreError,
+};
 use crate::event::Event;
 
+mod checkpoint;
 mod respond_log;
 
 /// Most operations one commit takes; bounds the latency of the first.
@@ -52,8 +56,13 @@ CREATE TABLE IF NOT EXISTS events (
     reply TEXT,
     duration_us INTEGER
 );
-CREATE INDEX IF NOT EXISTS events_due ON events (status, next_attempt_at_ms, id);
-CREATE INDEX IF NOT EXISTS events_route ON events (route, id);
+-- Only events waiting or being delivered: the delivery log's finished
+-- rows, most rows by far, cost no index upkeep. The earlier full index
+-- and the unused one by route go.
+DROP INDEX IF EXISTS events_due;
+DROP INDEX IF EXISTS events_route;
+CREATE INDEX IF NOT EXISTS events_pending ON events (status, next_attempt_at_ms, id)
+    WHERE status = 'queued' OR status = 'running';
 CREATE TABLE IF NOT EXISTS seen (
     route TEXT NOT NULL,
     delivery_id TEXT NOT NULL,
@@ -78,6 +87,17 @@ WHERE id IN (SELECT id FROM events
              WHERE status = 'queued' AND next_attempt_at_ms <= ?1
              ORDER BY next_attempt_at_ms, id LIMIT (?2 + 0))
 RETURNING id, attempts, event";
+
+/// Events queued or running, counted in the pending index: a term per
+/// status, as SQLite uses a partial index only for a query whose terms
+/// match its condition's.
+pub(super) const PENDING: &str = "
+SELECT (SELECT COUNT(*) FROM events WHERE status = 'queued')
+     + (SELECT COUNT(*) FROM events WHERE status = 'running')";
+
+/// When the next queued event falls due.
+pub(super) const NEXT_DUE: &str =
+    "SELECT MIN(next_attempt_at_ms) FROM events WHERE status = 'queued'";
 
 /// Told whether the batch a job ran in committed.
 type Note = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -110,6 +130,7 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     /// Respond-log rows waiting for the writer.
     responses: Arc<Mutex<respond_log::PendingResponses>>,
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -123,7 +144,7 @@ impl SqliteStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
         let [db, _] = Self::files(dir);
-        let mut conn = Connection::open(db)?;
+        let mut conn = Connection::open(&db)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: an acknowledged event survives power loss, not just a crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -131,6 +152,12 @@ impl SqliteStore {
         // Every statement the store runs, savepoints included, stays prepared.
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpoint::WRITER_CHECKPOINT_PAGES,
+        )?;
+        let checkpointer = checkpoint::Checkpointer::start(&db)?;
         let (jobs, inbox) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("wirehook-store".into())
@@ -138,6 +165,7 @@ impl SqliteStore {
         Ok(Self {
             jobs,
             responses: Arc::default(),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -299,10 +327,11 @@ fn insert(
     answered: Option<Answered<'_>>,
     now_ms: u64,
 ) -> rusqlite::Result<i64> {
-    let next = (status == Status::Queued).then_some(now_ms as i64);
+    let next = matches!(status, Status::Queued | Status::Running).then_some(now_ms as i64);
     let (attempts, reply, duration_us) = match answered {
         Some(a) => (1, a.reply, Some(a.duration_us as i64)),
-        None => (0, None, None),
+        // Inserted running: claimed for its first attempt.
+        None => (u32::from(status == Status::Running), None, None),
     };
     conn.prepare_cached(
         "INSERT INTO events (delivery_id, route, provider, kind, event, status, last_error,
@@ -332,10 +361,15 @@ fn insert(
 impl Store for SqliteStore {
     async fn enqueue(
         &self,
+        intake: Intake,
         events: Vec<Event>,
         now_ms: u64,
         dedup_since_ms: u64,
     ) -> Result<Vec<Admission>, StoreError> {
+        let status = match intake {
+            Intake::Queue => Status::Queued,
+            Intake::Claim => Status::Running,
+        };
         self.run(Commit::Durable, move |conn| {
             let mut admissions = Vec::with_capacity(events.len());
             for event in &events {
@@ -356,7 +390,7 @@ impl Store for SqliteStore {
                 admissions.push(if marked == 0 {
                     Admission::Duplicate
                 } else {
-                    Admission::Queued(insert(conn, event, Status::Queued, None, None, now_ms)?)
+                    Admission::Queued(insert(conn, event, status, None, None, now_ms)?)
                 });
             }
             Ok(admissions)
@@ -418,9 +452,7 @@ impl Store for SqliteStore {
     async fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
         self.run(Commit::Relaxed, |conn| {
             let due: Option<i64> = conn
-                .prepare_cached(
-                    "SELECT MIN(next_attempt_at_ms) FROM events WHERE status = 'queued'",
-                )?
+                .prepare_cached(NEXT_DUE)?
                 .query_row([], |row| row.get(0))?;
             Ok(due.map(|ms| ms.max(0) as u64))
         })
@@ -430,9 +462,7 @@ impl Store for SqliteStore {
     async fn depth(&self) -> Result<u64, StoreError> {
         self.run(Commit::Relaxed, |conn| {
             let depth: i64 = conn
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM events WHERE status IN ('queued', 'running')",
-                )?
+                .prepare_cached(PENDING)?
                 .query_row([], |row| row.get(0))?;
             Ok(depth as u64)
         })

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Admission, Filter, Outcome, SqliteStore, Status, Store};
+use super::{Admission, Filter, Intake, Outcome, SqliteStore, Status, Store};
 use crate::event::{Event, Payload, Source};
 
 fn event(route: &str, delivery_id: &str) -> Event {
@@ -32,23 +32,26 @@ async fn dedup_holds_inside_the_window_only() {
     let (_dir, store) = open();
     let e = || vec![event("r", "d1")];
     assert!(matches!(
-        store.enqueue(e(), 1_000, 0).await.unwrap()[0],
+        store.enqueue(Intake::Queue, e(), 1_000, 0).await.unwrap()[0],
         Admission::Queued(_)
     ));
     // 1 s later, window of 10 s: duplicate.
     assert_eq!(
-        store.enqueue(e(), 2_000, 0).await.unwrap(),
+        store.enqueue(Intake::Queue, e(), 2_000, 0).await.unwrap(),
         vec![Admission::Duplicate]
     );
     // Same id on another route is another event.
     let other = store
-        .enqueue(vec![event("r2", "d1")], 2_000, 0)
+        .enqueue(Intake::Queue, vec![event("r2", "d1")], 2_000, 0)
         .await
         .unwrap();
     assert!(matches!(other[0], Admission::Queued(_)));
     // 20 s later with a 10 s window: accepted again.
     assert!(matches!(
-        store.enqueue(e(), 21_000, 11_000).await.unwrap()[0],
+        store
+            .enqueue(Intake::Queue, e(), 21_000, 11_000)
+            .await
+            .unwrap()[0],
         Admission::Queued(_)
     ));
 }
@@ -57,7 +60,7 @@ async fn dedup_holds_inside_the_window_only() {
 async fn a_retry_waits_for_its_time_and_counts_attempts() {
     let (_dir, store) = open();
     store
-        .enqueue(vec![event("r", "d1")], 1_000, 0)
+        .enqueue(Intake::Queue, vec![event("r", "d1")], 1_000, 0)
         .await
         .unwrap();
     let claimed = store.claim(1_000, 10).await.unwrap();
@@ -93,6 +96,7 @@ async fn one_write_records_several_outcomes() {
     let (_dir, store) = open();
     store
         .enqueue(
+            Intake::Queue,
             vec![event("r", "a"), event("r", "b"), event("r", "c")],
             1_000,
             0,
@@ -152,7 +156,7 @@ async fn events_left_running_by_a_crash_come_back() {
     {
         let store = SqliteStore::open(dir.path()).unwrap();
         store
-            .enqueue(vec![event("r", "d1")], 1_000, 0)
+            .enqueue(Intake::Queue, vec![event("r", "d1")], 1_000, 0)
             .await
             .unwrap();
         assert_eq!(store.claim(1_000, 10).await.unwrap().len(), 1);
@@ -165,10 +169,47 @@ async fn events_left_running_by_a_crash_come_back() {
 }
 
 #[tokio::test]
+async fn events_claimed_at_intake_are_running_and_come_back_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let admissions = store
+            .enqueue(
+                Intake::Claim,
+                vec![event("r", "d1"), event("r", "d1")],
+                1_000,
+                0,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            admissions[..],
+            [Admission::Queued(_), Admission::Duplicate]
+        ));
+        // Already claimed: no worker claims it from the store as well.
+        assert!(store.claim(1_000, 10).await.unwrap().is_empty());
+        assert_eq!(store.depth().await.unwrap(), 1);
+        let [record] = &store.list(Filter::default()).await.unwrap()[..] else {
+            panic!("one record");
+        };
+        assert_eq!((record.status, record.attempts), (Status::Running, 1));
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.recover(2_000).await.unwrap(), 1);
+    let claimed = store.claim(2_000, 10).await.unwrap();
+    assert_eq!(claimed[0].attempt, 2, "the interrupted attempt counts");
+}
+
+#[tokio::test]
 async fn dead_letters_replay_and_purge() {
     let (_dir, store) = open();
     store
-        .enqueue(vec![event("r", "d1"), event("r", "d2")], 1_000, 0)
+        .enqueue(
+            Intake::Queue,
+            vec![event("r", "d1"), event("r", "d2")],
+            1_000,
+            0,
+        )
         .await
         .unwrap();
     for claimed in store.claim(1_000, 10).await.unwrap() {
@@ -200,7 +241,12 @@ async fn dead_letters_replay_and_purge() {
 async fn retention_prunes_finished_events_only() {
     let (_dir, store) = open();
     store
-        .enqueue(vec![event("r", "old"), event("r", "waiting")], 1_000, 0)
+        .enqueue(
+            Intake::Queue,
+            vec![event("r", "old"), event("r", "waiting")],
+            1_000,
+            0,
+        )
         .await
         .unwrap();
     let first = store.claim(1_000, 1).await.unwrap().remove(0);
@@ -230,7 +276,7 @@ async fn concurrent_enqueues_all_commit() {
         let store = store.clone();
         tasks.spawn(async move {
             store
-                .enqueue(vec![event("r", &format!("d{n}"))], 1_000, 0)
+                .enqueue(Intake::Queue, vec![event("r", &format!("d{n}"))], 1_000, 0)
                 .await
                 .unwrap()
         });
@@ -258,4 +304,35 @@ fn claiming_at_a_new_time_reuses_the_prepared_statement() {
     // A bound LIMIT next to a bound range makes SQLite plan the statement
     // again for every new value: once per claim, a tenth of the writer's time.
     assert_eq!(claim.get_status(rusqlite::StatementStatus::RePrepare), 0);
+}
+
+#[test]
+fn queue_queries_read_the_pending_index_not_the_log() {
+    let (dir, store) = open();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("wirehook.db")).unwrap();
+    for sql in [
+        super::sqlite::CLAIM,
+        super::sqlite::PENDING,
+        super::sqlite::NEXT_DUE,
+    ] {
+        let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps: Vec<String> = plan
+            .query_map(
+                rusqlite::params![0_i64, 1_i64][..plan.parameter_count()].as_ref(),
+                |row| row.get(3),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // A scan of `events` would read every respond-log and delivered row.
+        assert!(
+            steps.iter().all(|step| !step.starts_with("SCAN events")),
+            "{sql}: {steps:?}"
+        );
+        assert!(
+            steps.iter().any(|step| step.contains("events_pending")),
+            "{sql}: {steps:?}"
+        );
+    }
 }
