@@ -5,7 +5,7 @@ A goflow "Call Webhook" step reaches this plugin as a `flow-call`; the reply
 `{"number": N, "status": S}` becomes `@webhook` in the flow.
 """
 
-import json
+from json.encoder import encode_basestring
 
 import wit_world
 from wit_world.imports.types import Event, FlowEvent, Payload_Flow, Payload_FlowCall, Reply
@@ -27,12 +27,11 @@ class WitWorld(wit_world.WitWorld):
         if not isinstance(e.payload, (Payload_FlowCall, Payload_Flow)):
             return None
         number = order_number(e.payload.value)
-        # Compact, keys in this order, non-ASCII as is: serde_json's output.
-        body = json.dumps(
-            {"number": number, "status": STATUSES.get(number, "Unknown")},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        status = STATUSES.get(number, "Unknown")
+        # serde_json's output: compact, non-ASCII as is. Two strings need
+        # no general encoder (a fifth of the call's time); this is the one
+        # json.dumps uses for them.
+        body = '{"number":%s,"status":%s}' % (encode_basestring(number), encode_basestring(status))
         return Reply(status=200, json=body)
 
 
