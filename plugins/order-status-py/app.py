@@ -37,13 +37,11 @@ class WitWorld(wit_world.WitWorld):
 
 def order_number(flow: FlowEvent) -> str:
     """The goflow result `order` if the flow collected one, else the text
-    the contact just typed."""
-    for name in ("order", "input"):
-        value = variable(flow, name)
-        if value is not None and value.strip(WHITE_SPACE):
-            return value.strip(WHITE_SPACE)
-    return ""
-
-
-def variable(flow: FlowEvent, name: str) -> str | None:
-    return next((value for key, value in flow.variables if key == name), None)
+    the contact just typed (the first of each, in one pass)."""
+    order = text = None
+    for key, value in flow.variables:
+        if key == "order" and order is None:
+            order = value.strip(WHITE_SPACE)
+        elif key == "input" and text is None:
+            text = value.strip(WHITE_SPACE)
+    return order or text or ""
