@@ -42,6 +42,10 @@ const HOUSEKEEPING: Duration = Duration::from_secs(60);
 /// that every worker has something to do.
 const MAX_CLAIM: u64 = 16;
 
+/// Events a worker may hold claimed at intake, waiting or being
+/// attempted; beyond it, accepted events wait in the store.
+const HANDOFF_PER_WORKER: u64 = 4 * MAX_CLAIM;
+
 /// A plugin that failed an event, and how.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("plugin `{plugin}`: {error}")]
@@ -118,8 +122,10 @@ pub struct Dispatcher {
     /// Events claimed as they were accepted, for the next free worker.
     handed: Mutex<VecDeque<Claimed>>,
     /// Events claimed as they were accepted and not yet finished: in
-    /// `handed` or being attempted. At most `workers * MAX_CLAIM`.
+    /// `handed` or being attempted. At most [`HANDOFF_PER_WORKER`] a worker.
     in_hand: AtomicU64,
+    /// Events workers claimed from the store and have not yet finished.
+    from_store: AtomicU64,
     wake: Notify,
     stop: watch::Sender<bool>,
     workers: tokio::sync::Mutex<JoinSet<()>>,
@@ -151,6 +157,7 @@ impl Dispatcher {
             depth,
             handed: Mutex::default(),
             in_hand: AtomicU64::new(0),
+            from_store: AtomicU64::new(0),
             wake: Notify::new(),
             stop,
             workers: tokio::sync::Mutex::new(JoinSet::new()),
@@ -228,10 +235,10 @@ impl Dispatcher {
     /// event must not overtake one queued before it) and the workers'
     /// hands have room for them.
     fn intake(&self, count: u64) -> Intake {
-        let limit = self.config.workers as u64 * MAX_CLAIM;
+        let limit = self.config.workers as u64 * HANDOFF_PER_WORKER;
         let mut in_hand = self.in_hand.load(Ordering::Acquire);
         loop {
-            if self.depth() > in_hand || in_hand + count > limit {
+            if self.queued_in_store() > 0 || in_hand + count > limit {
                 return Intake::Queue;
             }
             match self.in_hand.compare_exchange_weak(
@@ -246,17 +253,17 @@ impl Dispatcher {
         }
     }
 
-    /// Frees the room `count` handed events took.
+    /// Frees the room `count` events claimed at intake took and no
+    /// worker will hold (duplicates, or a failed write).
     fn release(&self, count: usize) {
-        if count > 0 {
-            self.in_hand.fetch_sub(count as u64, Ordering::AcqRel);
-        }
+        self.in_hand.fetch_sub(count as u64, Ordering::AcqRel);
     }
 
-    /// Whether events wait in the store rather than in workers' hands:
-    /// queued, due later, or claimed from the store by a worker.
-    fn store_has_work(&self) -> bool {
-        self.depth() > self.in_hand.load(Ordering::Acquire)
+    /// Events queued in the store, due now or later: undelivered events
+    /// no worker holds.
+    fn queued_in_store(&self) -> u64 {
+        let held = self.in_hand.load(Ordering::Acquire) + self.from_store.load(Ordering::Acquire);
+        self.depth().saturating_sub(held)
     }
 
     /// Up to `share` of the events claimed at intake.
@@ -321,16 +328,18 @@ impl Dispatcher {
         while !*stop.borrow() {
             let share = (self.depth() / self.config.workers as u64).clamp(1, MAX_CLAIM) as usize;
             let handed = self.take_handed(share);
-            let from_hand = handed.len();
-            let claimed = if from_hand > 0 {
-                handed
-            } else if look_in_store || self.store_has_work() {
-                self.claim(share).await
+            let (claimed, held) = if !handed.is_empty() {
+                (handed, &self.in_hand)
+            } else if look_in_store || self.queued_in_store() > 0 {
+                let claimed = self.claim(share).await;
+                self.from_store
+                    .fetch_add(claimed.len() as u64, Ordering::AcqRel);
+                (claimed, &self.from_store)
             } else {
-                Vec::new()
+                (Vec::new(), &self.from_store)
             };
             if claimed.is_empty() {
-                let idle = if self.store_has_work() {
+                let idle = if self.queued_in_store() > 0 {
                     self.idle_time().await
                 } else {
                     IDLE_POLL
@@ -346,6 +355,7 @@ impl Dispatcher {
             if claimed.len() == share {
                 self.wake.notify_one();
             }
+            let count = claimed.len() as u64;
             let mut attempts = Vec::with_capacity(claimed.len());
             for claimed in claimed {
                 // Events not attempted stay claimed and are re-queued at
@@ -357,7 +367,7 @@ impl Dispatcher {
                 attempts.push((claimed, outcome));
             }
             self.record(attempts).await;
-            self.release(from_hand);
+            held.fetch_sub(count, Ordering::AcqRel);
         }
     }
 
