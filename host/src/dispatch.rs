@@ -266,11 +266,13 @@ impl Dispatcher {
         self.depth().saturating_sub(held)
     }
 
-    /// Up to `share` of the events claimed at intake.
-    fn take_handed(&self, share: usize) -> Vec<Claimed> {
+    /// Up to `share` of the events claimed at intake, and whether more
+    /// are left.
+    fn take_handed(&self, share: usize) -> (Vec<Claimed>, bool) {
         let mut handed = self.handed.lock().expect("handoff poisoned");
         let take = share.min(handed.len());
-        handed.drain(..take).collect()
+        let taken = handed.drain(..take).collect();
+        (taken, !handed.is_empty())
     }
 
     /// Runs a `respond` route's plugins inline and logs the outcome in the
@@ -327,16 +329,17 @@ impl Dispatcher {
         let mut look_in_store = true;
         while !*stop.borrow() {
             let share = (self.depth() / self.config.workers as u64).clamp(1, MAX_CLAIM) as usize;
-            let handed = self.take_handed(share);
-            let (claimed, held) = if !handed.is_empty() {
-                (handed, &self.in_hand)
+            let (handed, more_handed) = self.take_handed(share);
+            let (claimed, held, more) = if !handed.is_empty() {
+                (handed, &self.in_hand, more_handed)
             } else if look_in_store || self.queued_in_store() > 0 {
                 let claimed = self.claim(share).await;
                 self.from_store
                     .fetch_add(claimed.len() as u64, Ordering::AcqRel);
-                (claimed, &self.from_store)
+                let full = claimed.len() == share;
+                (claimed, &self.from_store, full)
             } else {
-                (Vec::new(), &self.from_store)
+                (Vec::new(), &self.from_store, false)
             };
             if claimed.is_empty() {
                 let idle = if self.queued_in_store() > 0 {
@@ -352,7 +355,7 @@ impl Dispatcher {
                 continue;
             }
             // More than this worker's share: wake another to help.
-            if claimed.len() == share {
+            if more {
                 self.wake.notify_one();
             }
             let count = claimed.len() as u64;
