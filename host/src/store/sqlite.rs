@@ -4,9 +4,9 @@
 //! readable by `wirehook events` while the daemon runs (WAL lets readers
 //! in beside the writer), and a query language for the delivery log. The
 //! cost of durability is an fsync per commit, so every operation goes
-//! through one writer thread that commits whatever has queued up since the
-//! last commit in one transaction (group commit): under load, hundreds of
-//! acknowledgements share one fsync.
+//! through one writer thread (`sqlite/writer.rs`) that commits whatever
+//! has queued up since the last commit in one transaction (group commit):
+//! under load, hundreds of acknowledgements share one fsync.
 //!
 //! Only what was promised needs the fsync: a batch that acknowledges
 //! events (or writes KV, or replays) commits with `synchronous = FULL`;
@@ -14,13 +14,12 @@
 //! which in WAL mode survives a crash of the process, not of the machine,
 //! and reaches the disk with the next FULL commit. Losing such a write
 //! to a power cut means an event delivered again (at least once still
-//! holds) or a respond-log row missing. Respond-log rows also wait up to
-//! [`LINGER`] for company, so that they share pages and commits. Checkpoints
-//! run on a thread of their own ([`checkpoint`]).
+//! holds) or a respond-log row missing. Respond-log rows also wait a
+//! moment for company, so that they share pages and commits. Checkpoints
+//! run on a thread of their own (`sqlite/checkpoint.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -32,12 +31,10 @@ use crate::event::Event;
 
 mod checkpoint;
 mod respond_log;
+mod writer;
 
-/// Most operations one commit takes; bounds the latency of the first.
-const MAX_BATCH: usize = 512;
-
-/// How long a batch of nothing but respond-log rows waits for more.
-const LINGER: Duration = Duration::from_millis(2);
+pub(in crate::store) use writer::Commit;
+use writer::{Job, Note, Work};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -99,32 +96,6 @@ SELECT (SELECT COUNT(*) FROM events WHERE status = 'queued')
 pub(super) const NEXT_DUE: &str =
     "SELECT MIN(next_attempt_at_ms) FROM events WHERE status = 'queued'";
 
-/// Told whether the batch a job ran in committed.
-type Note = Box<dyn FnOnce(Result<(), String>) + Send>;
-
-/// What a job's caller is promised about its commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Commit {
-    /// On disk when the caller hears back (fsync).
-    Durable,
-    /// Committed soon; on disk with the next durable commit.
-    Relaxed,
-    /// As relaxed, and in no hurry: may wait [`LINGER`] for company
-    /// (and hold up, by as much, a job that arrives while it waits).
-    Lazy,
-}
-
-/// Runs inside the batch's transaction, in a savepoint of its own that is
-/// rolled back if the work failed, and returns how it went plus the note
-/// to send after commit.
-type Work = Box<dyn FnOnce(&Connection) -> (bool, Note) + Send>;
-
-/// A unit of work for the writer thread.
-struct Job {
-    commit: Commit,
-    work: Work,
-}
-
 /// The SQLite store; cheap to share behind an `Arc`.
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
@@ -161,7 +132,7 @@ impl SqliteStore {
         let (jobs, inbox) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("wirehook-store".into())
-            .spawn(move || write_loop(&mut conn, &inbox))?;
+            .spawn(move || writer::write_loop(&mut conn, &inbox))?;
         Ok(Self {
             jobs,
             responses: Arc::default(),
@@ -194,87 +165,6 @@ impl SqliteStore {
         // A dropped reply means the job never ran (no transaction).
         answer.await.map_err(|_| StoreError::Closed)?
     }
-}
-
-/// The writer thread: takes whatever jobs are waiting, runs them in one
-/// transaction, commits once, then tells each job how it went. Ends when
-/// every sender is gone, after the last batch is committed.
-fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
-    // As `open` left it.
-    let mut fsync = true;
-    while let Ok(first) = inbox.recv() {
-        let batch = gather(first, inbox);
-        let durable = batch.iter().any(|job| job.commit == Commit::Durable);
-        if durable != fsync {
-            let level = if durable { "FULL" } else { "NORMAL" };
-            if let Err(e) = conn.pragma_update(None, "synchronous", level) {
-                // Dropping the jobs fails their callers; nothing was written.
-                tracing::error!(
-                    jobs = batch.len(),
-                    "store: cannot set synchronous = {level}: {e}"
-                );
-                continue;
-            }
-            fsync = durable;
-        }
-        let tx = match conn.transaction() {
-            Ok(tx) => tx,
-            Err(e) => {
-                tracing::error!(jobs = batch.len(), "store: cannot begin a transaction: {e}");
-                continue;
-            }
-        };
-        let mut notes = Vec::with_capacity(batch.len());
-        for job in batch {
-            match in_savepoint(&tx, job.work) {
-                Ok(note) => notes.push(note),
-                Err(e) => tracing::error!("store: cannot open a savepoint: {e}"),
-            }
-        }
-        let committed = tx.commit().map_err(|e| e.to_string());
-        if let Err(reason) = &committed {
-            tracing::error!("store: commit failed: {reason}");
-        }
-        for note in notes {
-            note(committed.clone());
-        }
-    }
-}
-
-/// Runs `work` in a savepoint: released if the work succeeded, rolled
-/// back if it failed. The statements are prepared once, not parsed per
-/// job as `rusqlite::Savepoint` would.
-fn in_savepoint(conn: &Connection, work: Work) -> rusqlite::Result<Note> {
-    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-    run("SAVEPOINT job")?;
-    let (ok, note) = work(conn);
-    let ended = if ok {
-        run("RELEASE job")
-    } else {
-        run("ROLLBACK TO job").and_then(|_| run("RELEASE job"))
-    };
-    Ok(match ended {
-        Ok(_) => note,
-        Err(e) => Box::new(move |_| note(Err(e.to_string()))),
-    })
-}
-
-/// `first` and whatever else is waiting, up to [`MAX_BATCH`]. A batch
-/// that starts with a lazy job first lets [`LINGER`] pass: asleep, not
-/// woken by every job that arrives meanwhile, which would cost a context
-/// switch per respond-log row.
-fn gather(first: Job, inbox: &mpsc::Receiver<Job>) -> Vec<Job> {
-    if first.commit == Commit::Lazy {
-        std::thread::sleep(LINGER);
-    }
-    let mut batch = vec![first];
-    while batch.len() < MAX_BATCH {
-        match inbox.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-    batch
 }
 
 fn row_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {

@@ -1,0 +1,122 @@
+//! The store's one writer thread: it takes whatever jobs are waiting,
+//! runs them in one transaction with a savepoint each, commits once (with
+//! an fsync only if a job was promised one), then tells each job how it
+//! went.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// Most operations one commit takes; bounds the latency of the first.
+const MAX_BATCH: usize = 512;
+
+/// How long a batch of nothing but respond-log rows waits for more.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// Told whether the batch a job ran in committed.
+pub(super) type Note = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// What a job's caller is promised about its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) enum Commit {
+    /// On disk when the caller hears back (fsync).
+    Durable,
+    /// Committed soon; on disk with the next durable commit.
+    Relaxed,
+    /// As relaxed, and in no hurry: may wait [`LINGER`] for company
+    /// (and hold up, by as much, a job that arrives while it waits).
+    Lazy,
+}
+
+/// Runs inside the batch's transaction, in a savepoint of its own that is
+/// rolled back if the work failed, and returns how it went plus the note
+/// to send after commit.
+pub(super) type Work = Box<dyn FnOnce(&Connection) -> (bool, Note) + Send>;
+
+/// A unit of work for the writer thread.
+pub(super) struct Job {
+    pub(super) commit: Commit,
+    pub(super) work: Work,
+}
+
+/// The writer thread: takes whatever jobs are waiting, runs them in one
+/// transaction, commits once, then tells each job how it went. Ends when
+/// every sender is gone, after the last batch is committed.
+pub(super) fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
+    // As `open` left it.
+    let mut fsync = true;
+    while let Ok(first) = inbox.recv() {
+        let batch = gather(first, inbox);
+        let durable = batch.iter().any(|job| job.commit == Commit::Durable);
+        if durable != fsync {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            if let Err(e) = conn.pragma_update(None, "synchronous", level) {
+                // Dropping the jobs fails their callers; nothing was written.
+                tracing::error!(
+                    jobs = batch.len(),
+                    "store: cannot set synchronous = {level}: {e}"
+                );
+                continue;
+            }
+            fsync = durable;
+        }
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(jobs = batch.len(), "store: cannot begin a transaction: {e}");
+                continue;
+            }
+        };
+        let mut notes = Vec::with_capacity(batch.len());
+        for job in batch {
+            match in_savepoint(&tx, job.work) {
+                Ok(note) => notes.push(note),
+                Err(e) => tracing::error!("store: cannot open a savepoint: {e}"),
+            }
+        }
+        let committed = tx.commit().map_err(|e| e.to_string());
+        if let Err(reason) = &committed {
+            tracing::error!("store: commit failed: {reason}");
+        }
+        for note in notes {
+            note(committed.clone());
+        }
+    }
+}
+
+/// Runs `work` in a savepoint: released if the work succeeded, rolled
+/// back if it failed. The statements are prepared once, not parsed per
+/// job as `rusqlite::Savepoint` would.
+fn in_savepoint(conn: &Connection, work: Work) -> rusqlite::Result<Note> {
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    run("SAVEPOINT job")?;
+    let (ok, note) = work(conn);
+    let ended = if ok {
+        run("RELEASE job")
+    } else {
+        run("ROLLBACK TO job").and_then(|_| run("RELEASE job"))
+    };
+    Ok(match ended {
+        Ok(_) => note,
+        Err(e) => Box::new(move |_| note(Err(e.to_string()))),
+    })
+}
+
+/// `first` and whatever else is waiting, up to [`MAX_BATCH`]. A batch
+/// that starts with a lazy job first lets [`LINGER`] pass: asleep, not
+/// woken by every job that arrives meanwhile, which would cost a context
+/// switch per respond-log row.
+fn gather(first: Job, inbox: &mpsc::Receiver<Job>) -> Vec<Job> {
+    if first.commit == Commit::Lazy {
+        std::thread::sleep(LINGER);
+    }
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match inbox.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    batch
+}
