@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use crate::store::StoreError;
+
 /// How often the log is copied back.
 const EVERY: Duration = Duration::from_millis(100);
 
@@ -25,21 +27,33 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing the database at `db` every [`EVERY`].
-    pub(super) fn start(db: &Path) -> std::io::Result<Self> {
-        let conn = Connection::open(db).map_err(std::io::Error::other)?;
+    pub(super) fn start(db: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(db)?;
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("wirehook-checkpoint".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-                    // PASSIVE: copies what no reader still needs, waits for
-                    // no one, and leaves the writer be.
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!("store: checkpoint failed: {e}");
-                    }
-                }
-            })?;
+            .spawn(move || checkpoint_until_stopped(&conn, &stopped))?;
         Ok(Self { _stop: stop })
+    }
+}
+
+/// Checkpoints every [`EVERY`] until the store is dropped. A failure is
+/// said once when it starts and once when it ends, not ten times a second.
+fn checkpoint_until_stopped(conn: &Connection, stopped: &mpsc::Receiver<()>) {
+    let mut failing = false;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
+        // PASSIVE: copies what no reader still needs, waits for no one,
+        // and leaves the writer be.
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Err(e) if !failing => {
+                tracing::warn!("store: checkpoint failed: {e}; the writer's own checkpoints go on");
+                failing = true;
+            }
+            Ok(()) if failing => {
+                tracing::info!("store: checkpoints work again");
+                failing = false;
+            }
+            _ => {}
+        }
     }
 }
