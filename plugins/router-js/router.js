@@ -60,21 +60,42 @@ function countInKv(dest) {
   // A value that is not a decimal number was not written by us; start over
   // rather than fail every message that follows.
   const next = parseU64(kvGet(key)) + 1n;
-  kvSet(key, new TextEncoder().encode(next.toString()));
+  // Decimal digits are ASCII: one byte each.
+  kvSet(key, Uint8Array.from(next.toString(), (digit) => digit.charCodeAt(0)));
   return next;
 }
 
 // Rust's `trim().parse::<u64>()` of the stored bytes, 0n if it fails.
 function parseU64(bytes) {
   if (bytes === undefined || bytes === null) return 0n;
-  let text;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    return 0n;
-  }
-  text = text.replace(EDGE_SPACE, '');
+  const text = decodeUtf8(bytes)?.replace(EDGE_SPACE, '');
+  if (text === undefined) return 0n;
   if (!/^\+?[0-9]+$/.test(text)) return 0n;
   const number = BigInt(text);
   return number <= U64_MAX ? number : 0n;
+}
+
+// Strict UTF-8, as Rust's `str::from_utf8`: `undefined` for bytes that are
+// not (overlong forms, surrogates, past U+10FFFF, truncated sequences).
+// QuickJS has no TextDecoder.
+function decodeUtf8(bytes) {
+  let text = '';
+  for (let i = 0; i < bytes.length; ) {
+    const lead = bytes[i];
+    const [length, min] =
+      lead < 0x80 ? [1, 0] : lead >= 0xc2 && lead < 0xe0 ? [2, 0x80]
+        : lead >= 0xe0 && lead < 0xf0 ? [3, 0x800] : lead >= 0xf0 && lead < 0xf5 ? [4, 0x10000]
+          : [0, 0];
+    if (length === 0 || i + length > bytes.length) return undefined;
+    let point = length === 1 ? lead : lead & (0xff >> (length + 1));
+    for (let k = 1; k < length; k++) {
+      const next = bytes[i + k];
+      if ((next & 0xc0) !== 0x80) return undefined;
+      point = (point << 6) | (next & 0x3f);
+    }
+    if (point < min || point > 0x10ffff || (point >= 0xd800 && point <= 0xdfff)) return undefined;
+    text += String.fromCodePoint(point);
+    i += length;
+  }
+  return text;
 }

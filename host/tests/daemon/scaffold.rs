@@ -85,6 +85,6 @@ async fn python_scaffold_builds_and_answers() {
 
 #[tokio::test]
 async fn js_scaffold_builds_and_answers() {
-    let tool = target_dir().join("toolchains/js/node_modules/.bin/componentize-js");
-    scaffold_builds_and_answers("js", &[("COMPONENTIZE_JS", &tool)]).await;
+    let tool = target_dir().join("toolchains/js/node_modules/.bin/componentize-qjs");
+    scaffold_builds_and_answers("js", &[("COMPONENTIZE_QJS", &tool)]).await;
 }
