@@ -7,12 +7,11 @@
 
 use std::time::SystemTime;
 
-use axum::http::header::AUTHORIZATION;
-use serde_json::Value;
-
+use super::json::{self, Members};
 use super::token::SharedToken;
-use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
+use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
+use axum::http::header::AUTHORIZATION;
 
 /// The event name goflow itself does not send; wirehook names the step.
 const KIND: &str = "call_webhook";
@@ -37,14 +36,17 @@ impl Provider for Goflow {
     }
 
     fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
-        let body = json::object(document)?;
-        let null = Value::Null;
-        let flow = body.get("flow").unwrap_or(&null);
+        // Borrowed members, not a `Value`: a call carries the whole run
+        // (contact, flow, results, input, run...) and only a few fields
+        // of it are read.
+        let body = json::members(document)?;
+        let part = |key: &str| body.get(key).and_then(|raw| json::members_of(raw));
+        let flow = part("flow").unwrap_or_default();
         let event = FlowEvent {
-            flow_id: json::text(flow, &["uuid"]),
-            flow_name: json::text(flow, &["name"]),
+            flow_id: json::member_text(&flow, &["uuid"]),
+            flow_name: json::member_text(&flow, &["name"]),
             stage: FlowStage::Started,
-            contact: contact(body.get("contact").unwrap_or(&null)),
+            contact: contact(&part("contact").unwrap_or_default()),
             variables: variables(&body),
         };
         Ok(vec![Decoded {
@@ -56,12 +58,12 @@ impl Provider for Goflow {
     }
 }
 
-fn contact(contact: &Value) -> Contact {
-    let urn = json::text(contact, &["urn"]);
+fn contact(contact: &Members<'_>) -> Contact {
+    let urn = json::member_text(contact, &["urn"]);
     Contact {
-        id: json::text(contact, &["uuid"]),
+        id: json::member_text(contact, &["uuid"]),
         phone: urn.as_deref().and_then(phone_of_urn),
-        name: json::text(contact, &["name"]),
+        name: json::member_text(contact, &["name"]),
     }
 }
 
@@ -75,22 +77,23 @@ fn phone_of_urn(urn: &str) -> Option<String> {
 
 /// Each result by key (`@results.order` → `order`), then the input text
 /// under `input`.
-fn variables(body: &Value) -> Vec<(String, String)> {
+fn variables(body: &Members<'_>) -> Vec<(String, String)> {
     let mut variables = Vec::new();
-    if let Some(results) = body.get("results").and_then(Value::as_object) {
-        for (key, result) in results {
-            let value = match result.get("value") {
-                Some(value) => json::any_text(value),
-                // Some engines flatten results to plain values.
-                None => json::any_text(result),
-            };
-            variables.push((key.clone(), value));
+    if let Some(results) = body.get("results").and_then(|raw| json::members_of(raw)) {
+        for (key, result) in &results {
+            let value = json::members_of(result).and_then(|r| r.get("value").copied());
+            // Some engines flatten results to plain values.
+            let value = json::raw_any_text(value.unwrap_or(result));
+            variables.push((key.0.clone().into_owned(), value));
         }
     }
-    if let Some(text) = body.get("input").and_then(|input| match input {
-        Value::Object(_) => json::text(input, &["text"]),
-        other => json::scalar_text(other),
-    }) {
+    if let Some(text) = body
+        .get("input")
+        .and_then(|input| match json::members_of(input) {
+            Some(input) => json::member_text(&input, &["text"]),
+            None => json::raw_scalar_text(input),
+        })
+    {
         variables.push(("input".to_owned(), text));
     }
     variables
@@ -102,7 +105,7 @@ mod tests {
     use crate::config::RouteConfig;
     use crate::providers::testkit;
     use crate::secret::Secret;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn decode(body: Value) -> FlowEvent {
         let provider = Goflow {
@@ -165,6 +168,103 @@ mod tests {
         fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
             let p = testkit::provider(RouteConfig::bare("goflow"), "flow-token-7f3a");
             testkit::exercise(&*p, &req);
+        }
+    }
+
+    /// How goflow bodies were read before borrowed members, over a
+    /// parsed `Value`: the borrowed reading must agree with it.
+    fn decode_as_value(body: &[u8]) -> Result<FlowEvent, String> {
+        use crate::providers::json::{any_text, object, scalar_text, text};
+        let body = object(body).map_err(|e| e.to_string())?;
+        let null = Value::Null;
+        let flow = body.get("flow").unwrap_or(&null);
+        let contact = body.get("contact").unwrap_or(&null);
+        let mut variables = Vec::new();
+        if let Some(results) = body.get("results").and_then(Value::as_object) {
+            for (key, result) in results {
+                let value = result
+                    .get("value")
+                    .map_or_else(|| any_text(result), any_text);
+                variables.push((key.clone(), value));
+            }
+        }
+        if let Some(t) = body.get("input").and_then(|input| match input {
+            Value::Object(_) => text(input, &["text"]),
+            other => scalar_text(other),
+        }) {
+            variables.push(("input".to_owned(), t));
+        }
+        Ok(FlowEvent {
+            flow_id: text(flow, &["uuid"]),
+            flow_name: text(flow, &["name"]),
+            stage: FlowStage::Started,
+            contact: Contact {
+                id: text(contact, &["uuid"]),
+                phone: text(contact, &["urn"]).as_deref().and_then(phone_of_urn),
+                name: text(contact, &["name"]),
+            },
+            variables,
+        })
+    }
+
+    /// JSON text built from goflow's own keys and loose values: strings
+    /// (escaped or not, empty), numbers, booleans, null, arrays, nested
+    /// objects, repeated keys.
+    fn loose_json() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("contact"),
+            Just("flow"),
+            Just("results"),
+            Just("input"),
+            Just("run"),
+            Just("uuid"),
+            Just("name"),
+            Just("urn"),
+            Just("text"),
+            Just("value"),
+            Just("order"),
+            Just("category"),
+            Just("\\u006frder"),
+        ]
+        .prop_map(|k| format!("\"{k}\""));
+        let leaf = prop_oneof![
+            Just("\"CU001\"".to_owned()),
+            Just("\"\"".to_owned()),
+            Just("\"tel:+1206\"".to_owned()),
+            Just("\"a\\\"b\\u00e9\"".to_owned()),
+            Just("12".to_owned()),
+            Just("-0.50".to_owned()),
+            Just("1e3".to_owned()),
+            Just("true".to_owned()),
+            Just("null".to_owned()),
+            Just("[1,\"x\"]".to_owned()),
+        ];
+        leaf.prop_recursive(3, 24, 5, move |inner| {
+            proptest::collection::vec((key.clone(), inner), 0..5).prop_map(|members| {
+                let members: Vec<String> = members
+                    .into_iter()
+                    .map(|(k, v)| format!("{k} : {v}"))
+                    .collect();
+                format!("{{ {} }}", members.join(", "))
+            })
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn borrowed_reading_agrees_with_values(body in loose_json()) {
+            let provider = Goflow {
+                token: SharedToken::new(AUTHORIZATION, Secret::new(&b"t"[..])),
+            };
+            let borrowed = provider.decode(body.as_bytes()).map(|mut events| {
+                match events.remove(0).payload {
+                    Payload::FlowCall(flow) => flow,
+                    other => panic!("expected a flow call, got {other:?}"),
+                }
+            });
+            let expected = decode_as_value(body.as_bytes());
+            proptest::prop_assert_eq!(borrowed.map_err(|e| e.to_string()), expected, "{}", body);
         }
     }
 
