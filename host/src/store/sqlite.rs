@@ -197,8 +197,30 @@ fn decode_event(id: i64, json: &str) -> Result<Event, StoreError> {
     })
 }
 
-fn encode_event(event: &Event) -> String {
-    serde_json::to_string(event).expect("events serialize")
+/// An event as its row holds it: the columns it is found by and its JSON.
+/// Callers encode it before handing it to the writer, so that the one
+/// thread every commit waits on neither serialises events nor frees them.
+struct EncodedEvent {
+    delivery_id: String,
+    route: String,
+    provider: String,
+    kind: String,
+    received_at_ms: u64,
+    json: String,
+}
+
+impl From<Event> for EncodedEvent {
+    fn from(event: Event) -> Self {
+        let json = serde_json::to_string(&event).expect("events serialize");
+        Self {
+            delivery_id: event.source.delivery_id,
+            route: event.source.route,
+            provider: event.source.provider,
+            kind: event.kind,
+            received_at_ms: event.source.received_at_ms,
+            json,
+        }
+    }
 }
 
 /// A respond route's answer, logged in the same row as its event.
@@ -211,7 +233,7 @@ struct Answered<'a> {
 /// requests are answered, on the one writer thread.
 fn insert(
     conn: &Connection,
-    event: &Event,
+    event: &EncodedEvent,
     status: Status,
     error: Option<&str>,
     answered: Option<Answered<'_>>,
@@ -230,14 +252,14 @@ fn insert(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
-        event.source.delivery_id,
-        event.source.route,
-        event.source.provider,
+        event.delivery_id,
+        event.route,
+        event.provider,
         event.kind,
-        encode_event(event),
+        event.json,
         status.as_str(),
         error,
-        event.source.received_at_ms as i64,
+        event.received_at_ms as i64,
         now_ms as i64,
         next,
         attempts,
@@ -260,6 +282,7 @@ impl Store for SqliteStore {
             Intake::Queue => Status::Queued,
             Intake::Claim => Status::Running,
         };
+        let events: Vec<EncodedEvent> = events.into_iter().map(EncodedEvent::from).collect();
         self.run(Commit::Durable, move |conn| {
             let mut admissions = Vec::with_capacity(events.len());
             for event in &events {
@@ -272,8 +295,8 @@ impl Store for SqliteStore {
                          WHERE seen.seen_at_ms < ?4",
                     )?
                     .execute(params![
-                        event.source.route,
-                        event.source.delivery_id,
+                        event.route,
+                        event.delivery_id,
                         now_ms as i64,
                         dedup_since_ms as i64
                     ])?;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::{Answered, Commit, Job, Note, SqliteStore, insert};
+use super::{Answered, Commit, EncodedEvent, Job, Note, SqliteStore, insert};
 use crate::store::{Response, Status, StoreError};
 
 /// Respond-log rows waiting for the writer beyond which new ones are not
@@ -19,8 +19,27 @@ const MAX_PENDING_RESPONSES: usize = 100_000;
 /// writes them all.
 #[derive(Default)]
 pub(super) struct PendingResponses {
-    rows: Vec<(Response, u64)>,
+    rows: Vec<(LoggedResponse, u64)>,
     scheduled: bool,
+}
+
+/// A response as its row holds it, encoded by the request that logs it.
+struct LoggedResponse {
+    event: EncodedEvent,
+    reply: Option<String>,
+    error: Option<String>,
+    duration_us: u64,
+}
+
+impl From<Response> for LoggedResponse {
+    fn from(response: Response) -> Self {
+        Self {
+            event: response.event.into(),
+            reply: response.reply,
+            error: response.error,
+            duration_us: response.duration_us,
+        }
+    }
 }
 
 /// A scheduled respond-log job's claim on the rows. Dropped unused (the
@@ -29,7 +48,7 @@ pub(super) struct PendingResponses {
 struct ScheduledResponses(Option<Arc<Mutex<PendingResponses>>>);
 
 impl ScheduledResponses {
-    fn take(&mut self) -> Vec<(Response, u64)> {
+    fn take(&mut self) -> Vec<(LoggedResponse, u64)> {
         let Some(pending) = self.0.take() else {
             return Vec::new();
         };
@@ -55,12 +74,13 @@ impl SqliteStore {
         response: Response,
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        let row = LoggedResponse::from(response);
         {
             let mut pending = self.responses.lock().expect("respond log poisoned");
             if pending.rows.len() >= MAX_PENDING_RESPONSES {
                 return Err(StoreError::LogBacklog(pending.rows.len()));
             }
-            pending.rows.push((response, now_ms));
+            pending.rows.push((row, now_ms));
             if pending.scheduled {
                 return Ok(());
             }
@@ -92,7 +112,7 @@ impl SqliteStore {
 }
 
 /// One respond-log row.
-fn log_row(conn: &Connection, response: &Response, now_ms: u64) -> rusqlite::Result<()> {
+fn log_row(conn: &Connection, response: &LoggedResponse, now_ms: u64) -> rusqlite::Result<()> {
     let status = if response.error.is_some() {
         Status::Failed
     } else {
