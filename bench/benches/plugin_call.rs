@@ -1,7 +1,9 @@
 //! One call of the Rust order-status plugin through wirehook's own
 //! runtime (`Runtime::load`, `Plugin::handle`), for a goflow flow call
 //! decoded by the goflow provider: from a warm pooled instance, and with a
-//! fresh instance per call (`isolation = "event"`).
+//! fresh instance per call (`isolation = "event"`); then a warm call of
+//! the Python and JavaScript order-status, when they are built, which is
+//! what sets those languages' respond rows apart.
 //!
 //! Needs `plugins/dist/order-status.wasm` (`plugins/build`).
 
@@ -48,7 +50,8 @@ fn flow_call() -> Event {
 }
 
 fn plugin_call(c: &mut Criterion) {
-    let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/order-status.wasm");
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+    let wasm = dist.join("order-status.wasm");
     assert!(
         wasm.is_file(),
         "{} is missing: run plugins/build first",
@@ -62,10 +65,20 @@ fn plugin_call(c: &mut Criterion) {
         .expect("a tokio runtime");
     let event = flow_call();
     let mut group = c.benchmark_group("plugin call");
-    for (name, isolation) in [
-        ("warm pooled instance", Isolation::Pooled),
-        ("fresh instance per event", Isolation::Event),
-    ] {
+    let others = [
+        ("warm pooled instance, Python", "order-status-py"),
+        ("warm pooled instance, JavaScript", "order-status-js"),
+    ]
+    .into_iter()
+    .map(|(name, plugin)| (name, dist.join(format!("{plugin}.wasm")), Isolation::Pooled))
+    .filter(|(_, wasm, _)| wasm.is_file());
+    let calls = [
+        ("warm pooled instance", wasm.clone(), Isolation::Pooled),
+        ("fresh instance per event", wasm, Isolation::Event),
+    ]
+    .into_iter()
+    .chain(others);
+    for (name, wasm, isolation) in calls {
         let config = PluginConfig {
             isolation,
             ..PluginConfig::default()
