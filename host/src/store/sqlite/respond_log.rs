@@ -1,6 +1,7 @@
 //! The respond log's side of the store: rows buffered as responses are
 //! sent and written by one lazy job per batch, so that logging a response
-//! costs the request a push onto a vector, not a store round trip.
+//! costs the request its row's encoding and a push onto a vector, not a
+//! store round trip.
 
 use std::sync::{Arc, Mutex};
 
@@ -74,12 +75,19 @@ impl SqliteStore {
         response: Response,
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        let waiting = self
+            .responses
+            .lock()
+            .expect("respond log poisoned")
+            .rows
+            .len();
+        if waiting >= MAX_PENDING_RESPONSES {
+            return Err(StoreError::LogBacklog(waiting));
+        }
+        // Encoded outside the lock, which the other requests' rows wait on.
         let row = LoggedResponse::from(response);
         {
             let mut pending = self.responses.lock().expect("respond log poisoned");
-            if pending.rows.len() >= MAX_PENDING_RESPONSES {
-                return Err(StoreError::LogBacklog(pending.rows.len()));
-            }
             pending.rows.push((row, now_ms));
             if pending.scheduled {
                 return Ok(());
