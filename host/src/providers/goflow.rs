@@ -7,11 +7,12 @@
 
 use std::time::SystemTime;
 
+use axum::http::header::AUTHORIZATION;
+
 use super::json::{self, Members};
 use super::token::SharedToken;
 use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
-use axum::http::header::AUTHORIZATION;
 
 /// The event name goflow itself does not send; wirehook names the step.
 const KIND: &str = "call_webhook";
