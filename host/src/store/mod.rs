@@ -155,6 +155,10 @@ pub enum StoreError {
     Closed,
     #[error("respond log is {0} rows behind; this row is not logged")]
     LogBacklog(usize),
+    #[error(
+        "store: the database has layout {found}, written by a newer wirehook; this one knows up to {known}"
+    )]
+    NewerLayout { found: i64, known: i64 },
 }
 
 /// Durable key-value state, one namespace per plugin.

@@ -27,53 +27,15 @@ use tokio::sync::oneshot;
 use super::{
     Admission, Claimed, Filter, Intake, Outcome, Record, Response, Status, Store, StoreError,
 };
-use crate::event::Event;
+use crate::event::{Event, Source};
 
 mod checkpoint;
 mod respond_log;
+mod schema;
 mod writer;
 
 pub(in crate::store) use writer::Commit;
 use writer::{Job, Note, Work};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_id TEXT NOT NULL,
-    route TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    event TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    received_at_ms INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    next_attempt_at_ms INTEGER,
-    reply TEXT,
-    duration_us INTEGER
-);
--- Only events waiting or being delivered: the delivery log's finished
--- rows, most rows by far, cost no index upkeep. The earlier full index
--- and the unused one by route go.
-DROP INDEX IF EXISTS events_due;
-DROP INDEX IF EXISTS events_route;
-CREATE INDEX IF NOT EXISTS events_pending ON events (status, next_attempt_at_ms, id)
-    WHERE status = 'queued' OR status = 'running';
-CREATE TABLE IF NOT EXISTS seen (
-    route TEXT NOT NULL,
-    delivery_id TEXT NOT NULL,
-    seen_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (route, delivery_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_age ON seen (seen_at_ms);
-CREATE TABLE IF NOT EXISTS kv (
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (namespace, key)
-) WITHOUT ROWID;
-";
 
 /// Claims up to ?2 events due at ?1. `LIMIT (?2 + 0)`, not `LIMIT ?2`:
 /// SQLite re-plans a statement that binds both a range and a bare limit
@@ -83,7 +45,9 @@ UPDATE events SET status = 'running', attempts = attempts + 1, updated_at_ms = ?
 WHERE id IN (SELECT id FROM events
              WHERE status = 'queued' AND next_attempt_at_ms <= ?1
              ORDER BY next_attempt_at_ms, id LIMIT (?2 + 0))
-RETURNING id, attempts, event";
+RETURNING id, attempts, provider, route, delivery_id, received_at_ms, kind,
+          (SELECT payload FROM event_bodies AS b WHERE b.id = events.id) AS payload,
+          (SELECT raw_json FROM event_bodies AS b WHERE b.id = events.id) AS raw_json";
 
 /// Events queued or running, counted in the pending index: a term per
 /// status, as SQLite uses a partial index only for a query whose terms
@@ -122,7 +86,10 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Every statement the store runs, savepoints included, stays prepared.
         conn.set_prepared_statement_cache_capacity(64);
-        conn.execute_batch(SCHEMA)?;
+        let upgraded = schema::prepare(&mut conn)?;
+        if upgraded > 0 {
+            tracing::info!(events = upgraded, "store: upgraded to the current layout");
+        }
         conn.pragma_update(
             None,
             "wal_autocheckpoint",
@@ -190,35 +157,67 @@ fn row_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     })
 }
 
-fn decode_event(id: i64, json: &str) -> Result<Event, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
-        id,
-        reason: e.to_string(),
-    })
+/// An event from its row (`provider`, `route`, `delivery_id`,
+/// `received_at_ms`, `attempts`, `kind`) and its body (`payload`,
+/// `raw_json`; NULL when a body is missing).
+fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
+    let id: i64 = row.get("id")?;
+    let (Some(payload), Some(raw_json)) = (
+        row.get::<_, Option<String>>("payload")?,
+        row.get::<_, Option<String>>("raw_json")?,
+    ) else {
+        return Ok(Err(StoreError::Corrupt {
+            id,
+            reason: "its body is missing".into(),
+        }));
+    };
+    let payload = match serde_json::from_str(&payload) {
+        Ok(payload) => payload,
+        Err(e) => {
+            return Ok(Err(StoreError::Corrupt {
+                id,
+                reason: e.to_string(),
+            }));
+        }
+    };
+    Ok(Ok(Event {
+        source: Source {
+            provider: row.get("provider")?,
+            route: row.get("route")?,
+            delivery_id: row.get("delivery_id")?,
+            received_at_ms: row.get::<_, i64>("received_at_ms")? as u64,
+            attempt: row.get::<_, u32>("attempts")?.max(1),
+        },
+        kind: row.get("kind")?,
+        payload,
+        raw_json,
+    }))
 }
 
-/// An event as its row holds it: the columns it is found by and its JSON.
-/// Callers encode it before handing it to the writer, so that the one
-/// thread every commit waits on neither serialises events nor frees them.
+/// An event as its rows hold it: the columns it is found by, its payload
+/// as JSON and the raw JSON. Callers encode it before handing it to the
+/// writer, so that the one thread every commit waits on neither
+/// serialises events nor frees them.
 struct EncodedEvent {
     delivery_id: String,
     route: String,
     provider: String,
     kind: String,
     received_at_ms: u64,
-    json: String,
+    payload: String,
+    raw_json: String,
 }
 
 impl From<Event> for EncodedEvent {
     fn from(event: Event) -> Self {
-        let json = serde_json::to_string(&event).expect("events serialize");
         Self {
+            payload: serde_json::to_string(&event.payload).expect("payloads serialize"),
+            raw_json: event.raw_json,
             delivery_id: event.source.delivery_id,
             route: event.source.route,
             provider: event.source.provider,
             kind: event.kind,
             received_at_ms: event.source.received_at_ms,
-            json,
         }
     }
 }
@@ -229,8 +228,8 @@ struct Answered<'a> {
     duration_us: u64,
 }
 
-/// One statement per event: the respond log writes as many rows as
-/// requests are answered, on the one writer thread.
+/// Two rows per event, the event's and its body's: the respond log writes
+/// as many as requests are answered, on the one writer thread.
 fn insert(
     conn: &Connection,
     event: &EncodedEvent,
@@ -246,17 +245,16 @@ fn insert(
         None => (u32::from(status == Status::Running), None, None),
     };
     conn.prepare_cached(
-        "INSERT INTO events (delivery_id, route, provider, kind, event, status, last_error,
+        "INSERT INTO events (delivery_id, route, provider, kind, status, last_error,
                              received_at_ms, updated_at_ms, next_attempt_at_ms,
                              attempts, reply, duration_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         event.delivery_id,
         event.route,
         event.provider,
         event.kind,
-        event.json,
         status.as_str(),
         error,
         event.received_at_ms as i64,
@@ -266,7 +264,10 @@ fn insert(
         reply,
         duration_us,
     ])?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO event_bodies (id, payload, raw_json) VALUES (?1, ?2, ?3)")?
+        .execute(params![id, event.payload, event.raw_json])?;
+    Ok(id)
 }
 
 #[async_trait::async_trait]
@@ -313,17 +314,19 @@ impl Store for SqliteStore {
 
     async fn claim(&self, now_ms: u64, limit: usize) -> Result<Vec<Claimed>, StoreError> {
         self.run(Commit::Relaxed, move |conn| {
-            let rows: Vec<(i64, u32, String)> = conn
+            let rows: Vec<(i64, u32, Result<Event, StoreError>)> = conn
                 .prepare_cached(CLAIM)?
                 .query_map(params![now_ms as i64, limit as i64], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    Ok((row.get("id")?, row.get("attempts")?, row_event(row)?))
                 })?
                 .collect::<Result<_, _>>()?;
             rows.into_iter()
-                .map(|(id, attempt, json)| {
-                    let mut event = decode_event(id, &json)?;
-                    event.source.attempt = attempt;
-                    Ok(Claimed { id, attempt, event })
+                .map(|(id, attempt, event)| {
+                    Ok(Claimed {
+                        id,
+                        attempt,
+                        event: event?,
+                    })
                 })
                 .collect()
         })
@@ -440,13 +443,14 @@ impl Store for SqliteStore {
     async fn get(&self, id: i64) -> Result<Option<(Record, Event)>, StoreError> {
         self.run(Commit::Relaxed, move |conn| {
             let found = conn
-                .prepare_cached("SELECT * FROM events WHERE id = ?1")?
-                .query_row([id], |row| {
-                    Ok((row_record(row)?, row.get::<_, String>("event")?))
-                })
+                .prepare_cached(
+                    "SELECT events.*, b.payload, b.raw_json
+                     FROM events LEFT JOIN event_bodies AS b USING (id) WHERE id = ?1",
+                )?
+                .query_row([id], |row| Ok((row_record(row)?, row_event(row)?)))
                 .optional()?;
             found
-                .map(|(record, json)| Ok((record, decode_event(id, &json)?)))
+                .map(|(record, event)| Ok((record, event?)))
                 .transpose()
         })
         .await

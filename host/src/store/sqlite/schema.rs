@@ -1,0 +1,272 @@
+//! The store's tables, and the one-time upgrade of a database an earlier
+//! wirehook wrote. `PRAGMA user_version` says which layout a file has.
+//!
+//! An event's row holds what it is found and scheduled by; its body (the
+//! decoded payload and the verified JSON it came from) sits in a table of
+//! its own, written once. Recording an outcome then rewrites a row of a
+//! hundred bytes rather than one of a kilobyte, and the raw body is
+//! stored as the provider sent it, not escaped inside another document.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::store::StoreError;
+
+/// The layout [`TABLES`] describes. 0 is a new file or the layout before
+/// versions were recorded, which kept the whole event as one JSON
+/// document in `events.event`.
+const VERSION: i64 = 2;
+
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id TEXT NOT NULL,
+    route TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    received_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    next_attempt_at_ms INTEGER,
+    reply TEXT,
+    duration_us INTEGER
+);
+-- One per event, under the event's id.
+CREATE TABLE IF NOT EXISTS event_bodies (
+    id INTEGER PRIMARY KEY,
+    payload TEXT NOT NULL,
+    raw_json TEXT NOT NULL
+);
+-- Whoever deletes an event, its body goes with it.
+CREATE TRIGGER IF NOT EXISTS event_bodies_follow AFTER DELETE ON events
+BEGIN
+    DELETE FROM event_bodies WHERE id = old.id;
+END;
+-- Only events waiting or being delivered: the delivery log's finished
+-- rows, most rows by far, cost no index upkeep. The earlier full index
+-- and the unused one by route go.
+DROP INDEX IF EXISTS events_due;
+DROP INDEX IF EXISTS events_route;
+CREATE INDEX IF NOT EXISTS events_pending ON events (status, next_attempt_at_ms, id)
+    WHERE status = 'queued' OR status = 'running';
+CREATE TABLE IF NOT EXISTS seen (
+    route TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    seen_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (route, delivery_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_age ON seen (seen_at_ms);
+CREATE TABLE IF NOT EXISTS kv (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+";
+
+/// Moves the bodies out of the one-document layout: the payload and the
+/// raw JSON are taken out of each document (a row whose document is not
+/// JSON keeps it whole as its payload, so that reading it still reports
+/// it corrupt), then the old column goes.
+const FROM_ONE_DOCUMENT: &str = "
+INSERT INTO event_bodies (id, payload, raw_json)
+SELECT id,
+       CASE WHEN json_valid(event) THEN coalesce(event -> '$.payload', event) ELSE event END,
+       CASE WHEN json_valid(event) THEN coalesce(event ->> '$.raw_json', '') ELSE '' END
+FROM events;
+ALTER TABLE events DROP COLUMN event;
+";
+
+/// Brings the file to [`VERSION`], in one transaction: a failed upgrade
+/// leaves the file as it was. Returns how many events were upgraded. A
+/// file a newer wirehook laid out is left alone.
+pub(super) fn prepare(conn: &mut Connection) -> Result<u64, StoreError> {
+    let tx = conn.transaction()?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > VERSION {
+        return Err(StoreError::NewerLayout {
+            found: version,
+            known: VERSION,
+        });
+    }
+    let upgraded = if version < VERSION && has_column(&tx, "events", "event")? {
+        tx.execute_batch(TABLES)?;
+        let events: i64 = tx.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))?;
+        tx.execute_batch(FROM_ONE_DOCUMENT)?;
+        events as u64
+    } else {
+        tx.execute_batch(TABLES)?;
+        0
+    };
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()?;
+    Ok(upgraded)
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Contact, Event, FlowEvent, FlowStage, Payload, Source};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Intake, Store};
+
+    /// The `events` table before layouts had versions.
+    const ONE_DOCUMENT_EVENTS: &str = "
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            delivery_id TEXT NOT NULL, route TEXT NOT NULL, provider TEXT NOT NULL,
+            kind TEXT NOT NULL, event TEXT NOT NULL, status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+            received_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,
+            next_attempt_at_ms INTEGER, reply TEXT, duration_us INTEGER
+        );";
+
+    fn flow_call(delivery_id: &str) -> Event {
+        Event {
+            source: Source {
+                provider: "goflow".into(),
+                route: "orders".into(),
+                delivery_id: delivery_id.into(),
+                received_at_ms: 7,
+                attempt: 1,
+            },
+            kind: "call_webhook".into(),
+            payload: Payload::FlowCall(FlowEvent {
+                flow_id: Some("f-1".into()),
+                flow_name: None,
+                stage: FlowStage::Started,
+                contact: Contact {
+                    id: Some("c-1".into()),
+                    phone: Some("+1 206 555 1212".into()),
+                    name: Some("Ben \"B\" Haggerty".into()),
+                },
+                variables: vec![("order".into(), "CU001".into())],
+            }),
+            raw_json: r#"{"contact":{"name":"Ben \"B\" Haggerty"},"é":"\u00e9"}"#.into(),
+        }
+    }
+
+    /// A file as the one-document layout left it: a queued event, a
+    /// delivered one whose payload is `Other` (a bare JSON string), and
+    /// one whose document is not JSON.
+    fn one_document_file(dir: &std::path::Path) {
+        let conn = Connection::open(dir.join("wirehook.db")).unwrap();
+        conn.execute_batch(ONE_DOCUMENT_EVENTS).unwrap();
+        let other = Event {
+            payload: Payload::Other,
+            ..flow_call("d-2")
+        };
+        let rows = [
+            (
+                "d-1",
+                serde_json::to_string(&flow_call("d-1")).unwrap(),
+                "queued",
+            ),
+            ("d-2", serde_json::to_string(&other).unwrap(), "delivered"),
+            ("d-3", "{not json".to_owned(), "delivered"),
+        ];
+        for (delivery_id, event, status) in rows {
+            conn.execute(
+                "INSERT INTO events (delivery_id, route, provider, kind, event, status,
+                                     received_at_ms, updated_at_ms, next_attempt_at_ms)
+                 VALUES (?1, 'orders', 'goflow', 'call_webhook', ?2, ?3, 7, 7, 7)",
+                (delivery_id, event, status),
+            )
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_one_document_file_is_upgraded_and_reads_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        one_document_file(dir.path());
+        let store = SqliteStore::open(dir.path()).unwrap();
+
+        let (_, queued) = store.get(1).await.unwrap().unwrap();
+        assert_eq!(queued, flow_call("d-1"));
+        let (_, other) = store.get(2).await.unwrap().unwrap();
+        assert_eq!(other.payload, Payload::Other);
+        assert_eq!(other.raw_json, flow_call("d-2").raw_json);
+        assert!(matches!(
+            store.get(3).await,
+            Err(StoreError::Corrupt { id: 3, .. })
+        ));
+        // The upgraded event is delivered like any other, and new events
+        // are numbered after the old ones.
+        let claimed = store.claim(7, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].event, flow_call("d-1"));
+        let admitted = store
+            .enqueue(Intake::Queue, vec![flow_call("d-4")], 8, 0)
+            .await
+            .unwrap();
+        assert_eq!(admitted, vec![crate::store::Admission::Queued(4)]);
+        drop(store);
+
+        let conn = Connection::open(dir.path().join("wirehook.db")).unwrap();
+        assert!(!has_column(&conn, "events", "event").unwrap());
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_event_takes_its_body_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .enqueue(
+                Intake::Queue,
+                vec![flow_call("d-1"), flow_call("d-2")],
+                8,
+                0,
+            )
+            .await
+            .unwrap();
+        // Finished long ago, so retention prunes both.
+        let claimed = store.claim(8, 10).await.unwrap();
+        let delivered = claimed
+            .iter()
+            .map(|c| (c.id, crate::store::Outcome::Delivered))
+            .collect();
+        store.finish(delivered, 8).await.unwrap();
+        assert_eq!(store.prune(9, 0).await.unwrap(), 2);
+        drop(store);
+        let conn = Connection::open(dir.path().join("wirehook.db")).unwrap();
+        let bodies: i64 = conn
+            .query_row("SELECT COUNT(*) FROM event_bodies", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(bodies, 0);
+    }
+
+    #[test]
+    fn a_file_from_a_newer_wirehook_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wirehook.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(dir.path()),
+            Err(StoreError::NewerLayout { found, known: VERSION }) if found == VERSION + 1
+        ));
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION + 1);
+    }
+}
