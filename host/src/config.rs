@@ -380,6 +380,10 @@ pub struct PluginConfig {
     /// Durable key-value state in wirehook's store.
     pub kv: bool,
     pub isolation: Isolation,
+    /// This plugin's `plugins.pool_size`: an interpreter's instances are
+    /// tens of megabytes each, and a plugin that mostly waits on `fetch`
+    /// may want more than the rest.
+    pub pool_size: Option<usize>,
 }
 
 impl Config {
@@ -430,6 +434,12 @@ impl Config {
             problems.push(Problem::new("server.max_body_bytes", "must be at least 1"));
         }
         for (name, plugin) in &self.plugin {
+            if plugin.pool_size == Some(0) {
+                problems.push(Problem::new(
+                    format!("plugin.{name}.pool_size"),
+                    "must be at least 1",
+                ));
+            }
             for (key, value) in &plugin.settings {
                 if let Err(reason) = value.resolve() {
                     problems.push(Problem::new(

@@ -150,7 +150,10 @@ impl Runtime {
         config: &PluginConfig,
         plugins: &PluginsConfig,
     ) -> Result<Plugin, LoadError> {
-        let limits = Limits::from(plugins);
+        let limits = Limits {
+            pool_size: config.pool_size.unwrap_or(plugins.pool_size),
+            ..Limits::from(plugins)
+        };
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             path: shown.clone(),

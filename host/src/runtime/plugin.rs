@@ -147,6 +147,10 @@ impl Plugin {
             let data = warm.store.data_mut();
             data.call = call;
             data.deadline = deadline;
+            // Counted from this call: a warm instance's deadline is where
+            // its last call left it, long passed, and the call would yield
+            // at its first check.
+            warm.store.set_epoch_deadline(1);
             let outcome = warm
                 .instance
                 .call_handle(&mut warm.store, &wit_event)

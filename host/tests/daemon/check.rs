@@ -102,6 +102,11 @@ fn broken_configs_fail_naming_the_key() {
             "server.tls.cert: cannot read /nonexistent/cert.pem",
         ),
         (
+            "empty pool",
+            "[plugin.order-status]\npool_size = 0\n",
+            "plugin.order-status.pool_size: must be at least 1",
+        ),
+        (
             "bad log filter",
             "[log]\nlevel = \"wirehook=loud\"\n",
             "log.level: ",

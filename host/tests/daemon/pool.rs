@@ -29,6 +29,19 @@ async fn hold(State(held): State<Arc<Held>>) -> &'static str {
 // connections must go on being driven meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_beyond_pool_size_wait_for_an_instance() {
+    calls_beyond_two_instances_wait("", "pool_size = 2").await;
+}
+
+/// `[plugin.NAME] pool_size` bounds that plugin, whatever `[plugins]` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_own_pool_size_bounds_its_instances() {
+    calls_beyond_two_instances_wait("pool_size = 2", "pool_size = 16").await;
+}
+
+/// Three calls that each hold an instance until released, with the probe
+/// plugin granted `grant` and `[plugins]` set to `plugins`: two run, the
+/// third waits for one of theirs.
+async fn calls_beyond_two_instances_wait(grant: &str, plugins: &str) {
     let (arrived, mut arrivals) = mpsc::unbounded_channel();
     let held = Arc::new(Held {
         arrived,
@@ -41,8 +54,8 @@ async fn calls_beyond_pool_size_wait_for_an_instance() {
     )
     .await;
     let daemon = probe_site(
-        &format!("[plugin.probe]\nallow_http = [\"http://{server}\"]"),
-        "pool_size = 2\ntimeout_ms = 60000\nfetch_timeout_ms = 60000",
+        &format!("[plugin.probe]\nallow_http = [\"http://{server}\"]\n{grant}"),
+        &format!("{plugins}\ntimeout_ms = 60000\nfetch_timeout_ms = 60000"),
     )
     .server_settings("metrics_listen = \"127.0.0.1:0\"")
     .start();
