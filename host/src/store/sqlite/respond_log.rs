@@ -144,6 +144,64 @@ fn log_row(conn: &Connection, response: &LoggedResponse, now_ms: u64) -> rusqlit
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Event, Payload, Source};
+    use crate::store::{Filter, Store};
+
+    fn response(n: usize) -> Response {
+        Response {
+            event: Event {
+                source: Source {
+                    provider: "goflow".into(),
+                    route: "orders".into(),
+                    delivery_id: format!("d-{n}"),
+                    received_at_ms: 1,
+                    attempt: 1,
+                },
+                kind: "call_webhook".into(),
+                payload: Payload::Other,
+                raw_json: "{}".into(),
+            },
+            reply: Some("{}".into()),
+            error: None,
+            duration_us: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_falls_behind_stops_the_log_and_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        // A job that holds the writer until the test lets it go.
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        store
+            .jobs
+            .send(Job {
+                commit: Commit::Relaxed,
+                work: Box::new(move |_| {
+                    released.recv().unwrap();
+                    (true, Box::new(|_| {}))
+                }),
+            })
+            .unwrap();
+        for n in 0..MAX_PENDING_RESPONSES {
+            store.append_response(response(n), 1).unwrap();
+        }
+        assert!(matches!(
+            store.append_response(response(MAX_PENDING_RESPONSES), 1),
+            Err(StoreError::LogBacklog(MAX_PENDING_RESPONSES))
+        ));
+
+        release.send(()).unwrap();
+        // Queued behind the log's job: answered once its rows are committed.
+        store.list(Filter::default()).await.unwrap();
+        store.append_response(response(0), 2).unwrap();
+        store.list(Filter::default()).await.unwrap();
+        let conn = Connection::open(dir.path().join("wirehook.db")).unwrap();
+        let logged: usize = conn
+            .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(logged, MAX_PENDING_RESPONSES + 1);
+    }
 
     #[test]
     fn a_respond_log_job_dropped_unrun_unschedules() {
