@@ -99,7 +99,11 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<u64, StoreError> {
         tx.execute_batch(TABLES)?;
         0
     };
-    tx.pragma_update(None, "user_version", VERSION)?;
+    // Written only when it changes: readers such as `wirehook events` open
+    // the store beside the daemon and should not need its write lock.
+    if version != VERSION {
+        tx.pragma_update(None, "user_version", VERSION)?;
+    }
     tx.commit()?;
     Ok(upgraded)
 }
