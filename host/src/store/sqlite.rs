@@ -88,7 +88,7 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
         let upgraded = schema::prepare(&mut conn)?;
         if upgraded > 0 {
-            tracing::info!(events = upgraded, "store: upgraded to the current layout");
+            tracing::info!(events = upgraded, "store: upgraded");
         }
         conn.pragma_update(
             None,
