@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::{Admission, Filter, Intake, Outcome, SqliteStore, Status, Store};
 use crate::event::{Event, Payload, Source};
 
-fn event(route: &str, delivery_id: &str) -> Event {
+/// An `Other` event on `route`, as goflow would give it.
+pub(in crate::store) fn event(route: &str, delivery_id: &str) -> Event {
     Event {
         source: Source {
             provider: "goflow".into(),

@@ -144,23 +144,12 @@ fn log_row(conn: &Connection, response: &LoggedResponse, now_ms: u64) -> rusqlit
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, Payload, Source};
+    use crate::store::tests::event;
     use crate::store::{Filter, Store};
 
     fn response(n: usize) -> Response {
         Response {
-            event: Event {
-                source: Source {
-                    provider: "goflow".into(),
-                    route: "orders".into(),
-                    delivery_id: format!("d-{n}"),
-                    received_at_ms: 1,
-                    attempt: 1,
-                },
-                kind: "call_webhook".into(),
-                payload: Payload::Other,
-                raw_json: "{}".into(),
-            },
+            event: event("orders", &format!("d-{n}")),
             reply: Some("{}".into()),
             error: None,
             duration_us: 1,

@@ -90,15 +90,15 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<u64, StoreError> {
             known: VERSION,
         });
     }
+    // Creates what is missing; an existing `events` keeps its columns.
+    tx.execute_batch(TABLES)?;
     let upgraded = if version < VERSION && has_column(&tx, "events", "event")? {
-        tx.execute_batch(TABLES)?;
         let events: i64 = tx.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))?;
         // A large file takes a while; say why the start waits.
         tracing::info!(events, "store: upgrading to the current layout");
         tx.execute_batch(FROM_ONE_DOCUMENT)?;
         events as u64
     } else {
-        tx.execute_batch(TABLES)?;
         0
     };
     // Written only when it changes: readers such as `wirehook events` open
