@@ -67,8 +67,59 @@ impl Machine {
 pub struct Row {
     pub id: String,
     pub name: String,
-    /// The measurement, or why there is none ("not built", "not available").
+    /// The median round's measurement, or why there is none ("not
+    /// built", "not available", or the first round that failed).
     pub result: Result<Measured, String>,
+    /// Each round's throughput over the limit's in the same round, in
+    /// round order; empty without a measurement.
+    pub ratios: Vec<f64>,
+}
+
+impl Row {
+    /// A row from its rounds, each beside the limit's throughput in the
+    /// same round. The row's measurement is its median round by ratio
+    /// (by throughput where there is no limit to divide by), so that the
+    /// figures of one line come from one round, and one round the
+    /// machine had a slow moment in moves neither.
+    pub fn from_rounds(
+        id: &str,
+        name: &str,
+        rounds: Vec<Result<Measured, String>>,
+        limits: &[Option<f64>],
+    ) -> Self {
+        let row = |result, ratios| Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            result,
+            ratios,
+        };
+        let measured: Result<Vec<Measured>, String> = rounds.into_iter().collect();
+        let mut measured = match measured {
+            Ok(measured) if !measured.is_empty() => measured,
+            Ok(_) => return row(Err("not measured".to_owned()), Vec::new()),
+            Err(why) => return row(Err(why), Vec::new()),
+        };
+        let ratios: Option<Vec<f64>> = measured
+            .iter()
+            .zip(limits)
+            .map(|(m, limit)| limit.filter(|l| *l > 0.0).map(|l| m.load.rps / l))
+            .collect();
+        let ratios = ratios
+            .filter(|r| r.len() == measured.len())
+            .unwrap_or_default();
+        let key = |i: usize| ratios.get(i).copied().unwrap_or(measured[i].load.rps);
+        let mut order: Vec<usize> = (0..measured.len()).collect();
+        order.sort_by(|&a, &b| key(a).total_cmp(&key(b)));
+        let median = measured.swap_remove(order[(order.len() - 1) / 2]);
+        row(Ok(median), ratios)
+    }
+
+    /// The median of the rounds' ratios: the median round's.
+    pub fn ratio(&self) -> Option<f64> {
+        let mut sorted = self.ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len().checked_sub(1)? / 2).copied()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,20 +184,14 @@ pub struct Report {
     pub connections: usize,
     pub warmup_s: f64,
     pub duration_s: f64,
+    /// Times every target was measured, one after the other in table order.
+    pub rounds: usize,
     pub rows: Vec<Row>,
     pub footprints: Vec<Footprint>,
     pub micro: Vec<Micro>,
 }
 
 impl Report {
-    fn rps(&self, id: &str) -> Option<f64> {
-        self.rows
-            .iter()
-            .find(|r| r.id == id)
-            .and_then(|r| r.result.as_ref().ok())
-            .map(|m| m.load.rps)
-    }
-
     /// The tables, in Markdown.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
@@ -158,27 +203,32 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "Load: {} keep-alive connections, {} s warm-up, {} s measured per row.\n",
-            self.connections, self.warmup_s, self.duration_s
+            "Load: {} keep-alive connections, {} s warm-up, {} s measured per row, \
+             {} round(s): each line is its median round by ratio to the limit \
+             measured in the same round; \"rounds\" gives every round's ratio.\n",
+            self.connections, self.warmup_s, self.duration_s, self.rounds
         );
-        let limit = self.rps(LIMIT);
-        out.push_str("| # | target | req/s | × limit | p50 | p99 | p99.9 | errors | RSS |\n");
-        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str(
+            "| # | target | req/s | × limit | rounds | p50 | p99 | p99.9 | errors | RSS |\n",
+        );
+        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for row in &self.rows {
             match &row.result {
                 Ok(measured) => {
                     let load = &measured.load;
-                    let ratio = match limit {
-                        Some(limit) if limit > 0.0 => format!("{:.2}×", load.rps / limit),
-                        _ => "–".to_owned(),
-                    };
+                    let ratio = row
+                        .ratio()
+                        .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"));
+                    let rounds: Vec<String> =
+                        row.ratios.iter().map(|r| format!("{r:.2}")).collect();
                     let _ = writeln!(
                         out,
-                        "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
                         row.id,
                         row.name,
                         load.rps,
                         ratio,
+                        rounds.join(" "),
                         micros(load.p50_us),
                         micros(load.p99_us),
                         micros(load.p999_us),
@@ -187,7 +237,7 @@ impl Report {
                     );
                 }
                 Err(why) => {
-                    let _ = writeln!(out, "| {} | {} | {why} | | | | | | |", row.id, row.name);
+                    let _ = writeln!(out, "| {} | {} | {why} | | | | | | | |", row.id, row.name);
                 }
             }
         }
@@ -253,4 +303,58 @@ fn micros(us: u64) -> String {
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(rps: f64) -> Result<Measured, String> {
+        Ok(Measured {
+            load: Outcome {
+                label: "row".into(),
+                connections: 32,
+                seconds: 1.0,
+                requests: rps as u64,
+                rps,
+                p50_us: rps as u64,
+                p99_us: 0,
+                p999_us: 0,
+                max_us: 0,
+                errors: 0,
+                statuses: Default::default(),
+            },
+            rss_kib: 0,
+            backlog: None,
+        })
+    }
+
+    #[test]
+    fn a_row_is_its_median_round_by_ratio_to_that_rounds_limit() {
+        // Round 2 has the most req/s but its limit ran faster still.
+        let limits = [Some(100.0), Some(200.0), Some(50.0)];
+        let rounds = vec![measured(60.0), measured(80.0), measured(45.0)];
+        let row = Row::from_rounds("2", "respond", rounds, &limits);
+        assert_eq!(row.ratios, vec![0.6, 0.4, 0.9]);
+        assert_eq!(row.ratio(), Some(0.6));
+        // The line's other figures come from that same round.
+        assert_eq!(row.result.unwrap().load.p50_us, 60);
+    }
+
+    #[test]
+    fn without_a_limit_the_median_round_is_by_throughput() {
+        let rounds = vec![measured(30.0), measured(10.0), measured(20.0)];
+        let row = Row::from_rounds("1", "limit", rounds, &[None, None, None]);
+        assert!(row.ratios.is_empty());
+        assert_eq!(row.ratio(), None);
+        assert_eq!(row.result.unwrap().load.rps, 20.0);
+    }
+
+    #[test]
+    fn a_failed_round_fails_the_row() {
+        let rounds = vec![measured(30.0), Err("failed: no answer".into())];
+        let row = Row::from_rounds("4", "queue", rounds, &[Some(1.0), Some(1.0)]);
+        assert_eq!(row.result.unwrap_err(), "failed: no answer");
+        assert!(row.ratios.is_empty());
+    }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use wirehook_bench::load::Outcome;
-use wirehook_bench::report::{Footprint, FootprintFigures, Machine, Measured, Micro, Report, Row};
+use wirehook_bench::report::{
+    Footprint, FootprintFigures, LIMIT, Machine, Measured, Micro, Report, Row,
+};
 use wirehook_bench::targets::{self, GOFLOW_TOKEN, Running, Site, TRUORA_SECRET};
 
 #[derive(Debug, Parser)]
@@ -30,9 +32,13 @@ struct Args {
     /// Seconds of load before measuring, per row.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
-    /// Seconds measured, per row.
-    #[arg(long, default_value_t = 10.0)]
+    /// Seconds measured, per row and round.
+    #[arg(long, default_value_t = 5.0)]
     duration: f64,
+    /// Times the whole table is measured; each line shows its median
+    /// round. Single runs of a row move by ±15 % on a shared machine.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// The Express peer's directory (server.js, package.json).
     #[arg(long, env = "BENCH_EXPRESS_DIR")]
     express: Option<PathBuf>,
@@ -70,6 +76,10 @@ fn main() -> anyhow::Result<()> {
     if args.smoke {
         args.warmup = 0.2;
         args.duration = 1.0;
+        args.rounds = 1;
+    }
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
     }
     let bin = std::env::current_exe()?
         .parent()
@@ -96,7 +106,7 @@ fn main() -> anyhow::Result<()> {
         scratch: scratch.path(),
     };
     let machine = Machine::describe();
-    let rows = bench.rows()?;
+    let rows = bench.rows();
     let footprints = bench.footprints()?;
     // A smoke run does not run the micro-benchmark: old medians would lie.
     let micro = if args.smoke {
@@ -109,6 +119,7 @@ fn main() -> anyhow::Result<()> {
         connections: args.connections,
         warmup_s: args.warmup,
         duration_s: args.duration,
+        rounds: args.rounds,
         rows,
         footprints,
         micro,
@@ -171,33 +182,50 @@ struct Setup {
     isolation_event: bool,
 }
 
-impl Bench<'_> {
-    fn rows(&self) -> anyhow::Result<Vec<Row>> {
-        let mut rows = Vec::new();
-        let mut row = |id: &str, name: &str, result: Result<Measured, String>| {
-            match &result {
-                Ok(m) => eprintln!(
-                    "row {id} {name}: {:.0} req/s, p50 {} µs, p99 {} µs, {} errors",
-                    m.load.rps, m.load.p50_us, m.load.p99_us, m.load.errors
-                ),
-                Err(why) => eprintln!("row {id} {name}: {why}"),
-            }
-            rows.push(Row {
-                id: id.to_owned(),
-                name: name.to_owned(),
-                result,
-            });
-        };
-        let limit = targets::limit(&self.paths.exe("wirehook-limit"))?;
-        row(
-            "1",
-            "the limit: bare axum, reads the body, 200",
-            Ok(self.measure(&limit, "limit", "goflow", &["/hooks/orders"])?),
-        );
-        drop(limit);
+/// What a line of the table starts and puts the load on.
+enum Target {
+    Limit,
+    Wirehook { setup: Setup, wasm: PathBuf },
+    Express { dir: PathBuf, workers: usize },
+}
 
-        let wirehook_rows = [
-            (
+/// A line of the table: its target, or why it has none ("not built",
+/// "not available").
+struct Line {
+    id: &'static str,
+    name: &'static str,
+    target: Result<Target, String>,
+}
+
+impl Bench<'_> {
+    /// Every line, the limit first.
+    fn lines(&self) -> Vec<Line> {
+        let wirehook = |id, name, provider, mode, plugin, isolation_event| {
+            let setup = Setup {
+                provider,
+                mode,
+                plugin,
+                isolation_event,
+            };
+            let target = match self.paths.plugin(plugin) {
+                Some(wasm) => Ok(Target::Wirehook { setup, wasm }),
+                None => Err(format!("not built (plugins/dist/{plugin}.wasm)")),
+            };
+            Line { id, name, target }
+        };
+        let express = self.express_dir();
+        let express = |workers, name| Line {
+            id: "6",
+            name,
+            target: express.clone().map(|dir| Target::Express { dir, workers }),
+        };
+        vec![
+            Line {
+                id: LIMIT,
+                name: "the limit: bare axum, reads the body, 200",
+                target: Ok(Target::Limit),
+            },
+            wirehook(
                 "2",
                 "wirehook respond: goflow token + Rust order-status",
                 "goflow",
@@ -205,7 +233,7 @@ impl Bench<'_> {
                 "order-status",
                 false,
             ),
-            (
+            wirehook(
                 "3",
                 "wirehook respond: Truora JWT + Rust order-status",
                 "truora",
@@ -213,7 +241,7 @@ impl Bench<'_> {
                 "order-status",
                 false,
             ),
-            (
+            wirehook(
                 "4",
                 "wirehook queue: goflow, acked after group commit",
                 "goflow",
@@ -221,7 +249,7 @@ impl Bench<'_> {
                 "order-status",
                 false,
             ),
-            (
+            wirehook(
                 "5",
                 "wirehook respond: Rust order-status, isolation = \"event\"",
                 "goflow",
@@ -229,7 +257,7 @@ impl Bench<'_> {
                 "order-status",
                 true,
             ),
-            (
+            wirehook(
                 "5",
                 "wirehook respond: Python order-status-py",
                 "goflow",
@@ -237,7 +265,7 @@ impl Bench<'_> {
                 "order-status-py",
                 false,
             ),
-            (
+            wirehook(
                 "5",
                 "wirehook respond: JavaScript order-status-js",
                 "goflow",
@@ -245,55 +273,92 @@ impl Bench<'_> {
                 "order-status-js",
                 false,
             ),
-        ];
-        for (id, name, provider, mode, plugin, isolation_event) in wirehook_rows {
-            let setup = Setup {
-                provider,
-                mode,
-                plugin,
-                isolation_event,
-            };
-            match self.wirehook_row(id, &setup) {
-                Err(e) => row(id, name, Err(failed(&e))),
-                Ok(Some(measured)) => row(id, name, Ok(measured)),
-                Ok(None) => row(
-                    id,
-                    name,
-                    Err(format!("not built (plugins/dist/{plugin}.wasm)")),
-                ),
-            }
-        }
-
-        match self.express_dir() {
-            Ok(dir) => {
-                for (workers, name) in [
-                    (1, "Express peer, one process"),
-                    (2, "Express peer, WORKERS=2 cluster"),
-                ] {
-                    let measured = targets::express(&dir, workers).and_then(|running| {
-                        self.measure(
-                            &running,
-                            &format!("express-{workers}"),
-                            "goflow",
-                            &["/hooks/orders"],
-                        )
-                    });
-                    row("6", name, measured.map_err(|e| failed(&e)));
-                }
-            }
-            Err(why) => {
-                row("6", "Express peer, one process", Err(why.clone()));
-                row("6", "Express peer, WORKERS=2 cluster", Err(why));
-            }
-        }
-        Ok(rows)
+            express(1, "Express peer, one process"),
+            express(2, "Express peer, WORKERS=2 cluster"),
+        ]
     }
 
-    /// Runs one wirehook row; `None` when its plugin is not built.
-    fn wirehook_row(&self, id: &str, setup: &Setup) -> anyhow::Result<Option<Measured>> {
-        let Some(wasm) = self.paths.plugin(setup.plugin) else {
-            return Ok(None);
-        };
+    /// Measures every line once a round, in table order, so that each
+    /// ratio divides by a limit measured minutes, not a whole run, away.
+    fn rows(&self) -> Vec<Row> {
+        let lines = self.lines();
+        let rounds = self.args.rounds;
+        let mut measured: Vec<Vec<Result<Measured, String>>> =
+            lines.iter().map(|_| Vec::new()).collect();
+        for round in 1..=rounds {
+            for (line, results) in lines.iter().zip(&mut measured) {
+                let Ok(target) = &line.target else {
+                    continue;
+                };
+                let result = self.run(target, line.id, round).map_err(|e| failed(&e));
+                match &result {
+                    Ok(m) => eprintln!(
+                        "round {round}/{rounds} row {} {}: {:.0} req/s, p50 {} µs, p99 {} µs, {} errors",
+                        line.id, line.name, m.load.rps, m.load.p50_us, m.load.p99_us, m.load.errors
+                    ),
+                    Err(why) => eprintln!(
+                        "round {round}/{rounds} row {} {}: {why}",
+                        line.id, line.name
+                    ),
+                }
+                results.push(result);
+            }
+        }
+        let limits: Vec<Option<f64>> = lines
+            .iter()
+            .zip(&measured)
+            .find(|(line, _)| line.id == LIMIT)
+            .map(|(_, rounds)| {
+                rounds
+                    .iter()
+                    .map(|r| r.as_ref().ok().map(|m| m.load.rps))
+                    .collect()
+            })
+            .unwrap_or_default();
+        lines
+            .into_iter()
+            .zip(measured)
+            .map(|(line, rounds)| match line.target {
+                Err(why) => Row {
+                    id: line.id.to_owned(),
+                    name: line.name.to_owned(),
+                    result: Err(why),
+                    ratios: Vec::new(),
+                },
+                Ok(_) => Row::from_rounds(line.id, line.name, rounds, &limits),
+            })
+            .collect()
+    }
+
+    /// Starts `target`, measures it, and stops it.
+    fn run(&self, target: &Target, id: &str, round: usize) -> anyhow::Result<Measured> {
+        match target {
+            Target::Limit => {
+                let limit = targets::limit(&self.paths.exe("wirehook-limit"))?;
+                self.measure(&limit, "limit", "goflow", &["/hooks/orders"])
+            }
+            Target::Wirehook { setup, wasm } => self.wirehook_row(id, round, setup, wasm),
+            Target::Express { dir, workers } => {
+                let running = targets::express(dir, *workers)?;
+                self.measure(
+                    &running,
+                    &format!("express-{workers}"),
+                    "goflow",
+                    &["/hooks/orders"],
+                )
+            }
+        }
+    }
+
+    /// One round of a wirehook row, on a site of its own: a queue row's
+    /// store must not start with the last round's backlog.
+    fn wirehook_row(
+        &self,
+        id: &str,
+        round: usize,
+        setup: &Setup,
+        wasm: &Path,
+    ) -> anyhow::Result<Measured> {
         let secret = if setup.provider == "truora" {
             "BENCH_TRUORA_SECRET"
         } else {
@@ -316,21 +381,29 @@ impl Bench<'_> {
                 setup.plugin
             ));
         }
-        let dir = self.scratch.join(format!("row-{id}-{}", setup.plugin));
+        let dir = self
+            .scratch
+            .join(format!("row-{id}-{}-{round}", setup.plugin));
         let cache = self.scratch.join("cache");
         let site = Site::create(
             &dir,
-            &[(setup.plugin.to_owned(), wasm)],
+            &[(setup.plugin.to_owned(), wasm.to_owned())],
             &routes,
             Some(&cache),
         )?;
-        let running = site.start(&self.paths.exe("wirehook"))?;
-        let label = format!("{}-{}-{}", setup.mode, setup.provider, setup.plugin);
-        let mut measured = self.measure(&running, &label, setup.provider, &["/hooks/orders"])?;
-        if setup.mode == "queue" {
-            measured.backlog = Some(site.backlog()?);
-        }
-        Ok(Some(measured))
+        let measured = {
+            let running = site.start(&self.paths.exe("wirehook"))?;
+            let label = format!("{}-{}-{}", setup.mode, setup.provider, setup.plugin);
+            let mut measured =
+                self.measure(&running, &label, setup.provider, &["/hooks/orders"])?;
+            if setup.mode == "queue" {
+                measured.backlog = Some(site.backlog()?);
+            }
+            measured
+        };
+        // A queue row's store holds every event of its round.
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(measured)
     }
 
     /// Installs the Express peer into target/ (never into the repository).
