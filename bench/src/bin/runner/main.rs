@@ -1,20 +1,20 @@
 //! `wirehook-bench`: runs every target of the side-by-side table one after
-//! another on 127.0.0.1 with the same load, measures memory and start-up,
-//! reads the plugin-call micro-benchmark if it ran, and prints the report.
+//! another on 127.0.0.1 with the same load, round after round (`--rounds`),
+//! measures memory and start-up (`footprint`), reads the plugin-call
+//! micro-benchmark if it ran, and prints the report.
 //! `bench/run` builds everything and calls this.
 
 #![forbid(unsafe_code)]
 
+mod footprint;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use wirehook_bench::load::Outcome;
-use wirehook_bench::report::{
-    Footprint, FootprintFigures, LIMIT, Machine, Measured, Micro, Report, Row,
-};
+use wirehook_bench::report::{LIMIT, Machine, Measured, Micro, Report, Row};
 use wirehook_bench::targets::{self, GOFLOW_TOKEN, Running, Site, TRUORA_SECRET};
 
 #[derive(Debug, Parser)]
@@ -23,7 +23,8 @@ use wirehook_bench::targets::{self, GOFLOW_TOKEN, Running, Site, TRUORA_SECRET};
     about = "wirehook side by side with its limit and its peer"
 )]
 struct Args {
-    /// A second per row, to show the harness works (no figure means much).
+    /// One round of a second per row, to show the harness works (no
+    /// figure means much).
     #[arg(long)]
     smoke: bool,
     /// Open connections of the load generator, the same for every row.
@@ -493,86 +494,4 @@ impl Bench<'_> {
         serde_json::from_str(line.trim())
             .with_context(|| format!("reading the load generator's line: {line}"))
     }
-
-    /// Memory and start-up with ten copies of the Rust order-status, and
-    /// with the Python and JavaScript ones.
-    fn footprints(&self) -> anyhow::Result<Vec<Footprint>> {
-        let rust = self.paths.plugin("order-status").expect("checked at start");
-        let ten: Vec<_> = (0..10)
-            .map(|i| (format!("order-status-{i}"), rust.clone()))
-            .collect();
-        let mut footprints = vec![Footprint {
-            name: "ten Rust order-status".to_owned(),
-            result: self.footprint("ten-rust", &ten).map_err(|e| failed(&e)),
-        }];
-        for (name, plugin) in [
-            ("Python order-status-py", "order-status-py"),
-            ("JavaScript order-status-js", "order-status-js"),
-        ] {
-            let result = match self.paths.plugin(plugin) {
-                Some(wasm) => self
-                    .footprint(plugin, &[(plugin.to_owned(), wasm)])
-                    .map_err(|e| failed(&e)),
-                None => Err(format!("not built (plugins/dist/{plugin}.wasm)")),
-            };
-            footprints.push(Footprint {
-                name: name.to_owned(),
-                result,
-            });
-        }
-        Ok(footprints)
-    }
-
-    /// Starts with an empty cache, restarts with the cache it filled
-    /// (idle RSS then), then loads every plugin's route (loaded RSS).
-    fn footprint(
-        &self,
-        name: &str,
-        plugins: &[(String, PathBuf)],
-    ) -> anyhow::Result<FootprintFigures> {
-        let mut routes = String::new();
-        let mut paths = Vec::new();
-        for (i, (plugin, _)) in plugins.iter().enumerate() {
-            routes.push_str(&format!(
-                "[[route]]\nname = \"r{i}\"\npath = \"/hooks/r{i}\"\nprovider = \"goflow\"\n\
-                 secret = \"env:BENCH_GOFLOW_TOKEN\"\nplugins = [\"{plugin}\"]\nmode = \"respond\"\n\n"
-            ));
-            paths.push(format!("/hooks/r{i}"));
-        }
-        // Its own store and cache: the first start compiles everything.
-        let site = Site::create(
-            &self.scratch.join(format!("footprint-{name}")),
-            plugins,
-            &routes,
-            None,
-        )?;
-        let wirehook = self.paths.exe("wirehook");
-        let cold = site.start(&wirehook)?.startup;
-        let running = site.start(&wirehook)?;
-        let idle_rss_kib = running.rss_kib();
-        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-        let duration = (self.args.duration / 2.0).max(1.0);
-        let load = self.load(
-            &running,
-            &format!("footprint-{name}"),
-            "goflow",
-            &paths,
-            duration,
-        )?;
-        if load.errors > 0 {
-            bail!("{name}: {} errors under load", load.errors);
-        }
-        let figures = FootprintFigures {
-            cold_start_ms: millis(cold),
-            warm_start_ms: millis(running.startup),
-            idle_rss_kib,
-            loaded_rss_kib: running.rss_kib(),
-        };
-        eprintln!("footprint {name}: {figures:?}");
-        Ok(figures)
-    }
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
