@@ -67,8 +67,9 @@ impl Machine {
 pub struct Row {
     pub id: String,
     pub name: String,
-    /// The median round's measurement, or why there is none ("not
-    /// built", "not available", or the first round that failed).
+    /// The median round's measurement, with the errors of every round,
+    /// or why there is none ("not built", "not available", or the first
+    /// round that failed).
     pub result: Result<Measured, String>,
     /// Each round's throughput over the limit's in the same round, in
     /// round order; empty without a measurement.
@@ -110,7 +111,11 @@ impl Row {
         let key = |i: usize| ratios.get(i).copied().unwrap_or(measured[i].load.rps);
         let mut order: Vec<usize> = (0..measured.len()).collect();
         order.sort_by(|&a, &b| key(a).total_cmp(&key(b)));
-        let median = measured.swap_remove(order[(order.len() - 1) / 2]);
+        // A round that answered with errors must not hide behind a
+        // median round that did not.
+        let errors = measured.iter().map(|m| m.load.errors).sum();
+        let mut median = measured.swap_remove(order[(order.len() - 1) / 2]);
+        median.load.errors = errors;
         row(Ok(median), ratios)
     }
 
@@ -348,6 +353,17 @@ mod tests {
         assert!(row.ratios.is_empty());
         assert_eq!(row.ratio(), None);
         assert_eq!(row.result.unwrap().load.rps, 20.0);
+    }
+
+    #[test]
+    fn every_rounds_errors_count() {
+        let mut with_errors = measured(10.0);
+        with_errors.as_mut().unwrap().load.errors = 3;
+        let rounds = vec![measured(20.0), with_errors, measured(30.0)];
+        let row = Row::from_rounds("2", "respond", rounds, &[Some(100.0); 3]);
+        let median = row.result.unwrap();
+        assert_eq!(median.load.rps, 20.0);
+        assert_eq!(median.load.errors, 3);
     }
 
     #[test]
