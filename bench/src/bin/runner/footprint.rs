@@ -27,12 +27,10 @@ impl Bench<'_> {
             ("Python order-status-py", "order-status-py"),
             ("JavaScript order-status-js", "order-status-js"),
         ] {
-            let result = match self.paths.plugin(plugin) {
-                Some(wasm) => self
-                    .footprint(plugin, &[(plugin.to_owned(), wasm)])
-                    .map_err(|e| failed(&e)),
-                None => Err(format!("not built (plugins/dist/{plugin}.wasm)")),
-            };
+            let result = self.paths.plugin(plugin).and_then(|wasm| {
+                self.footprint(plugin, &[(plugin.to_owned(), wasm)])
+                    .map_err(|e| failed(&e))
+            });
             footprints.push(Footprint {
                 name: name.to_owned(),
                 result,

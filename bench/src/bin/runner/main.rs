@@ -65,10 +65,14 @@ impl Paths {
         self.bin.join(name)
     }
 
-    /// An example plugin, if built.
-    fn plugin(&self, name: &str) -> Option<PathBuf> {
+    /// An example plugin, or the table's reason for its absence.
+    fn plugin(&self, name: &str) -> Result<PathBuf, String> {
         let path = self.root.join("plugins/dist").join(format!("{name}.wasm"));
-        path.is_file().then_some(path)
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("not built (plugins/dist/{name}.wasm)"))
+        }
     }
 }
 
@@ -97,7 +101,7 @@ fn main() -> anyhow::Result<()> {
         .parent()
         .map_or_else(|| root.join("target"), Path::to_owned);
     let paths = Paths { root, bin, target };
-    if paths.plugin("order-status").is_none() {
+    if paths.plugin("order-status").is_err() {
         bail!("plugins/dist/order-status.wasm is missing: run plugins/build first");
     }
     let scratch = tempfile::tempdir()?;
@@ -208,10 +212,10 @@ impl Bench<'_> {
                 plugin,
                 isolation_event,
             };
-            let target = match self.paths.plugin(plugin) {
-                Some(wasm) => Ok(Target::Wirehook { setup, wasm }),
-                None => Err(format!("not built (plugins/dist/{plugin}.wasm)")),
-            };
+            let target = self
+                .paths
+                .plugin(plugin)
+                .map(|wasm| Target::Wirehook { setup, wasm });
             Line { id, name, target }
         };
         let express = self.express_dir();
