@@ -21,7 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
@@ -99,7 +99,7 @@ impl SqliteStore {
         let (jobs, inbox) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("wirehook-store".into())
-            .spawn(move || writer::write_loop(&mut conn, &inbox))?;
+            .spawn(move || writer::write_loop(&mut conn, &inbox, writer::LINGER))?;
         Ok(Self {
             jobs,
             responses: Arc::default(),
@@ -228,46 +228,66 @@ struct Answered<'a> {
     duration_us: u64,
 }
 
-/// Two rows per event, the event's and its body's: the respond log writes
-/// as many as requests are answered, on the one writer thread.
-fn insert(
-    conn: &Connection,
-    event: &EncodedEvent,
-    status: Status,
-    error: Option<&str>,
-    answered: Option<Answered<'_>>,
-    now_ms: u64,
-) -> rusqlite::Result<i64> {
-    let next = matches!(status, Status::Queued | Status::Running).then_some(now_ms as i64);
-    let (attempts, reply, duration_us) = match answered {
-        Some(a) => (1, a.reply, Some(a.duration_us as i64)),
-        // Inserted running: claimed for its first attempt.
-        None => (u32::from(status == Status::Running), None, None),
-    };
-    conn.prepare_cached(
-        "INSERT INTO events (delivery_id, route, provider, kind, status, last_error,
-                             received_at_ms, updated_at_ms, next_attempt_at_ms,
-                             attempts, reply, duration_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?
-    .execute(params![
-        event.delivery_id,
-        event.route,
-        event.provider,
-        event.kind,
-        status.as_str(),
-        error,
-        event.received_at_ms as i64,
-        now_ms as i64,
-        next,
-        attempts,
-        reply,
-        duration_us,
-    ])?;
-    let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO event_bodies (id, payload, raw_json) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, event.payload, event.raw_json])?;
-    Ok(id)
+/// The two statements that store an event, its row and its body's,
+/// prepared once for all of a job's events: the respond log writes as many
+/// as requests are answered, on the one writer thread, and a cache lookup
+/// per statement hashes its text.
+struct Inserts<'c> {
+    conn: &'c Connection,
+    event: CachedStatement<'c>,
+    body: CachedStatement<'c>,
+}
+
+impl<'c> Inserts<'c> {
+    fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
+        Ok(Self {
+            conn,
+            event: conn.prepare_cached(
+                "INSERT INTO events (delivery_id, route, provider, kind, status, last_error,
+                                     received_at_ms, updated_at_ms, next_attempt_at_ms,
+                                     attempts, reply, duration_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?,
+            body: conn.prepare_cached(
+                "INSERT INTO event_bodies (id, payload, raw_json) VALUES (?1, ?2, ?3)",
+            )?,
+        })
+    }
+
+    /// Stores `event` and returns its id.
+    fn insert(
+        &mut self,
+        event: &EncodedEvent,
+        status: Status,
+        error: Option<&str>,
+        answered: Option<Answered<'_>>,
+        now_ms: u64,
+    ) -> rusqlite::Result<i64> {
+        let next = matches!(status, Status::Queued | Status::Running).then_some(now_ms as i64);
+        let (attempts, reply, duration_us) = match answered {
+            Some(a) => (1, a.reply, Some(a.duration_us as i64)),
+            // Inserted running: claimed for its first attempt.
+            None => (u32::from(status == Status::Running), None, None),
+        };
+        self.event.execute(params![
+            event.delivery_id,
+            event.route,
+            event.provider,
+            event.kind,
+            status.as_str(),
+            error,
+            event.received_at_ms as i64,
+            now_ms as i64,
+            next,
+            attempts,
+            reply,
+            duration_us,
+        ])?;
+        let id = self.conn.last_insert_rowid();
+        self.body
+            .execute(params![id, event.payload, event.raw_json])?;
+        Ok(id)
+    }
 }
 
 #[async_trait::async_trait]
@@ -286,25 +306,25 @@ impl Store for SqliteStore {
         let events: Vec<EncodedEvent> = events.into_iter().map(EncodedEvent::from).collect();
         self.run(Commit::Durable, move |conn| {
             let mut admissions = Vec::with_capacity(events.len());
+            let mut mark = conn.prepare_cached(
+                "INSERT INTO seen (route, delivery_id, seen_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (route, delivery_id) DO UPDATE SET seen_at_ms = excluded.seen_at_ms
+                 WHERE seen.seen_at_ms < ?4",
+            )?;
+            let mut inserts = Inserts::prepare(conn)?;
             for event in &events {
                 // New, or seen only before the window: (re)marked and queued.
                 // Seen inside it: the update's condition fails, nothing changes.
-                let marked = conn
-                    .prepare_cached(
-                        "INSERT INTO seen (route, delivery_id, seen_at_ms) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (route, delivery_id) DO UPDATE SET seen_at_ms = excluded.seen_at_ms
-                         WHERE seen.seen_at_ms < ?4",
-                    )?
-                    .execute(params![
-                        event.route,
-                        event.delivery_id,
-                        now_ms as i64,
-                        dedup_since_ms as i64
-                    ])?;
+                let marked = mark.execute(params![
+                    event.route,
+                    event.delivery_id,
+                    now_ms as i64,
+                    dedup_since_ms as i64
+                ])?;
                 admissions.push(if marked == 0 {
                     Admission::Duplicate
                 } else {
-                    Admission::Queued(insert(conn, event, status, None, None, now_ms)?)
+                    Admission::Queued(inserts.insert(event, status, None, None, now_ms)?)
                 });
             }
             Ok(admissions)

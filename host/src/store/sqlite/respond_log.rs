@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::{Answered, Commit, EncodedEvent, Job, Note, SqliteStore, insert};
+use super::{Answered, Commit, EncodedEvent, Inserts, Job, Note, SqliteStore};
 use crate::store::{Response, Status, StoreError};
 
 /// Respond-log rows waiting for the writer beyond which new ones are not
@@ -97,9 +97,10 @@ impl SqliteStore {
         let mut scheduled = ScheduledResponses(Some(self.responses.clone()));
         let work = Box::new(move |conn: &Connection| {
             let rows = scheduled.take();
-            let written = rows
-                .iter()
-                .try_for_each(|(response, now_ms)| log_row(conn, response, *now_ms));
+            let written = Inserts::prepare(conn).and_then(|mut inserts| {
+                rows.iter()
+                    .try_for_each(|(response, now_ms)| log_row(&mut inserts, response, *now_ms))
+            });
             let ok = written.is_ok();
             let note: Note = Box::new(move |committed| {
                 let failed = written.map_err(|e| e.to_string()).and(committed);
@@ -120,7 +121,11 @@ impl SqliteStore {
 }
 
 /// One respond-log row.
-fn log_row(conn: &Connection, response: &LoggedResponse, now_ms: u64) -> rusqlite::Result<()> {
+fn log_row(
+    inserts: &mut Inserts<'_>,
+    response: &LoggedResponse,
+    now_ms: u64,
+) -> rusqlite::Result<()> {
     let status = if response.error.is_some() {
         Status::Failed
     } else {
@@ -130,8 +135,7 @@ fn log_row(conn: &Connection, response: &LoggedResponse, now_ms: u64) -> rusqlit
         reply: response.reply.as_deref(),
         duration_us: response.duration_us,
     };
-    insert(
-        conn,
+    inserts.insert(
         &response.event,
         status,
         response.error.as_deref(),

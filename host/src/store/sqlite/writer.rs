@@ -12,7 +12,7 @@ use rusqlite::Connection;
 const MAX_BATCH: usize = 512;
 
 /// How long a batch of nothing but respond-log rows waits for more.
-const LINGER: Duration = Duration::from_millis(2);
+pub(super) const LINGER: Duration = Duration::from_millis(2);
 
 /// Told whether the batch a job ran in committed.
 pub(super) type Note = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -24,8 +24,9 @@ pub(in crate::store) enum Commit {
     Durable,
     /// Committed soon; on disk with the next durable commit.
     Relaxed,
-    /// As relaxed, and in no hurry: may wait [`LINGER`] for company
-    /// (and hold up, by as much, a job that arrives while it waits).
+    /// As relaxed, and in no hurry: waits up to [`LINGER`] for company.
+    /// The first job to arrive meanwhile ends the wait, so that no job
+    /// waits on a lazy one.
     Lazy,
 }
 
@@ -43,11 +44,12 @@ pub(super) struct Job {
 /// The writer thread: takes whatever jobs are waiting, runs them in one
 /// transaction, commits once, then tells each job how it went. Ends when
 /// every sender is gone, after the last batch is committed.
-pub(super) fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
+/// A lazy job waits up to `linger` ([`LINGER`] in the store).
+pub(super) fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>, linger: Duration) {
     // As `open` left it.
     let mut fsync = true;
     while let Ok(first) = inbox.recv() {
-        let batch = gather(first, inbox);
+        let batch = gather(first, inbox, linger);
         let durable = batch.iter().any(|job| job.commit == Commit::Durable);
         if durable != fsync {
             let level = if durable { "FULL" } else { "NORMAL" };
@@ -104,14 +106,15 @@ fn in_savepoint(conn: &Connection, work: Work) -> rusqlite::Result<Note> {
 }
 
 /// `first` and whatever else is waiting, up to [`MAX_BATCH`]. A batch
-/// that starts with a lazy job first lets [`LINGER`] pass: asleep, not
-/// woken by every job that arrives meanwhile, which would cost a context
-/// switch per respond-log row.
-fn gather(first: Job, inbox: &mpsc::Receiver<Job>) -> Vec<Job> {
-    if first.commit == Commit::Lazy {
-        std::thread::sleep(LINGER);
-    }
+/// that starts with a lazy job first waits up to `linger` for another
+/// job: one wake-up, whichever comes first, not one per respond-log row
+/// (a lazy job carries every row logged until it runs).
+fn gather(first: Job, inbox: &mpsc::Receiver<Job>, linger: Duration) -> Vec<Job> {
+    let lazy = first.commit == Commit::Lazy;
     let mut batch = vec![first];
+    if lazy && let Ok(job) = inbox.recv_timeout(linger) {
+        batch.push(job);
+    }
     while batch.len() < MAX_BATCH {
         match inbox.try_recv() {
             Ok(job) => batch.push(job),
@@ -119,4 +122,42 @@ fn gather(first: Job, inbox: &mpsc::Receiver<Job>) -> Vec<Job> {
         }
     }
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(commit: Commit, done: mpsc::Sender<Commit>) -> Job {
+        Job {
+            commit,
+            work: Box::new(move |_| {
+                let note: Note = Box::new(move |committed| {
+                    committed.unwrap();
+                    done.send(commit).unwrap();
+                });
+                (true, note)
+            }),
+        }
+    }
+
+    #[test]
+    fn a_job_arriving_while_a_lazy_one_lingers_ends_the_wait() {
+        let (jobs, inbox) = mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let mut conn = Connection::open_in_memory().unwrap();
+            // Longer than any test run: only another job ends this wait.
+            write_loop(&mut conn, &inbox, Duration::from_secs(24 * 3600));
+        });
+        let (done, notes) = mpsc::channel();
+        jobs.send(job(Commit::Lazy, done.clone())).unwrap();
+        jobs.send(job(Commit::Durable, done)).unwrap();
+        // A bound on a hang, not a measure of speed.
+        let first = notes.recv_timeout(Duration::from_secs(60)).unwrap();
+        let second = notes.recv_timeout(Duration::from_secs(60)).unwrap();
+        // One batch, in the order the jobs came.
+        assert_eq!((first, second), (Commit::Lazy, Commit::Durable));
+        drop(jobs);
+        writer.join().unwrap();
+    }
 }
