@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
@@ -50,14 +51,16 @@ impl Provider for Truora {
                 header.alg
             )));
         }
-        let claims = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)
+        // The claims as signed, not re-serialised: their own key order and
+        // numbers reach the plugin, and nothing is built only to be printed.
+        let claims = jsonwebtoken::decode::<Box<RawValue>>(token, &self.key, &self.validation)
             .map_err(|e| Rejection::unauthorized(format!("JWT refused: {e}")))?
             .claims;
-        if !claims.is_object() {
+        if !claims.get().starts_with('{') {
             return Err(Rejection::bad_request("JWT claims are not a JSON object"));
         }
         Ok(Verified {
-            document: Cow::Owned(claims.to_string().into_bytes()),
+            document: Cow::Owned(String::from(Box::<str>::from(claims)).into_bytes()),
             delivery_id: None,
         })
     }
@@ -177,6 +180,59 @@ mod tests {
         assert_eq!(stage_of("Success"), Some(FlowStage::Succeeded));
         assert_eq!(stage_of("whatsapp_flow.failed"), Some(FlowStage::Failed));
         assert_eq!(stage_of("step_viewed"), None);
+    }
+
+    /// A token signed over `claims` exactly as written (`sign` goes
+    /// through a `Value`, which orders the keys).
+    fn token_over(claims: &str, secret: &str) -> testkit::Req {
+        let claims = RawValue::from_string(claims.to_owned()).unwrap();
+        let key = EncodingKey::from_secret(secret.as_bytes());
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+        testkit::Req::post(&Signed {
+            headers: Vec::new(),
+            body: token.into_bytes(),
+        })
+    }
+
+    #[test]
+    fn the_document_is_the_claims_as_signed() {
+        let secret = "c48863adab6b101b";
+        let p = testkit::provider(RouteConfig::bare("truora"), secret);
+        let claims =
+            r#"{"zeta":1.50,"event":"Success","alpha":"\u00e9","variables":{"b":"2","a":"1"}}"#;
+        let req = token_over(claims, secret);
+        let verified = p.verify(&req.request()).unwrap();
+        assert_eq!(std::str::from_utf8(&verified.document).unwrap(), claims);
+        let decoded = p.decode(&verified.document).unwrap();
+        assert_eq!(decoded[0].raw_json, claims);
+        let Payload::Flow(flow) = &decoded[0].payload else {
+            panic!("not a flow: {:?}", decoded[0].payload);
+        };
+        assert_eq!(
+            flow.variables,
+            [
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn claims_that_are_not_an_object_are_refused() {
+        let secret = "c48863adab6b101b";
+        let p = testkit::provider(RouteConfig::bare("truora"), secret);
+        for claims in ["[1, 2]", "\"Success\"", "7", "null"] {
+            let req = token_over(claims, secret);
+            let refused = p.verify(&req.request());
+            assert!(
+                matches!(
+                    refused,
+                    Err(Rejection::BadRequest(_) | Rejection::Unauthorized(_))
+                ),
+                "{claims}: {:?}",
+                refused.map(|v| v.document)
+            );
+        }
     }
 
     #[test]
