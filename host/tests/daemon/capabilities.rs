@@ -51,8 +51,13 @@ mode = "respond"
 
 /// Sends `text` as a goflow call to the probe at `path`: its status and JSON.
 pub async fn ask(daemon: &Daemon, path: &str, text: &str) -> (u16, Value) {
+    ask_at(&daemon.url(path), text).await
+}
+
+/// [`ask`] by URL, for a task that cannot borrow the daemon.
+pub async fn ask_at(url: &str, text: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
-        .post(daemon.url(path))
+        .post(url)
         .header("Authorization", "Token t")
         .json(&json!({"input": {"text": text}, "contact": {"uuid": "c-1", "urn": "tel:+5511999990000", "name": "Ana"}}))
         .send()

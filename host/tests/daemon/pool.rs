@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::routing::get;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::capabilities::{ask, probe_site, serve};
+use crate::capabilities::{ask_at, probe_site, serve};
 use crate::exposition::{metrics_url, scrape};
 
 /// A loopback endpoint that reports each request it gets and answers it
@@ -25,8 +25,8 @@ async fn hold(State(held): State<Arc<Held>>) -> &'static str {
     "released"
 }
 
-// Multi-threaded: the log is waited for by blocking, and the requests'
-// connections must go on being driven meanwhile.
+// Multi-threaded: the log is waited for by blocking, and the calls'
+// tasks must go on being driven meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_beyond_pool_size_wait_for_an_instance() {
     calls_beyond_two_instances_wait("", "pool_size = 2").await;
@@ -62,33 +62,35 @@ async fn calls_beyond_two_instances_wait(grant: &str, plugins: &str) {
     let metrics = metrics_url(&daemon);
     let client = reqwest::Client::new();
     let waiting = r#"wirehook_plugin_waiting_calls{plugin="probe"}"#;
-    let fetch = format!("fetch http://{server}/hold");
-    let calls = async {
-        tokio::join!(
-            ask(&daemon, "/hooks/probe", &fetch),
-            ask(&daemon, "/hooks/probe", &fetch),
-            ask(&daemon, "/hooks/probe", &fetch),
-        )
-    };
-    let steer = async {
-        // Two instances are busy in the endpoint; the third call waits.
-        arrivals.recv().await.unwrap();
-        arrivals.recv().await.unwrap();
-        tokio::task::block_in_place(|| {
-            daemon.wait_for_log(|l| l["message"] == "every instance busy: the call waits for one")
-        });
-        assert_eq!(scrape(&client, &metrics).await[waiting], 1.0);
-        assert!(
-            arrivals.try_recv().is_err(),
-            "a third instance ran while two were busy"
-        );
-        // One comes back: the waiting call gets it.
-        held.gate.add_permits(1);
-        arrivals.recv().await.unwrap();
-        held.gate.add_permits(2);
-    };
-    let (replies, ()) = tokio::join!(calls, steer);
-    for (status, reply) in [replies.0, replies.1, replies.2] {
+    // Each call in its own task: the test blocks below while waiting for
+    // the log, and a call polled by this task would stall with it.
+    let (url, fetch) = (
+        daemon.url("/hooks/probe"),
+        format!("fetch http://{server}/hold"),
+    );
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, fetch) = (url.clone(), fetch.clone());
+            tokio::spawn(async move { ask_at(&url, &fetch).await })
+        })
+        .collect();
+    // Two instances are busy in the endpoint; the third call waits.
+    arrivals.recv().await.unwrap();
+    arrivals.recv().await.unwrap();
+    tokio::task::block_in_place(|| {
+        daemon.wait_for_log(|l| l["message"] == "every instance busy: the call waits for one")
+    });
+    assert_eq!(scrape(&client, &metrics).await[waiting], 1.0);
+    assert!(
+        arrivals.try_recv().is_err(),
+        "a third instance ran while two were busy"
+    );
+    // One comes back: the waiting call gets it.
+    held.gate.add_permits(1);
+    arrivals.recv().await.unwrap();
+    held.gate.add_permits(2);
+    for call in calls {
+        let (status, reply) = call.await.unwrap();
         assert_eq!(status, 200, "{reply}");
         assert_eq!(reply["body"], "released", "{reply}");
     }
