@@ -9,7 +9,9 @@ use std::time::SystemTime;
 
 use axum::http::header::AUTHORIZATION;
 
-use super::json::{self, Members};
+use serde_json::value::RawValue;
+
+use super::json;
 use super::token::SharedToken;
 use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
@@ -40,31 +42,38 @@ impl Provider for Goflow {
         // Borrowed members, not a `Value`: a call carries the whole run
         // (contact, flow, results, input, run...) and only a few fields
         // of it are read.
-        let body = json::members(document)?;
-        let part = |key: &str| body.get(key).and_then(|raw| json::members_of(raw));
-        let flow = part("flow").unwrap_or_default();
+        let [contact, flow, results, input] =
+            json::pick(document, ["contact", "flow", "results", "input"])?;
+        let [flow_id, flow_name] = flow
+            .and_then(|flow| json::pick_of(flow, ["uuid", "name"]))
+            .unwrap_or_default();
         let event = FlowEvent {
-            flow_id: json::member_text(&flow, &["uuid"]),
-            flow_name: json::member_text(&flow, &["name"]),
+            flow_id: flow_id.and_then(json::raw_scalar_text),
+            flow_name: flow_name.and_then(json::raw_scalar_text),
             stage: FlowStage::Started,
-            contact: contact(&part("contact").unwrap_or_default()),
-            variables: variables(&body),
+            contact: contact_of(contact),
+            variables: variables(results, input),
         };
         Ok(vec![Decoded {
             kind: KIND.to_owned(),
             payload: Payload::FlowCall(event),
-            raw_json: String::from_utf8_lossy(document).into_owned(),
+            raw_json: json::document_text(document),
             provider_id: None,
         }])
     }
 }
 
-fn contact(contact: &Members<'_>) -> Contact {
-    let urn = json::member_text(contact, &["urn"]);
+fn contact_of(contact: Option<&RawValue>) -> Contact {
+    let [id, urn, name] = contact
+        .and_then(|contact| json::pick_of(contact, ["uuid", "urn", "name"]))
+        .unwrap_or_default();
     Contact {
-        id: json::member_text(contact, &["uuid"]),
-        phone: urn.as_deref().and_then(phone_of_urn),
-        name: json::member_text(contact, &["name"]),
+        id: id.and_then(json::raw_scalar_text),
+        phone: urn
+            .and_then(json::raw_scalar_text)
+            .as_deref()
+            .and_then(phone_of_urn),
+        name: name.and_then(json::raw_scalar_text),
     }
 }
 
@@ -78,23 +87,20 @@ fn phone_of_urn(urn: &str) -> Option<String> {
 
 /// Each result by key (`@results.order` → `order`), then the input text
 /// under `input`.
-fn variables(body: &Members<'_>) -> Vec<(String, String)> {
+fn variables(results: Option<&RawValue>, input: Option<&RawValue>) -> Vec<(String, String)> {
     let mut variables = Vec::new();
-    if let Some(results) = body.get("results").and_then(|raw| json::members_of(raw)) {
+    if let Some(results) = results.and_then(json::members_of) {
         for (key, result) in &results {
-            let value = json::members_of(result).and_then(|r| r.get("value").copied());
+            let [value] = json::pick_of(result, ["value"]).unwrap_or_default();
             // Some engines flatten results to plain values.
             let value = json::raw_any_text(value.unwrap_or(result));
             variables.push((key.0.clone().into_owned(), value));
         }
     }
-    if let Some(text) = body
-        .get("input")
-        .and_then(|input| match json::members_of(input) {
-            Some(input) => json::member_text(&input, &["text"]),
-            None => json::raw_scalar_text(input),
-        })
-    {
+    if let Some(text) = input.and_then(|input| match json::pick_of(input, ["text"]) {
+        Some([text]) => text.and_then(json::raw_scalar_text),
+        None => json::raw_scalar_text(input),
+    }) {
         variables.push(("input".to_owned(), text));
     }
     variables

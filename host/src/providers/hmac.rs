@@ -61,7 +61,7 @@ impl Provider for GenericHmac {
         Ok(vec![Decoded {
             kind: json::text(&body, &["type", "event"]).unwrap_or_else(|| KIND.to_owned()),
             payload: Payload::Other,
-            raw_json: String::from_utf8_lossy(document).into_owned(),
+            raw_json: json::document_text(document),
             provider_id: None,
         }])
     }

@@ -1,15 +1,16 @@
 //! Small readers for provider JSON, which is loosely typed: ids arrive as
 //! strings or numbers, fields move between versions.
 //!
-//! Two ways in: a parsed [`Value`], or [`Members`], an object's members
-//! borrowed from the document and each read only when asked for. The
-//! second allocates nothing for the members a provider never looks at,
-//! which on a hot route is most of the body; both give the same answers.
+//! Two ways in: a parsed [`Value`], or an object's members borrowed from
+//! the document as raw JSON and each read only when asked for ([`pick`]
+//! the few a provider reads, or [`Members`], all of them). The second
+//! allocates nothing for the members a provider never looks at, which on
+//! a hot route is most of the body; both give the same answers.
 
 use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
 
-use serde::de::{Deserialize, Deserializer, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -83,13 +84,14 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Parses a body that must be a JSON object into its borrowed members;
-/// refused as [`object`] refuses it.
-pub fn members(body: &[u8]) -> Result<Members<'_>, super::Rejection> {
-    serde_json::from_slice(body).map_err(|_| match object(body) {
-        Err(rejection) => rejection,
-        Ok(_) => super::Rejection::bad_request("body is not a JSON object"),
-    })
+/// A verified document as the text events keep of it. JSON is UTF-8, so
+/// the copy is checked once with `str`'s fast check; bytes that are not
+/// UTF-8 become U+FFFD rather than refusing the event.
+pub fn document_text(document: &[u8]) -> String {
+    match std::str::from_utf8(document) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(document).into_owned(),
+    }
 }
 
 /// `raw`'s members, if it is an object.
@@ -101,11 +103,70 @@ pub fn members_of(raw: &RawValue) -> Option<Members<'_>> {
     serde_json::from_str(text).ok()
 }
 
-/// [`text`] over borrowed members.
-pub fn member_text(members: &Members<'_>, keys: &[&str]) -> Option<String> {
-    keys.iter()
-        .filter_map(|key| members.get(*key))
-        .find_map(|raw| raw_scalar_text(raw))
+/// The members named `keys` of a body that must be a JSON object, each
+/// its raw JSON or `None` where absent; refused as [`object`] refuses it.
+/// As in a [`Value`]'s map, a repeated key keeps its last value. The other
+/// members are checked and skipped, not kept: one pass over the body
+/// and no map.
+pub fn pick<'a, const N: usize>(
+    body: &'a [u8],
+    keys: [&str; N],
+) -> Result<[Option<&'a RawValue>; N], super::Rejection> {
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    Pick(keys)
+        .deserialize(&mut reader)
+        .and_then(|picked| reader.end().map(|()| picked))
+        .map_err(|_| match object(body) {
+            Err(rejection) => rejection,
+            Ok(_) => super::Rejection::bad_request("body is not a JSON object"),
+        })
+}
+
+/// [`pick`] inside `raw`, if it is an object.
+pub fn pick_of<'a, const N: usize>(
+    raw: &'a RawValue,
+    keys: [&str; N],
+) -> Option<[Option<&'a RawValue>; N]> {
+    let text = raw.get();
+    if !text.starts_with('{') {
+        return None;
+    }
+    // A raw value is one whole, valid value: nothing trails it.
+    Pick(keys)
+        .deserialize(&mut serde_json::Deserializer::from_str(text))
+        .ok()
+}
+
+/// Reads an object into the last value of each of its keys.
+struct Pick<'k, const N: usize>([&'k str; N]);
+
+impl<'de, const N: usize> DeserializeSeed<'de> for Pick<'_, N> {
+    type Value = [Option<&'de RawValue>; N];
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for Pick<'_, N> {
+    type Value = [Option<&'de RawValue>; N];
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut picked = [None; N];
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match self.0.iter().position(|wanted| *wanted == key.0) {
+                Some(at) => picked[at] = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(picked)
+    }
 }
 
 /// [`scalar_text`] of a raw value.
@@ -155,16 +216,30 @@ mod tests {
     }
 
     #[test]
-    fn members_read_as_values_do() {
+    fn members_and_picks_read_as_values_do() {
         let body = br#"{"a": "x", "b": 7, "a": "y", "n": null, "e": "", "o": {"k": [1, 2.50]},
                         "q": "\u0041\"", "t": true}"#;
         let value = object(body).unwrap();
-        let members = members(body).unwrap();
-        for key in ["a", "b", "n", "e", "o", "q", "t", "missing"] {
-            assert_eq!(member_text(&members, &[key]), text(&value, &[key]), "{key}");
-            let raw = members.get(key);
+        let raw: &RawValue = serde_json::from_slice(body).unwrap();
+        let members = members_of(raw).unwrap();
+        let keys = ["a", "b", "n", "e", "o", "q", "t", "missing"];
+        let picked = pick(body, keys).unwrap();
+        let texts = |raws: [Option<&RawValue>; 8]| raws.map(|r| r.map(|r| r.get().to_owned()));
+        assert_eq!(texts(pick_of(raw, keys).unwrap()), texts(picked));
+        for (key, picked) in keys.into_iter().zip(picked) {
+            let member = members.get(key).copied();
             assert_eq!(
-                raw.map(|r| raw_any_text(r)),
+                member.map(RawValue::get),
+                picked.map(RawValue::get),
+                "{key}"
+            );
+            assert_eq!(
+                member.and_then(raw_scalar_text),
+                text(&value, &[key]),
+                "{key}"
+            );
+            assert_eq!(
+                member.map(raw_any_text),
                 value.get(key).map(any_text),
                 "{key}"
             );
@@ -175,12 +250,28 @@ mod tests {
     }
 
     #[test]
-    fn members_refuse_as_object_does() {
-        for body in [&b"[1]"[..], b"nope", b"", b"\"s\""] {
+    fn picks_refuse_as_object_does() {
+        // Skipped members are checked too, and nothing may trail the object.
+        let bodies = [
+            &b"[1]"[..],
+            b"nope",
+            b"",
+            b"\"s\"",
+            br#"{"a": 1, "b": [1,}"#,
+            br#"{"a": 1} x"#,
+        ];
+        for body in bodies {
             assert_eq!(
-                members(body).unwrap_err().to_string(),
+                pick(body, ["a"]).unwrap_err().to_string(),
                 object(body).unwrap_err().to_string()
             );
+        }
+        let not_objects: [&RawValue; 2] = [
+            serde_json::from_str("[1]").unwrap(),
+            serde_json::from_str("\"{\"").unwrap(),
+        ];
+        for raw in not_objects {
+            assert!(pick_of(raw, ["a"]).is_none(), "{raw}");
         }
     }
 }

@@ -51,7 +51,7 @@ impl Provider for Messangi {
 
     fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
         let body = json::object(document)?;
-        let raw_json = String::from_utf8_lossy(document).into_owned();
+        let raw_json = json::document_text(document);
         if !FIELDS.iter().any(|field| body.get(field).is_some()) {
             return Ok(vec![Decoded {
                 kind: "messangi".to_owned(),

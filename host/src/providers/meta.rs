@@ -106,7 +106,7 @@ impl Provider for Meta {
             events.push(Decoded {
                 kind: json::text(&body, &["object"]).unwrap_or_else(|| "meta".to_owned()),
                 payload: Payload::Other,
-                raw_json: String::from_utf8_lossy(document).into_owned(),
+                raw_json: json::document_text(document),
                 provider_id: None,
             });
         }

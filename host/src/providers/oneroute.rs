@@ -87,7 +87,7 @@ impl Provider for OneRoute {
         Ok(vec![Decoded {
             kind: kind.unwrap_or_else(|| "oneroute".to_owned()),
             payload,
-            raw_json: String::from_utf8_lossy(document).into_owned(),
+            raw_json: json::document_text(document),
             provider_id,
         }])
     }

@@ -107,7 +107,7 @@ impl Provider for StandardWebhooks {
         Ok(vec![Decoded {
             kind: json::text(&body, &["type"]).unwrap_or_else(|| KIND.to_owned()),
             payload: Payload::Other,
-            raw_json: String::from_utf8_lossy(document).into_owned(),
+            raw_json: json::document_text(document),
             provider_id: None,
         }])
     }

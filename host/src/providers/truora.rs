@@ -111,7 +111,7 @@ impl Provider for Truora {
         Ok(vec![Decoded {
             kind,
             payload,
-            raw_json: String::from_utf8_lossy(document).into_owned(),
+            raw_json: json::document_text(document),
             provider_id: find(&["event_id", "jti", "id"]),
         }])
     }

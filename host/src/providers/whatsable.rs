@@ -51,7 +51,7 @@ impl Provider for Whatsable {
         Ok(vec![Decoded {
             kind: kind.unwrap_or_else(|| "whatsable".to_owned()),
             payload,
-            raw_json: String::from_utf8_lossy(document).into_owned(),
+            raw_json: json::document_text(document),
             provider_id,
         }])
     }
