@@ -112,14 +112,18 @@ pub fn pick<'a, const N: usize>(
     body: &'a [u8],
     keys: [&str; N],
 ) -> Result<[Option<&'a RawValue>; N], super::Rejection> {
-    let mut reader = serde_json::Deserializer::from_slice(body);
+    let refused = || match object(body) {
+        Err(rejection) => rejection,
+        Ok(_) => super::Rejection::bad_request("body is not a JSON object"),
+    };
+    // The whole body, not only what is read: a skipped string is not
+    // checked for UTF-8 as it is skipped.
+    let text = std::str::from_utf8(body).map_err(|_| refused())?;
+    let mut reader = serde_json::Deserializer::from_str(text);
     Pick(keys)
         .deserialize(&mut reader)
         .and_then(|picked| reader.end().map(|()| picked))
-        .map_err(|_| match object(body) {
-            Err(rejection) => rejection,
-            Ok(_) => super::Rejection::bad_request("body is not a JSON object"),
-        })
+        .map_err(|_| refused())
 }
 
 /// [`pick`] inside `raw`, if it is an object.
@@ -251,7 +255,8 @@ mod tests {
 
     #[test]
     fn picks_refuse_as_object_does() {
-        // Skipped members are checked too, and nothing may trail the object.
+        // Skipped members are checked too (their UTF-8 as well), and
+        // nothing may trail the object.
         let bodies = [
             &b"[1]"[..],
             b"nope",
@@ -259,6 +264,7 @@ mod tests {
             b"\"s\"",
             br#"{"a": 1, "b": [1,}"#,
             br#"{"a": 1} x"#,
+            b"{\"a\": 1, \"b\": \"\xff\"}",
         ];
         for body in bodies {
             assert_eq!(
