@@ -42,6 +42,7 @@ impl Provider for Goflow {
         // Borrowed members, not a `Value`: a call carries the whole run
         // (contact, flow, results, input, run...) and only a few fields
         // of it are read.
+        let document = json::body_text(document)?;
         let [contact, flow, results, input] =
             json::pick(document, ["contact", "flow", "results", "input"])?;
         let [flow_id, flow_name] = flow
@@ -57,7 +58,7 @@ impl Provider for Goflow {
         Ok(vec![Decoded {
             kind: KIND.to_owned(),
             payload: Payload::FlowCall(event),
-            raw_json: json::document_text(document),
+            raw_json: document.to_owned(),
             provider_id: None,
         }])
     }

@@ -103,27 +103,35 @@ pub fn members_of(raw: &RawValue) -> Option<Members<'_>> {
     serde_json::from_str(text).ok()
 }
 
+/// A body's text. JSON is UTF-8: a body that is not is refused as
+/// [`object`] refuses it.
+pub fn body_text(body: &[u8]) -> Result<&str, super::Rejection> {
+    std::str::from_utf8(body).map_err(|_| refusal(body))
+}
+
 /// The members named `keys` of a body that must be a JSON object, each
 /// its raw JSON or `None` where absent; refused as [`object`] refuses it.
 /// As in a [`Value`]'s map, a repeated key keeps its last value. The other
 /// members are checked and skipped, not kept: one pass over the body
-/// and no map.
+/// and no map. Text, not bytes: a skipped string is not checked for
+/// UTF-8 as it is skipped, so [`body_text`] checks the whole body first.
 pub fn pick<'a, const N: usize>(
-    body: &'a [u8],
+    body: &'a str,
     keys: [&str; N],
 ) -> Result<[Option<&'a RawValue>; N], super::Rejection> {
-    let refused = || match object(body) {
-        Err(rejection) => rejection,
-        Ok(_) => super::Rejection::bad_request("body is not a JSON object"),
-    };
-    // The whole body, not only what is read: a skipped string is not
-    // checked for UTF-8 as it is skipped.
-    let text = std::str::from_utf8(body).map_err(|_| refused())?;
-    let mut reader = serde_json::Deserializer::from_str(text);
+    let mut reader = serde_json::Deserializer::from_str(body);
     Pick(keys)
         .deserialize(&mut reader)
         .and_then(|picked| reader.end().map(|()| picked))
-        .map_err(|_| refused())
+        .map_err(|_| refusal(body.as_bytes()))
+}
+
+/// Why [`object`] refuses `body`, for a reader that refused it first.
+fn refusal(body: &[u8]) -> super::Rejection {
+    match object(body) {
+        Err(rejection) => rejection,
+        Ok(_) => super::Rejection::bad_request("body is not a JSON object"),
+    }
 }
 
 /// [`pick`] inside `raw`, if it is an object.
@@ -227,7 +235,7 @@ mod tests {
         let raw: &RawValue = serde_json::from_slice(body).unwrap();
         let members = members_of(raw).unwrap();
         let keys = ["a", "b", "n", "e", "o", "q", "t", "missing"];
-        let picked = pick(body, keys).unwrap();
+        let picked = pick(body_text(body).unwrap(), keys).unwrap();
         let texts = |raws: [Option<&RawValue>; 8]| raws.map(|r| r.map(|r| r.get().to_owned()));
         assert_eq!(texts(pick_of(raw, keys).unwrap()), texts(picked));
         for (key, picked) in keys.into_iter().zip(picked) {
@@ -268,7 +276,10 @@ mod tests {
         ];
         for body in bodies {
             assert_eq!(
-                pick(body, ["a"]).unwrap_err().to_string(),
+                body_text(body)
+                    .and_then(|text| pick(text, ["a"]))
+                    .unwrap_err()
+                    .to_string(),
                 object(body).unwrap_err().to_string()
             );
         }
