@@ -163,7 +163,7 @@ fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
         }
     };
     let store = if open_store {
-        let store = SqliteStore::open(&config.storage.path)
+        let store = SqliteStore::open_owned(&config.storage.path)
             .with_context(|| format!("opening the store in {}", config.storage.path.display()))?;
         Some(Arc::new(store))
     } else {

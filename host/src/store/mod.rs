@@ -159,6 +159,10 @@ pub enum StoreError {
         "store: the database has layout {found}, written by a newer wirehook; this one knows up to {known}"
     )]
     NewerLayout { found: i64, known: i64 },
+    #[error(
+        "store: another wirehook daemon is running on {0} (it holds wirehook.lock); one store has one daemon"
+    )]
+    Owned(std::path::PathBuf),
 }
 
 /// Durable key-value state, one namespace per plugin.
@@ -190,8 +194,9 @@ pub trait KvStore: Send + Sync + 'static {
 /// The durable queue and delivery log.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Durably records `events`, skipping those whose delivery id was seen
-    /// on the same route after `dedup_since_ms`. Returns only once the
+    /// Durably records `events`, skipping those whose delivery id came
+    /// with an event on the same route received (`received_at_ms`) at or
+    /// after `dedup_since_ms`. Returns only once the
     /// write is on disk: the caller may acknowledge the request then.
     /// Claimed events are `running` (their first attempt) when recorded,
     /// and come back queued with [`Store::recover`] if that attempt's

@@ -32,6 +32,7 @@ use crate::event::{Event, Source};
 mod checkpoint;
 mod respond_log;
 mod schema;
+mod seen;
 mod writer;
 
 pub(in crate::store) use writer::Commit;
@@ -65,6 +66,11 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     /// Respond-log rows waiting for the writer.
     responses: Arc<Mutex<respond_log::PendingResponses>>,
+    /// The dedup window, rebuilt by the first enqueue; only the writer
+    /// thread takes the lock.
+    seen: Arc<Mutex<Option<seen::Seen>>>,
+    /// `wirehook.lock`, locked while this store is the daemon's.
+    _owner: Option<std::fs::File>,
     _checkpointer: checkpoint::Checkpointer,
 }
 
@@ -75,8 +81,26 @@ impl SqliteStore {
         [dir.join("wirehook.db"), dir.join("wirehook.db-wal")]
     }
 
-    /// Opens (creating if needed) `dir/wirehook.db`.
+    /// Opens (creating if needed) `dir/wirehook.db`, beside a daemon that
+    /// may be running on it (as `wirehook events` does).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_as(dir, None)
+    }
+
+    /// Opens the store as the daemon that admits events into it, which
+    /// holds the dedup window in memory: refused while another process
+    /// holds it so. The lock goes with the process, however it ends.
+    pub fn open_owned(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let lock = std::fs::File::create(dir.join("wirehook.lock"))?;
+        match lock.try_lock() {
+            Ok(()) => Self::open_as(dir, Some(lock)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Owned(dir.to_owned())),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+
+    fn open_as(dir: &Path, owner: Option<std::fs::File>) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
         let [db, _] = Self::files(dir);
         let mut conn = Connection::open(&db)?;
@@ -103,6 +127,8 @@ impl SqliteStore {
         Ok(Self {
             jobs,
             responses: Arc::default(),
+            seen: Arc::default(),
+            _owner: owner,
             _checkpointer: checkpointer,
         })
     }
@@ -113,14 +139,33 @@ impl SqliteStore {
         commit: Commit,
         work: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
+        self.run_undoable(commit, move |conn| work(conn).map(|done| (done, None)))
+            .await
+    }
+
+    /// As [`Self::run`], for work that also changes state outside the
+    /// database: its [`Undo`] runs if the batch does not commit.
+    async fn run_undoable<R: Send + 'static>(
+        &self,
+        commit: Commit,
+        work: impl FnOnce(&Connection) -> Result<(R, Option<Undo>), StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
         let (reply, answer) = oneshot::channel();
         let work: Work = Box::new(move |conn: &Connection| {
-            let result = work(conn);
+            let (result, undo) = match work(conn) {
+                Ok((done, undo)) => (Ok(done), undo),
+                Err(e) => (Err(e), None),
+            };
             let ok = result.is_ok();
             let note: Note = Box::new(move |committed| {
                 let result = match committed {
                     Ok(()) => result,
-                    Err(reason) => Err(StoreError::Commit(reason)),
+                    Err(reason) => {
+                        if let Some(undo) = undo {
+                            undo();
+                        }
+                        Err(StoreError::Commit(reason))
+                    }
                 };
                 let _ = reply.send(result);
             });
@@ -133,6 +178,10 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 }
+
+/// Puts back, on the writer thread, what a job changed in memory, when
+/// the batch it ran in does not commit.
+type Undo = Box<dyn FnOnce() + Send>;
 
 fn row_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     let status: String = row.get("status")?;
@@ -304,30 +353,45 @@ impl Store for SqliteStore {
             Intake::Claim => Status::Running,
         };
         let events: Vec<EncodedEvent> = events.into_iter().map(EncodedEvent::from).collect();
-        self.run(Commit::Durable, move |conn| {
+        let seen = self.seen.clone();
+        self.run_undoable(Commit::Durable, move |conn| {
+            let mut guard = seen.lock().expect("dedup window poisoned");
+            let window = match &mut *guard {
+                Some(window) => window,
+                empty => empty.insert(seen::Seen::rebuild(conn, dedup_since_ms)?),
+            };
+            let mut changes = Vec::new();
             let mut admissions = Vec::with_capacity(events.len());
-            let mut mark = conn.prepare_cached(
-                "INSERT INTO seen (route, delivery_id, seen_at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (route, delivery_id) DO UPDATE SET seen_at_ms = excluded.seen_at_ms
-                 WHERE seen.seen_at_ms < ?4",
-            )?;
-            let mut inserts = Inserts::prepare(conn)?;
-            for event in &events {
-                // New, or seen only before the window: (re)marked and queued.
-                // Seen inside it: the update's condition fails, nothing changes.
-                let marked = mark.execute(params![
-                    event.route,
-                    event.delivery_id,
-                    now_ms as i64,
-                    dedup_since_ms as i64
-                ])?;
-                admissions.push(if marked == 0 {
-                    Admission::Duplicate
-                } else {
-                    Admission::Queued(inserts.insert(event, status, None, None, now_ms)?)
-                });
+            let mut admit = || -> Result<(), StoreError> {
+                let mut inserts = Inserts::prepare(conn)?;
+                for event in &events {
+                    let mark = seen::mark(&event.route, &event.delivery_id);
+                    admissions.push(
+                        match window.admit(mark, event.received_at_ms, dedup_since_ms) {
+                            None => Admission::Duplicate,
+                            Some(change) => {
+                                changes.push(change);
+                                Admission::Queued(
+                                    inserts.insert(event, status, None, None, now_ms)?,
+                                )
+                            }
+                        },
+                    );
+                }
+                Ok(())
+            };
+            if let Err(e) = admit() {
+                // The job's savepoint is rolled back: so are its marks.
+                window.undo(changes);
+                return Err(e);
             }
-            Ok(admissions)
+            drop(guard);
+            let undo: Undo = Box::new(move || {
+                if let Some(window) = &mut *seen.lock().expect("dedup window poisoned") {
+                    window.undo(changes);
+                }
+            });
+            Ok((admissions, Some(undo)))
         })
         .await
     }
@@ -478,11 +542,21 @@ impl Store for SqliteStore {
 
     async fn purge_dead(&self, ids: Vec<i64>) -> Result<u64, StoreError> {
         self.run(Commit::Durable, move |conn| {
+            // The window may still be open for a purged event's id; prune
+            // drops the mark when it closes.
+            let keep_mark = |only: Option<i64>| {
+                conn.prepare_cached(&format!(
+                    "{KEEP_MARKS} WHERE status = 'dead' AND (?1 IS NULL OR id = ?1) {KEEP_LATEST}"
+                ))?
+                .execute([only])
+            };
             if ids.is_empty() {
+                keep_mark(None)?;
                 return Ok(conn.execute("DELETE FROM events WHERE status = 'dead'", [])? as u64);
             }
             let mut n = 0;
             for id in ids {
+                keep_mark(Some(id))?;
                 n += conn
                     .prepare_cached("DELETE FROM events WHERE id = ?1 AND status = 'dead'")?
                     .execute([id])? as u64;
@@ -497,7 +571,15 @@ impl Store for SqliteStore {
         finished_before_ms: u64,
         dedup_before_ms: u64,
     ) -> Result<u64, StoreError> {
+        let seen = self.seen.clone();
         self.run(Commit::Relaxed, move |conn| {
+            // Delivered events whose ids' window is still open (a retention
+            // shorter than the window) leave their marks behind.
+            conn.prepare_cached(&format!(
+                "{KEEP_MARKS} WHERE status = 'delivered' AND updated_at_ms < ?1
+                 AND received_at_ms >= ?2 {KEEP_LATEST}"
+            ))?
+            .execute([finished_before_ms as i64, dedup_before_ms as i64])?;
             let events = conn.execute(
                 "DELETE FROM events WHERE status IN ('delivered', 'responded', 'failed')
                  AND updated_at_ms < ?1",
@@ -507,8 +589,21 @@ impl Store for SqliteStore {
                 "DELETE FROM seen WHERE seen_at_ms < ?1",
                 [dedup_before_ms as i64],
             )?;
+            if let Some(window) = &mut *seen.lock().expect("dedup window poisoned") {
+                window.forget_before(dedup_before_ms);
+            }
             Ok(events as u64)
         })
         .await
     }
 }
+
+/// Copies the dedup marks of the events a `WHERE` clause picks into the
+/// `seen` table, where the window's rebuild finds them once the events
+/// are deleted; followed by [`KEEP_LATEST`].
+const KEEP_MARKS: &str = "INSERT INTO seen (route, delivery_id, seen_at_ms)
+SELECT route, delivery_id, received_at_ms FROM events";
+
+/// An id marked already keeps the later of its two times.
+const KEEP_LATEST: &str = "ON CONFLICT (route, delivery_id)
+DO UPDATE SET seen_at_ms = max(seen_at_ms, excluded.seen_at_ms)";

@@ -263,6 +263,47 @@ async fn a_delivery_sent_twice_reaches_the_plugin_once() {
 }
 
 #[tokio::test]
+async fn a_delivery_sent_again_after_a_crash_is_still_a_duplicate() {
+    let mut daemon = daemon("", "");
+    let client = reqwest::Client::new();
+    let first = send(&client, &daemon, &body("record", 7)).await.unwrap();
+    let id = first.json::<Value>().await.unwrap()["accepted"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The window is rebuilt from the store, however the daemon ended.
+    daemon.kill9();
+    daemon.spawn();
+    let again = send(&client, &daemon, &body("record", 7)).await.unwrap();
+    assert_eq!(
+        again.json::<Value>().await.unwrap(),
+        json!({"accepted": [], "duplicates": [id]})
+    );
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_the_same_store_is_refused() {
+    let daemon = daemon("", "");
+    let second = crate::harness::wirehook()
+        .args(["run", "--config"])
+        .arg(&daemon.config)
+        .env("RUST_LOG", "error")
+        .env("TEST_QUEUE_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another wirehook daemon is running on"),
+        "{stderr}"
+    );
+    // The first one goes on.
+    let client = reqwest::Client::new();
+    let answer = send(&client, &daemon, &body("record", 1)).await.unwrap();
+    assert_eq!(answer.status(), 202);
+}
+
+#[tokio::test]
 async fn a_full_queue_answers_503_until_it_drains() {
     // One worker stuck in endless loops (300 ms deadline each), room for two.
     let daemon = daemon("max_attempts = 1", "workers = 1\nmax_queue_depth = 2");
