@@ -10,7 +10,7 @@
 //! may still be open, and the marks an earlier wirehook wrote there.
 //!
 //! A mark is the id's route and delivery id as 128 bits of their SHA-256
-//! (about 40 bytes an id in memory): two ids share one only by a SHA-256
+//! (30 to 60 bytes an id in memory): two ids share one only by a SHA-256
 //! collision.
 
 use std::collections::HashMap;
