@@ -132,7 +132,12 @@ impl Seen {
     /// Drops the marks of ids received before `before_ms`.
     pub(super) fn forget_before(&mut self, before_ms: u64) {
         self.received_at_ms.retain(|_, at| *at >= before_ms);
-        self.received_at_ms.shrink_to_fit();
+        // Only after a burst has passed: shrinking rehashes every mark, on
+        // the thread every acknowledgement waits for.
+        let kept = self.received_at_ms.len();
+        if kept < self.received_at_ms.capacity() / 4 {
+            self.received_at_ms.shrink_to(kept * 2);
+        }
     }
 }
 
