@@ -46,6 +46,10 @@ pub struct Outcome {
     pub max_us: u64,
     /// Answers outside 2xx and transport errors, over the whole run.
     pub errors: u64,
+    /// Requests answered over the whole run, warm-up included: what the
+    /// target's CPU time over the run is divided by.
+    #[serde(default)]
+    pub answered_in_run: u64,
     /// Answers by HTTP status over the timed window ("io" for transport
     /// errors).
     pub statuses: BTreeMap<String, u64>,
@@ -56,6 +60,7 @@ struct Tally {
     latencies: Histogram<u64>,
     statuses: BTreeMap<String, u64>,
     errors: u64,
+    answered: u64,
 }
 
 impl Tally {
@@ -65,6 +70,7 @@ impl Tally {
                 .expect("static histogram bounds"),
             statuses: BTreeMap::new(),
             errors: 0,
+            answered: 0,
         }
     }
 }
@@ -86,6 +92,7 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
         let tally = task.await.context("a connection task panicked")??;
         total.latencies.add(&tally.latencies)?;
         total.errors += tally.errors;
+        total.answered += tally.answered;
         for (status, n) in tally.statuses {
             *total.statuses.entry(status).or_default() += n;
         }
@@ -103,6 +110,7 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
         p999_us: total.latencies.value_at_quantile(0.999),
         max_us: total.latencies.max(),
         errors: total.errors,
+        answered_in_run: total.answered,
         statuses: total.statuses,
     })
 }
@@ -146,6 +154,9 @@ async fn drive(
                 Err(_) => None,
             };
             let done = Instant::now();
+            if status.is_some() {
+                tally.answered += 1;
+            }
             let ok = matches!(status, Some(s) if (200..300).contains(&s));
             if !ok {
                 tally.errors += 1;

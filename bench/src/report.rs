@@ -132,6 +132,11 @@ pub struct Measured {
     pub load: Outcome,
     /// The target's resident memory after the run, KiB.
     pub rss_kib: u64,
+    /// The target's CPU time (its children's too), user and system, over
+    /// the whole run divided by the requests it answered in the run: less
+    /// moved by the machine's other work than req/s, and what a change
+    /// to the target's code shows in first.
+    pub cpu_us_per_request: Option<f64>,
     /// Queue rows: events accepted but not yet delivered when the load
     /// stopped, the workers having delivered on the same cores meanwhile.
     pub backlog: Option<u64>,
@@ -214,9 +219,9 @@ impl Report {
             self.connections, self.warmup_s, self.duration_s, self.rounds
         );
         out.push_str(
-            "| # | target | req/s | × limit | rounds | p50 | p99 | p99.9 | errors | RSS |\n",
+            "| # | target | req/s | × limit | rounds | p50 | p99 | p99.9 | errors | CPU / request | RSS |\n",
         );
-        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for row in &self.rows {
             match &row.result {
                 Ok(measured) => {
@@ -228,7 +233,7 @@ impl Report {
                         row.ratios.iter().map(|r| format!("{r:.2}")).collect();
                     let _ = writeln!(
                         out,
-                        "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
                         row.id,
                         row.name,
                         load.rps,
@@ -238,11 +243,14 @@ impl Report {
                         micros(load.p99_us),
                         micros(load.p999_us),
                         load.errors,
+                        measured
+                            .cpu_us_per_request
+                            .map_or_else(|| "–".to_owned(), |us| format!("{us:.1} µs")),
                         mib(measured.rss_kib)
                     );
                 }
                 Err(why) => {
-                    let _ = writeln!(out, "| {} | {} | {why} | | | | | | | |", row.id, row.name);
+                    let _ = writeln!(out, "| {} | {} | {why} | | | | | | | | |", row.id, row.name);
                 }
             }
         }
@@ -327,9 +335,11 @@ mod tests {
                 p999_us: 0,
                 max_us: 0,
                 errors: 0,
+                answered_in_run: rps as u64,
                 statuses: Default::default(),
             },
             rss_kib: 0,
+            cpu_us_per_request: None,
             backlog: None,
         })
     }

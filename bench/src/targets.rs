@@ -17,6 +17,10 @@ use rustix::process::{Pid, Signal};
 /// compiles for seconds).
 const READY_WAIT: Duration = Duration::from_secs(120);
 
+/// `/proc`'s unit of CPU time: Linux reports it in USER_HZ, 100 a
+/// second on every architecture it runs on.
+const TICK: Duration = Duration::from_millis(10);
+
 /// The secrets every target is configured with.
 pub const GOFLOW_TOKEN: &str = "bench";
 pub const TRUORA_SECRET: &str = "bench-truora-secret";
@@ -38,6 +42,17 @@ impl Running {
             .chain(children(pid))
             .filter_map(vm_rss_kib)
             .sum()
+    }
+
+    /// CPU time the target and its children have used so far, user and
+    /// system, to the clock tick.
+    pub fn cpu_time(&self) -> Duration {
+        let pid = self.child.id();
+        let ticks: u64 = std::iter::once(pid)
+            .chain(children(pid))
+            .filter_map(cpu_ticks)
+            .sum();
+        TICK * u32::try_from(ticks).unwrap_or(u32::MAX)
     }
 }
 
@@ -248,15 +263,53 @@ fn children(parent: u32) -> Vec<u32> {
         .collect()
 }
 
-fn parent_of(pid: u32) -> Option<u32> {
+/// The fields of `/proc/PID/stat` after "pid (comm)", from the state on:
+/// the command may hold spaces and parens.
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After "pid (comm) state": the command may hold spaces and parens.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    // The state is a letter; every field after it is a number.
+    Some(
+        rest.split_whitespace()
+            .skip(1)
+            .map(|field| field.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    u32::try_from(*stat_fields(pid)?.first()?).ok()
+}
+
+/// utime + stime: fields 14 and 15 of `/proc/PID/stat`.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    Some(fields.get(10)? + fields.get(11)?)
 }
 
 fn vm_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_process_parent_and_cpu_time() {
+        let me = std::process::id();
+        assert_eq!(parent_of(me), Some(std::os::unix::process::parent_id()));
+        // Burn CPU until the kernel counts a tick more: a field that does
+        // not move with CPU time never gets there.
+        let before = cpu_ticks(me).unwrap();
+        let mut spins = 0u64;
+        while cpu_ticks(me).unwrap() == before {
+            spins += 1;
+            assert!(spins < 100_000_000, "utime + stime never moved");
+            std::hint::black_box((0..1000u64).sum::<u64>());
+        }
+        assert!(cpu_ticks(me).unwrap() > before);
+    }
 }

@@ -452,10 +452,15 @@ impl Bench<'_> {
         provider: &str,
         paths: &[&str],
     ) -> anyhow::Result<Measured> {
+        let cpu_before = running.cpu_time();
         let load = self.load(running, label, provider, paths, self.args.duration)?;
+        let cpu = running.cpu_time().saturating_sub(cpu_before);
+        let cpu_us_per_request = (load.answered_in_run > 0)
+            .then(|| cpu.as_secs_f64() * 1e6 / load.answered_in_run as f64);
         Ok(Measured {
             load,
             rss_kib: running.rss_kib(),
+            cpu_us_per_request,
             backlog: None,
         })
     }
