@@ -15,7 +15,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use wirehook::config::{Isolation, PluginConfig, PluginsConfig, RouteConfig};
 use wirehook::event::{Event, Source};
 use wirehook::providers::{self, ProviderConfig};
-use wirehook::runtime::Runtime;
+use wirehook::runtime::{PluginEvent, Runtime};
 use wirehook::secret::Secret;
 
 const BODY: &str = r#"{"contact": {"uuid": "c1", "name": "Ben Haggerty", "urn": "tel:+12065551212"},
@@ -63,7 +63,8 @@ fn plugin_call(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let event = flow_call();
+    // Converted once, as a route converts it once for all its plugins.
+    let event = PluginEvent::from(flow_call());
     let mut group = c.benchmark_group("plugin call");
     let others = [
         ("warm pooled instance, Python", "order-status-py"),

@@ -25,7 +25,7 @@ use crate::config::DeliveryConfig;
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::routes::{Route, RouteTable};
-use crate::runtime::{CallError, Reply};
+use crate::runtime::{CallError, PluginEvent, Reply};
 use crate::store::{Admission, Claimed, Intake, Outcome, Response, Store, StoreError};
 
 /// How long an idle worker waits before looking at the store again, so
@@ -78,7 +78,7 @@ fn gauge_value(count: u64) -> i64 {
 /// first failure. The answer is the last reply any plugin gave.
 pub async fn run(
     route: &Route,
-    event: &Event,
+    event: &PluginEvent,
     metrics: &Metrics,
 ) -> Result<Option<Reply>, PluginFailure> {
     let mut answer = None;
@@ -88,8 +88,7 @@ pub async fn run(
         let took = started.elapsed();
         metrics.plugin_call(plugin.name(), outcome.as_ref().map(|_| ()), took);
         let micros = took.as_micros() as u64;
-        let (route, delivery_id, attempt) =
-            (&route.name, &event.source.delivery_id, event.source.attempt);
+        let (route, delivery_id, attempt) = (&route.name, event.delivery_id(), event.attempt());
         match outcome {
             Ok(reply) => {
                 tracing::debug!(%route, %delivery_id, attempt, plugin = %plugin.name(), micros, "plugin handled event");
@@ -283,6 +282,7 @@ impl Dispatcher {
         event: Event,
     ) -> Result<Option<Reply>, PluginFailure> {
         let started = Instant::now();
+        let event = PluginEvent::from(event);
         let result = run(route, &event, &self.metrics).await;
         let response = Response {
             reply: result
@@ -292,7 +292,7 @@ impl Dispatcher {
                 .map(|r| r.json.clone()),
             error: result.as_ref().err().map(ToString::to_string),
             duration_us: started.elapsed().as_micros() as u64,
-            event,
+            event: event.into(),
         };
         if let Err(e) = self.store.log_response(response, now_ms()).await {
             tracing::warn!(route = %route.name, "cannot log a response: {e}");
@@ -397,7 +397,8 @@ impl Dispatcher {
             None => Outcome::Dead {
                 error: format!("route `{}` is no longer configured", event.source.route),
             },
-            Some(route) => match run(route, event, &self.metrics).await {
+            Some(route) => match run(route, &PluginEvent::from(event.clone()), &self.metrics).await
+            {
                 Ok(_) => Outcome::Delivered,
                 Err(failure)
                     if failure.error.is_retryable() && *attempt < route.retry.max_attempts =>

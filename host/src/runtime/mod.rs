@@ -28,7 +28,7 @@ pub mod version;
 
 pub use fetch::Origin;
 pub use host::Grants;
-pub use plugin::{CallError, Plugin, Reply};
+pub use plugin::{CallError, Plugin, PluginEvent, Reply};
 
 use bindings::PluginPre;
 use host::State;

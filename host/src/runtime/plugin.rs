@@ -57,6 +57,38 @@ impl CallError {
     }
 }
 
+/// An event as a plugin is handed it: converted from wirehook's own
+/// [`Event`] once for all of a route's plugins, and back when they are
+/// done, moving its strings both ways.
+#[derive(Debug)]
+pub struct PluginEvent(types::Event);
+
+impl PluginEvent {
+    pub fn route(&self) -> &str {
+        &self.0.source.route
+    }
+
+    pub fn delivery_id(&self) -> &str {
+        &self.0.source.delivery_id
+    }
+
+    pub fn attempt(&self) -> u32 {
+        self.0.source.attempt
+    }
+}
+
+impl From<Event> for PluginEvent {
+    fn from(event: Event) -> Self {
+        Self(event.into())
+    }
+}
+
+impl From<PluginEvent> for Event {
+    fn from(event: PluginEvent) -> Self {
+        event.0.into()
+    }
+}
+
 struct Warm {
     store: Store<State>,
     instance: bindings::Plugin,
@@ -131,13 +163,12 @@ impl Plugin {
     }
 
     /// Runs `handle` for one event under the plugin's deadline.
-    pub async fn handle(&self, event: &Event) -> Result<Option<Reply>, CallError> {
+    pub async fn handle(&self, event: &PluginEvent) -> Result<Option<Reply>, CallError> {
         let deadline = Instant::now() + self.limits.timeout;
         let call = CallContext {
-            route: event.source.route.clone(),
-            delivery_id: event.source.delivery_id.clone(),
+            route: event.route().to_owned(),
+            delivery_id: event.delivery_id().to_owned(),
         };
-        let wit_event = types::Event::from(event);
         let run = async {
             let slot = self.slot().await;
             let mut warm = match self.take_warm() {
@@ -153,7 +184,7 @@ impl Plugin {
             warm.store.set_epoch_deadline(1);
             let outcome = warm
                 .instance
-                .call_handle(&mut warm.store, &wit_event)
+                .call_handle(&mut warm.store, &event.0)
                 .await
                 .map_err(|e| self.trap_error(&warm.store, e));
             Ok::<_, CallError>((warm, outcome, slot))
