@@ -16,8 +16,9 @@ wasmtime::component::bindgen!({
 pub use self::wirehook::plugin::host;
 pub use self::wirehook::plugin::types;
 
-/// Converts between two records with the same fields, moving each field;
-/// each arm maps the nested records the same way.
+/// Converts between two records with the same fields, moving each one;
+/// the fields named after the braces are records or enums themselves,
+/// converted with their own `From`.
 macro_rules! same_fields {
     ($from:path => $to:path { $($field:ident),* } $(, $nested:ident)*) => {
         impl From<$from> for $to {
