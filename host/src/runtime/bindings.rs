@@ -16,11 +16,15 @@ wasmtime::component::bindgen!({
 pub use self::wirehook::plugin::host;
 pub use self::wirehook::plugin::types;
 
-/// Converts between two records with the same fields, moving each one;
-/// the fields named after the braces are records or enums themselves,
-/// converted with their own `From`.
+/// Converts both ways between two records with the same fields, moving
+/// each one; the fields named after the braces are records or enums
+/// themselves, converted with their own `From`.
 macro_rules! same_fields {
-    ($from:path => $to:path { $($field:ident),* } $(, $nested:ident)*) => {
+    ($a:ident::$at:ident <=> $b:ident::$bt:ident { $($field:ident),* } $(, $nested:ident)*) => {
+        same_fields!(@one $a::$at => $b::$bt { $($field),* } $(, $nested)*);
+        same_fields!(@one $b::$bt => $a::$at { $($field),* } $(, $nested)*);
+    };
+    (@one $from:path => $to:path { $($field:ident),* } $(, $nested:ident)*) => {
         impl From<$from> for $to {
             fn from(value: $from) -> Self {
                 Self {
@@ -32,84 +36,45 @@ macro_rules! same_fields {
     };
 }
 
-same_fields!(event::Contact => types::Contact { id, phone, name });
-same_fields!(types::Contact => event::Contact { id, phone, name });
-same_fields!(event::Message => types::Message {
+/// Converts both ways between two enums with the same variants: those
+/// before the `;` wrap a value, converted with its own `From`; those after
+/// it carry nothing.
+macro_rules! same_variants {
+    ($a:ident::$at:ident <=> $b:ident::$bt:ident { $($wrap:ident),* ; $($unit:ident),* }) => {
+        same_variants!(@one $a::$at => $b::$bt { $($wrap),* ; $($unit),* });
+        same_variants!(@one $b::$bt => $a::$at { $($wrap),* ; $($unit),* });
+    };
+    (@one $fm:ident::$ft:ident => $tm:ident::$tt:ident { $($wrap:ident),* ; $($unit:ident),* }) => {
+        impl From<$fm::$ft> for $tm::$tt {
+            fn from(value: $fm::$ft) -> Self {
+                match value {
+                    $($fm::$ft::$wrap(inner) => Self::$wrap(inner.into()),)*
+                    $($fm::$ft::$unit => Self::$unit,)*
+                }
+            }
+        }
+    };
+}
+
+same_fields!(event::Contact <=> types::Contact { id, phone, name });
+same_fields!(event::Message <=> types::Message {
     id, conversation_id, text, content_type, media_url
 }, contact);
-same_fields!(types::Message => event::Message {
-    id, conversation_id, text, content_type, media_url
-}, contact);
-same_fields!(event::StatusUpdate => types::StatusUpdate { message_id, status, timestamp_ms });
-same_fields!(types::StatusUpdate => event::StatusUpdate { message_id, status, timestamp_ms });
-same_fields!(event::FlowEvent => types::FlowEvent {
+same_fields!(event::StatusUpdate <=> types::StatusUpdate { message_id, status, timestamp_ms });
+same_fields!(event::FlowEvent <=> types::FlowEvent {
     flow_id, flow_name, variables
 }, stage, contact);
-same_fields!(types::FlowEvent => event::FlowEvent {
-    flow_id, flow_name, variables
-}, stage, contact);
-same_fields!(event::CampaignEvent => types::CampaignEvent {
+same_fields!(event::CampaignEvent <=> types::CampaignEvent {
     campaign_id, label, response, chosen_option, keyword
 }, contact);
-same_fields!(types::CampaignEvent => event::CampaignEvent {
-    campaign_id, label, response, chosen_option, keyword
-}, contact);
-same_fields!(event::Source => types::Source {
+same_fields!(event::Source <=> types::Source {
     provider, route, delivery_id, received_at_ms, attempt
 });
-same_fields!(types::Source => event::Source {
-    provider, route, delivery_id, received_at_ms, attempt
+same_fields!(event::Event <=> types::Event { kind, raw_json }, source, payload);
+same_variants!(event::FlowStage <=> types::FlowStage { ; Started, Succeeded, Failed });
+same_variants!(event::Payload <=> types::Payload {
+    MessageReceived, MessageStatus, Flow, FlowCall, Campaign ; Other
 });
-same_fields!(event::Event => types::Event { kind, raw_json }, source, payload);
-same_fields!(types::Event => event::Event { kind, raw_json }, source, payload);
-
-impl From<event::FlowStage> for types::FlowStage {
-    fn from(stage: event::FlowStage) -> Self {
-        match stage {
-            event::FlowStage::Started => Self::Started,
-            event::FlowStage::Succeeded => Self::Succeeded,
-            event::FlowStage::Failed => Self::Failed,
-        }
-    }
-}
-
-impl From<types::FlowStage> for event::FlowStage {
-    fn from(stage: types::FlowStage) -> Self {
-        match stage {
-            types::FlowStage::Started => Self::Started,
-            types::FlowStage::Succeeded => Self::Succeeded,
-            types::FlowStage::Failed => Self::Failed,
-        }
-    }
-}
-
-impl From<event::Payload> for types::Payload {
-    fn from(payload: event::Payload) -> Self {
-        use event::Payload as P;
-        match payload {
-            P::MessageReceived(m) => Self::MessageReceived(m.into()),
-            P::MessageStatus(s) => Self::MessageStatus(s.into()),
-            P::Flow(f) => Self::Flow(f.into()),
-            P::FlowCall(f) => Self::FlowCall(f.into()),
-            P::Campaign(c) => Self::Campaign(c.into()),
-            P::Other => Self::Other,
-        }
-    }
-}
-
-impl From<types::Payload> for event::Payload {
-    fn from(payload: types::Payload) -> Self {
-        use types::Payload as P;
-        match payload {
-            P::MessageReceived(m) => Self::MessageReceived(m.into()),
-            P::MessageStatus(s) => Self::MessageStatus(s.into()),
-            P::Flow(f) => Self::Flow(f.into()),
-            P::FlowCall(f) => Self::FlowCall(f.into()),
-            P::Campaign(c) => Self::Campaign(c.into()),
-            P::Other => Self::Other,
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
