@@ -14,7 +14,7 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use wirehook::config::{Isolation, PluginConfig, PluginsConfig, RouteConfig};
 use wirehook::event::{Event, Source};
-use wirehook::providers::{self, ProviderConfig};
+use wirehook::providers;
 use wirehook::runtime::{PluginEvent, Runtime};
 use wirehook::secret::Secret;
 
@@ -24,17 +24,8 @@ const BODY: &str = r#"{"contact": {"uuid": "c1", "name": "Ben Haggerty", "urn": 
   "input": {"text": "CU001"}}"#;
 
 fn flow_call() -> Event {
-    let route = RouteConfig::bare("goflow");
-    let provider = providers::build(&ProviderConfig {
-        route: &route,
-        secret: Some(Secret::new(&b"bench"[..])),
-        headers: Vec::new(),
-    })
-    .expect("goflow builds from a bare route");
-    let decoded = provider
-        .decode(BODY.as_bytes())
-        .expect("the body decodes")
-        .remove(0);
+    let decode = providers::decoder("goflow").expect("wirehook knows goflow");
+    let decoded = decode(BODY.as_bytes()).expect("the body decodes").remove(0);
     Event {
         source: Source {
             provider: "goflow".into(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use crate::config::{Config, Mode, Problem, RouteConfig, ServerConfig};
-use crate::providers::{self, Provider, ProviderConfig};
+use crate::providers::{self, Decode, Provider, ProviderConfig};
 use crate::runtime::{Plugin, Runtime};
 
 /// One `[[route]]`, ready to serve.
@@ -18,6 +18,7 @@ pub struct Route {
     pub path: String,
     pub provider_id: String,
     pub provider: Arc<dyn Provider>,
+    pub decode: Decode,
     pub mode: Mode,
     pub allow_ips: Vec<IpNet>,
     pub retry: RetryPolicy,
@@ -189,6 +190,7 @@ fn build_route(
         headers,
     })
     .map_err(|issue| (issue.field, issue.reason))?;
+    let decode = providers::decoder(&route.provider).expect("a provider that builds is known");
     let plugins = route
         .plugins
         .iter()
@@ -209,6 +211,7 @@ fn build_route(
         path: route.path.clone(),
         provider_id: route.provider.clone(),
         provider,
+        decode,
         mode: route.mode,
         allow_ips: route.allow_ips.clone(),
         retry: RetryPolicy {

@@ -169,7 +169,7 @@ async fn answer(
         body: &body,
     };
     let decoded = route.provider.verify(&request).and_then(|verified| {
-        let decoded = route.provider.decode(&verified.document)?;
+        let decoded = (route.decode)(&verified.document)?;
         Ok((verified, decoded))
     });
     let (verified, decoded) = match decoded {

@@ -37,31 +37,32 @@ impl Provider for Goflow {
     fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
         Ok(Signed::json(payload, self.token.headers()?))
     }
+}
 
-    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
-        // Borrowed members, not a `Value`: a call carries the whole run
-        // (contact, flow, results, input, run...) and only a few fields
-        // of it are read.
-        let document = json::body_text(document)?;
-        let [contact, flow, results, input] =
-            json::pick(document, ["contact", "flow", "results", "input"])?;
-        let [flow_id, flow_name] = flow
-            .and_then(|flow| json::pick_of(flow, ["uuid", "name"]))
-            .unwrap_or_default();
-        let event = FlowEvent {
-            flow_id: flow_id.and_then(json::raw_scalar_text),
-            flow_name: flow_name.and_then(json::raw_scalar_text),
-            stage: FlowStage::Started,
-            contact: contact_of(contact),
-            variables: variables(results, input),
-        };
-        Ok(vec![Decoded {
-            kind: KIND.to_owned(),
-            payload: Payload::FlowCall(event),
-            raw_json: document.to_owned(),
-            provider_id: None,
-        }])
-    }
+/// Decodes a verified document into its events; see [`super::Decode`].
+pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
+    // Borrowed members, not a `Value`: a call carries the whole run
+    // (contact, flow, results, input, run...) and only a few fields
+    // of it are read.
+    let document = json::body_text(document)?;
+    let [contact, flow, results, input] =
+        json::pick(document, ["contact", "flow", "results", "input"])?;
+    let [flow_id, flow_name] = flow
+        .and_then(|flow| json::pick_of(flow, ["uuid", "name"]))
+        .unwrap_or_default();
+    let event = FlowEvent {
+        flow_id: flow_id.and_then(json::raw_scalar_text),
+        flow_name: flow_name.and_then(json::raw_scalar_text),
+        stage: FlowStage::Started,
+        contact: contact_of(contact),
+        variables: variables(results, input),
+    };
+    Ok(vec![Decoded {
+        kind: KIND.to_owned(),
+        payload: Payload::FlowCall(event),
+        raw_json: document.to_owned(),
+        provider_id: None,
+    }])
 }
 
 fn contact_of(contact: Option<&RawValue>) -> Contact {
@@ -112,15 +113,17 @@ mod tests {
     use super::*;
     use crate::config::RouteConfig;
     use crate::providers::testkit;
-    use crate::secret::Secret;
     use serde_json::{Value, json};
 
-    fn decode(body: Value) -> FlowEvent {
-        let provider = Goflow {
-            token: SharedToken::new(AUTHORIZATION, Secret::new(&b"t"[..])),
-        };
-        let mut events = provider.decode(body.to_string().as_bytes()).unwrap();
+    fn flow_of(body: Value) -> FlowEvent {
+        let mut events = decode(body.to_string().as_bytes()).unwrap();
         assert_eq!(events.len(), 1);
+        let again = crate::providers::decode_again(decode, &events[0].kind, &events[0].raw_json);
+        assert_eq!(
+            again.as_ref(),
+            Ok(&events[0].payload),
+            "decodes again from its raw JSON"
+        );
         match events.remove(0).payload {
             Payload::FlowCall(flow) => flow,
             other => panic!("expected a flow call, got {other:?}"),
@@ -129,7 +132,7 @@ mod tests {
 
     #[test]
     fn call_webhook_body_becomes_a_flow_call() {
-        let flow = decode(json!({
+        let flow = flow_of(json!({
             "contact": {"uuid": "c-1", "name": "Ben Haggerty", "urn": "tel:+12065551212"},
             "flow": {"uuid": "f-1", "name": "Order Status Checker"},
             "results": {"order": {"value": "CU001", "category": "Has Text"}},
@@ -150,7 +153,7 @@ mod tests {
 
     #[test]
     fn missing_fields_are_none_not_errors() {
-        let flow = decode(json!({}));
+        let flow = flow_of(json!({}));
         assert_eq!(flow.contact, Contact::default());
         assert!(flow.variables.is_empty());
     }
@@ -163,7 +166,7 @@ mod tests {
         fn token_mutations_are_refused(mutation in testkit::header_mutation()) {
             let p = testkit::provider(RouteConfig::bare("goflow"), "flow-token-7f3a");
             let original = testkit::signed(&*p, r#"{"flow":{"uuid":"f"},"input":{"text":"CU001"}}"#);
-            testkit::check_refused(&*p, &original, &mutation, |a, b| {
+            testkit::check_refused(&*p, decode, &original, &mutation, |a, b| {
                 let presented = |r: &testkit::Req| {
                     let v = r.headers.get(AUTHORIZATION)?.as_bytes().to_ascii_lowercase();
                     Some(v.strip_prefix(b"token ").unwrap_or(&v).trim_ascii().to_vec())
@@ -175,7 +178,7 @@ mod tests {
         #[test]
         fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
             let p = testkit::provider(RouteConfig::bare("goflow"), "flow-token-7f3a");
-            testkit::exercise(&*p, &req);
+            testkit::exercise(&*p, decode, &req);
         }
     }
 
@@ -262,10 +265,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn borrowed_reading_agrees_with_values(body in loose_json()) {
-            let provider = Goflow {
-                token: SharedToken::new(AUTHORIZATION, Secret::new(&b"t"[..])),
-            };
-            let borrowed = provider.decode(body.as_bytes()).map(|mut events| {
+            let borrowed = decode(body.as_bytes()).map(|mut events| {
                 match events.remove(0).payload {
                     Payload::FlowCall(flow) => flow,
                     other => panic!("expected a flow call, got {other:?}"),

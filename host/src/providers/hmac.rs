@@ -55,20 +55,21 @@ impl Provider for GenericHmac {
         Ok(Verified::body(req))
     }
 
-    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
-        let body: Value = serde_json::from_slice(document)
-            .map_err(|e| Rejection::bad_request(format!("body is not JSON: {e}")))?;
-        Ok(vec![Decoded {
-            kind: json::text(&body, &["type", "event"]).unwrap_or_else(|| KIND.to_owned()),
-            payload: Payload::Other,
-            raw_json: json::document_text(document),
-            provider_id: None,
-        }])
-    }
-
     fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
         Ok(self.signature.sign(&self.secret, payload))
     }
+}
+
+/// Decodes a verified document into its events; see [`super::Decode`].
+pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
+    let body: Value = serde_json::from_slice(document)
+        .map_err(|e| Rejection::bad_request(format!("body is not JSON: {e}")))?;
+    Ok(vec![Decoded {
+        kind: json::text(&body, &["type", "event"]).unwrap_or_else(|| KIND.to_owned()),
+        payload: Payload::Other,
+        raw_json: json::document_text(document),
+        provider_id: None,
+    }])
 }
 
 #[cfg(test)]
@@ -142,7 +143,7 @@ mod tests {
             88,
             "base64 of 64 bytes"
         );
-        let events = testkit::receive(&*p, &req).unwrap();
+        let events = testkit::receive(&*p, decode, &req).unwrap();
         assert_eq!(
             (events[0].kind.as_str(), &events[0].payload),
             ("order.created", &Payload::Other)
@@ -151,7 +152,10 @@ mod tests {
         let defaults = testkit::provider(RouteConfig::bare("hmac"), SECRET);
         let req = testkit::signed(&*defaults, "{}");
         assert_eq!(req.headers["x-signature"].len(), 64, "hex of 32 bytes");
-        assert_eq!(testkit::receive(&*defaults, &req).unwrap()[0].kind, "hmac");
+        assert_eq!(
+            testkit::receive(&*defaults, decode, &req).unwrap()[0].kind,
+            "hmac"
+        );
     }
 
     fn equivalent(
@@ -185,14 +189,14 @@ mod tests {
             let p = testkit::provider(route("X-Sig", algorithm, encoding, Some("p=")), SECRET);
             let original = testkit::signed(&*p, &serde_json::json!({"data": data}).to_string());
             // Hex case and base64 padding are spellings, not changes.
-            testkit::check_refused(&*p, &original, &mutation, equivalent(encoding, "x-sig"))?;
+            testkit::check_refused(&*p, decode, &original, &mutation, equivalent(encoding, "x-sig"))?;
         }
 
         #[test]
         fn arbitrary_requests_never_panic(req in testkit::arbitrary_request(), base64 in any::<bool>()) {
             let encoding = if base64 { SignatureEncoding::Base64 } else { SignatureEncoding::Hex };
             let p = testkit::provider(route("X-Signature", HmacAlgorithm::Sha256, encoding, Some("sha256=")), SECRET);
-            testkit::exercise(&*p, &req);
+            testkit::exercise(&*p, decode, &req);
         }
     }
 }

@@ -49,28 +49,29 @@ impl Provider for Messangi {
         self.token.verify_json(req)
     }
 
-    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
-        let body = json::object(document)?;
-        let raw_json = json::document_text(document);
-        if !FIELDS.iter().any(|field| body.get(field).is_some()) {
-            return Ok(vec![Decoded {
-                kind: "messangi".to_owned(),
-                payload: Payload::Other,
-                raw_json,
-                provider_id: None,
-            }]);
-        }
-        Ok(vec![Decoded {
-            kind: KIND.to_owned(),
-            payload: Payload::Campaign(campaign(&body)),
-            raw_json,
-            provider_id: None,
-        }])
-    }
-
     fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
         Ok(Signed::json(payload, self.token.headers()?))
     }
+}
+
+/// Decodes a verified document into its events; see [`super::Decode`].
+pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
+    let body = json::object(document)?;
+    let raw_json = json::document_text(document);
+    if !FIELDS.iter().any(|field| body.get(field).is_some()) {
+        return Ok(vec![Decoded {
+            kind: "messangi".to_owned(),
+            payload: Payload::Other,
+            raw_json,
+            provider_id: None,
+        }]);
+    }
+    Ok(vec![Decoded {
+        kind: KIND.to_owned(),
+        payload: Payload::Campaign(campaign(&body)),
+        raw_json,
+        provider_id: None,
+    }])
 }
 
 fn campaign(body: &Value) -> CampaignEvent {
@@ -111,7 +112,7 @@ mod tests {
         let p = messangi();
         let req = testkit::signed(&*p, INTERACTION);
         assert_eq!(req.headers["x-messangi-token"], TOKEN);
-        let events = testkit::receive(&*p, &req).unwrap();
+        let events = testkit::receive(&*p, decode, &req).unwrap();
         assert_eq!(events[0].kind, "campaign_interaction");
         assert_eq!(
             events[0].payload,
@@ -131,12 +132,13 @@ mod tests {
         assert!(events[0].raw_json.contains(r#""store":"downtown""#));
         // Without the redirect, no option or keyword: still a campaign event.
         let plain = r#"{"campaignId":"c1","label":"Welcome Message","phoneNumber":"+1","date":"2024-03-23T21:41:44.47Z","response":"hi"}"#;
-        let events = testkit::receive(&*p, &testkit::signed(&*p, plain)).unwrap();
+        let events = testkit::receive(&*p, decode, &testkit::signed(&*p, plain)).unwrap();
         let Payload::Campaign(c) = &events[0].payload else {
             panic!()
         };
         assert_eq!((c.chosen_option.as_ref(), c.keyword.as_ref()), (None, None));
-        let other = testkit::receive(&*p, &testkit::signed(&*p, r#"{"ping":true}"#)).unwrap();
+        let other =
+            testkit::receive(&*p, decode, &testkit::signed(&*p, r#"{"ping":true}"#)).unwrap();
         assert_eq!(
             (other[0].kind.as_str(), &other[0].payload),
             ("messangi", &Payload::Other)
@@ -177,7 +179,7 @@ mod tests {
         fn header_mutations_are_refused(mutation in testkit::header_mutation()) {
             let p = testkit::provider_with_headers(RouteConfig::bare("messangi"), TOKEN, vec![("X-Client".into(), Secret::new(&b"acme"[..]))]);
             let original = testkit::signed(&*p, INTERACTION);
-            testkit::check_refused(&*p, &original, &mutation, |a, b| {
+            testkit::check_refused(&*p, decode, &original, &mutation, |a, b| {
                 // Surrounding whitespace is not part of a header value.
                 let trimmed = |r: &Req, h: &str| r.headers.get(h).map(|v| v.as_bytes().trim_ascii().to_vec());
                 ["x-messangi-token", "x-client"].iter().all(|h| trimmed(a, h) == trimmed(b, h))
@@ -186,7 +188,7 @@ mod tests {
 
         #[test]
         fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
-            testkit::exercise(&*messangi(), &req);
+            testkit::exercise(&*messangi(), decode, &req);
         }
     }
 }

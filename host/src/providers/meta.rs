@@ -72,47 +72,6 @@ impl Provider for Meta {
         Ok(Verified::body(req))
     }
 
-    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
-        let body = json::object(document)?;
-        let mut events = Vec::new();
-        let entries = array(&body, "entry");
-        for entry in entries {
-            for change in array(entry, "changes") {
-                let envelope = Envelope {
-                    body: &body,
-                    entry,
-                    change,
-                };
-                let before = events.len();
-                let value = change.get("value").unwrap_or(&Value::Null);
-                for message in array(value, "messages") {
-                    events.push(message_event(&envelope, value, message));
-                }
-                for status in array(value, "statuses") {
-                    events.push(status_event(&envelope, status));
-                }
-                if events.len() == before {
-                    events.push(Decoded {
-                        kind: json::text(change, &["field"]).unwrap_or_else(|| "meta".to_owned()),
-                        payload: Payload::Other,
-                        raw_json: envelope.narrowed(change.clone()).to_string(),
-                        provider_id: None,
-                    });
-                }
-            }
-        }
-        if events.is_empty() {
-            // No entry at all: still an event, so nothing is dropped silently.
-            events.push(Decoded {
-                kind: json::text(&body, &["object"]).unwrap_or_else(|| "meta".to_owned()),
-                payload: Payload::Other,
-                raw_json: json::document_text(document),
-                provider_id: None,
-            });
-        }
-        Ok(events)
-    }
-
     fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
         Ok(self.signature.sign(&self.secret, payload))
     }
@@ -120,6 +79,48 @@ impl Provider for Meta {
     fn handshake(&self, req: &Request<'_>) -> Option<Result<String, Rejection>> {
         Some(self.answer_handshake(req.query))
     }
+}
+
+/// Decodes a verified document into its events; see [`super::Decode`].
+pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
+    let body = json::object(document)?;
+    let mut events = Vec::new();
+    let entries = array(&body, "entry");
+    for entry in entries {
+        for change in array(entry, "changes") {
+            let envelope = Envelope {
+                body: &body,
+                entry,
+                change,
+            };
+            let before = events.len();
+            let value = change.get("value").unwrap_or(&Value::Null);
+            for message in array(value, "messages") {
+                events.push(message_event(&envelope, value, message));
+            }
+            for status in array(value, "statuses") {
+                events.push(status_event(&envelope, status));
+            }
+            if events.len() == before {
+                events.push(Decoded {
+                    kind: json::text(change, &["field"]).unwrap_or_else(|| "meta".to_owned()),
+                    payload: Payload::Other,
+                    raw_json: envelope.narrowed(change.clone()).to_string(),
+                    provider_id: None,
+                });
+            }
+        }
+    }
+    if events.is_empty() {
+        // No entry at all: still an event, so nothing is dropped silently.
+        events.push(Decoded {
+            kind: json::text(&body, &["object"]).unwrap_or_else(|| "meta".to_owned()),
+            payload: Payload::Other,
+            raw_json: json::document_text(document),
+            provider_id: None,
+        });
+    }
+    Ok(events)
 }
 
 impl Meta {

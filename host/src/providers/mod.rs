@@ -2,6 +2,10 @@
 //! decodes it into events, nothing else. Adding a provider is one new file
 //! plus one entry in [`REGISTRY`].
 //!
+//! Decoding needs no config and no secret: an event is a function of the
+//! verified document it came from, so the store keeps that document alone
+//! and decodes it again when the event is read ([`decode`]).
+//!
 //! Each provider also signs: [`Provider::sign`] produces exactly what the
 //! provider would send, for `wirehook sign` and for tests. Signing sits
 //! next to verifying in each file, built from the same route config, so
@@ -14,7 +18,7 @@ use std::time::SystemTime;
 use axum::http::{HeaderMap, Method};
 
 use crate::config::RouteConfig;
-use crate::event::Decoded;
+use crate::event::{Decoded, Payload};
 use crate::secret::Secret;
 
 mod goflow;
@@ -33,37 +37,77 @@ mod token;
 mod truora;
 mod whatsable;
 
-/// Every provider: its id, how to build it from its route, and which of
+/// Every provider: its id, how to build it from its route, how to decode
+/// what it verified, and which of
 /// the optional route keys it reads (any other one set on its route is a
 /// config problem, so a typo'd or misplaced key does not pass silently).
 const REGISTRY: &[Entry] = &[
-    Entry::new("goflow", goflow::build, &["header", "headers"]),
+    Entry::new(
+        "goflow",
+        goflow::build,
+        goflow::decode,
+        &["header", "headers"],
+    ),
     Entry::new(
         "hmac",
         hmac::build,
+        hmac::decode,
         &["header", "algorithm", "encoding", "prefix"],
     ),
-    Entry::new("messangi", messangi::build, &["header", "headers"]),
-    Entry::new("meta", meta::build, &["verify_token"]),
-    Entry::new("oneroute", oneroute::build, &[]),
-    Entry::new("standard-webhooks", standard_webhooks::build, &[]),
-    Entry::new("truora", truora::build, &[]),
-    Entry::new("whatsable", whatsable::build, &["header", "headers"]),
+    Entry::new(
+        "messangi",
+        messangi::build,
+        messangi::decode,
+        &["header", "headers"],
+    ),
+    Entry::new("meta", meta::build, meta::decode, &["verify_token"]),
+    Entry::new("oneroute", oneroute::build, oneroute::decode, &[]),
+    Entry::new(
+        "standard-webhooks",
+        standard_webhooks::build,
+        standard_webhooks::decode,
+        &[],
+    ),
+    Entry::new("truora", truora::build, truora::decode, &[]),
+    Entry::new(
+        "whatsable",
+        whatsable::build,
+        whatsable::decode,
+        &["header", "headers"],
+    ),
 ];
 
 struct Entry {
     id: &'static str,
     build: Build,
+    decode: Decode,
     reads: &'static [&'static str],
 }
 
 impl Entry {
-    const fn new(id: &'static str, build: Build, reads: &'static [&'static str]) -> Self {
-        Self { id, build, reads }
+    const fn new(
+        id: &'static str,
+        build: Build,
+        decode: Decode,
+        reads: &'static [&'static str],
+    ) -> Self {
+        Self {
+            id,
+            build,
+            decode,
+            reads,
+        }
     }
 }
 
 type Build = fn(&ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue>;
+
+/// Decodes a verified document into one or more events. Unknown event
+/// names decode to [`crate::event::Payload::Other`], never an error. Each
+/// event's `raw_json` decodes again to that event alone (a test in this
+/// module holds every provider to it), which is what lets the store keep
+/// only the raw JSON.
+pub type Decode = fn(&[u8]) -> Result<Vec<Decoded>, Rejection>;
 
 /// The request as received, before anything trusts it.
 #[derive(Debug, Clone, Copy)]
@@ -142,16 +186,12 @@ impl Signed {
     }
 }
 
-/// Verify, then decode; and the other side, sign. All look only at their
-/// arguments; none has side effects, so a rejected request leaves no trace
-/// but a log line.
+/// Verify, and the other side, sign, with the route's config and secret
+/// ([`Decode`] needs neither). All look only at their arguments; none has
+/// side effects, so a rejected request leaves no trace but a log line.
 pub trait Provider: Send + Sync + 'static {
     /// Proves the request came from the provider, over the raw bytes.
     fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection>;
-
-    /// Decodes a verified document into one or more events. Unknown event
-    /// names decode to [`crate::event::Payload::Other`], never an error.
-    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection>;
 
     /// Builds the request the provider would send for the JSON `payload`
     /// at time `now`, proven the way [`Provider::verify`] checks.
@@ -194,6 +234,25 @@ pub struct ConfigIssue {
 /// The provider ids wirehook knows.
 pub fn known() -> impl Iterator<Item = &'static str> {
     REGISTRY.iter().map(|entry| entry.id)
+}
+
+/// The decoder of provider `id`, if wirehook knows it.
+pub fn decoder(id: &str) -> Option<Decode> {
+    REGISTRY
+        .iter()
+        .find(|entry| entry.id == id)
+        .map(|entry| entry.decode)
+}
+
+/// The payload of the `kind` event that `decode` finds in an event's
+/// `raw_json`: how the store reads an event it kept only the raw JSON of.
+pub fn decode_again(decode: Decode, kind: &str, raw_json: &str) -> Result<Payload, String> {
+    decode(raw_json.as_bytes())
+        .map_err(|rejection| rejection.to_string())?
+        .into_iter()
+        .find(|event| event.kind == kind)
+        .map(|event| event.payload)
+        .ok_or_else(|| format!("its raw JSON decodes to no `{kind}` event"))
 }
 
 /// Whether provider `id` reads the optional route key `key`.

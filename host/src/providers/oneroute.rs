@@ -72,26 +72,6 @@ impl Provider for OneRoute {
         Ok(verified)
     }
 
-    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
-        let body = json::object(document)?;
-        let kind = json::text(&body, &["event"]);
-        let payload = match kind.as_deref() {
-            Some("newMessage") => Payload::MessageReceived(message(&body)),
-            Some("compaignDeliveryReport") => Payload::Campaign(delivery_report(&body)),
-            _ => Payload::Other,
-        };
-        let provider_id = match &payload {
-            Payload::MessageReceived(message) => message.id.clone(),
-            _ => None,
-        };
-        Ok(vec![Decoded {
-            kind: kind.unwrap_or_else(|| "oneroute".to_owned()),
-            payload,
-            raw_json: json::document_text(document),
-            provider_id,
-        }])
-    }
-
     /// OneRoute sends `JSON.stringify(body)` and signs exactly that text.
     fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
         let body = jsjson::restringify(payload).ok_or("payload is not JSON")?;
@@ -108,6 +88,27 @@ impl Provider for OneRoute {
             )],
         ))
     }
+}
+
+/// Decodes a verified document into its events; see [`super::Decode`].
+pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
+    let body = json::object(document)?;
+    let kind = json::text(&body, &["event"]);
+    let payload = match kind.as_deref() {
+        Some("newMessage") => Payload::MessageReceived(message(&body)),
+        Some("compaignDeliveryReport") => Payload::Campaign(delivery_report(&body)),
+        _ => Payload::Other,
+    };
+    let provider_id = match &payload {
+        Payload::MessageReceived(message) => message.id.clone(),
+        _ => None,
+    };
+    Ok(vec![Decoded {
+        kind: kind.unwrap_or_else(|| "oneroute".to_owned()),
+        payload,
+        raw_json: json::document_text(document),
+        provider_id,
+    }])
 }
 
 fn message(body: &Value) -> Message {

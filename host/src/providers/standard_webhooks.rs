@@ -101,17 +101,6 @@ impl Provider for StandardWebhooks {
         self.verify_at(req, SystemTime::now())
     }
 
-    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
-        let body: Value = serde_json::from_slice(document)
-            .map_err(|e| Rejection::bad_request(format!("body is not JSON: {e}")))?;
-        Ok(vec![Decoded {
-            kind: json::text(&body, &["type"]).unwrap_or_else(|| KIND.to_owned()),
-            payload: Payload::Other,
-            raw_json: json::document_text(document),
-            provider_id: None,
-        }])
-    }
-
     /// A fresh `msg_…` id and the current time, as a sender would.
     fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, String> {
         let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -142,6 +131,18 @@ impl Provider for StandardWebhooks {
             ],
         ))
     }
+}
+
+/// Decodes a verified document into its events; see [`super::Decode`].
+pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
+    let body: Value = serde_json::from_slice(document)
+        .map_err(|e| Rejection::bad_request(format!("body is not JSON: {e}")))?;
+    Ok(vec![Decoded {
+        kind: json::text(&body, &["type"]).unwrap_or_else(|| KIND.to_owned()),
+        payload: Payload::Other,
+        raw_json: json::document_text(document),
+        provider_id: None,
+    }])
 }
 
 #[cfg(test)]
@@ -225,12 +226,12 @@ mod tests {
         let req = testkit::signed(&*p, r#"{"type":"invoice.paid","data":{"id":"in_1"}}"#);
         let verified = p.verify(&req.request()).unwrap();
         assert!(verified.delivery_id.unwrap().starts_with("msg_"));
-        let events = testkit::receive(&*p, &req).unwrap();
+        let events = testkit::receive(&*p, decode, &req).unwrap();
         assert_eq!(
             (events[0].kind.as_str(), &events[0].payload),
             ("invoice.paid", &Payload::Other)
         );
-        let events = testkit::receive(&*p, &testkit::signed(&*p, "[1,2]")).unwrap();
+        let events = testkit::receive(&*p, decode, &testkit::signed(&*p, "[1,2]")).unwrap();
         assert_eq!(events[0].kind, "standard-webhooks");
         // Without the prefix, the same key.
         let bare = testkit::provider(
@@ -262,7 +263,7 @@ mod tests {
             let p = testkit::provider(RouteConfig::bare("standard-webhooks"), SECRET);
             let body = serde_json::json!({"type": "t", "data": data}).to_string();
             let original = testkit::signed(&*p, &body);
-            testkit::check_refused(&*p, &original, &mutation, |a, b| {
+            testkit::check_refused(&*p, decode, &original, &mutation, |a, b| {
                 // Another signature appended (rotation) still holds the valid one.
                 let sig = |r: &Req| r.headers.get(SIGNATURE).map(|v| v.as_bytes().to_vec());
                 let listed = sig(b).is_some_and(|s| {
@@ -277,7 +278,7 @@ mod tests {
         fn arbitrary_requests_never_panic(req in testkit::arbitrary_request(), now in any::<u64>()) {
             let p = provider();
             let _ = p.verify_at(&req.request(), at(now % (1 << 40)));
-            testkit::exercise(&p, &req);
+            testkit::exercise(&p, decode, &req);
         }
     }
 }

@@ -47,15 +47,6 @@ impl SharedToken {
         })
     }
 
-    #[cfg(test)]
-    pub fn new(header: HeaderName, secret: Secret) -> Self {
-        Self {
-            header,
-            secret,
-            extra: Vec::new(),
-        }
-    }
-
     pub fn check(&self, req: &Request<'_>) -> Result<(), Rejection> {
         let query;
         let presented = match req.headers.get(&self.header) {

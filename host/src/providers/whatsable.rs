@@ -38,27 +38,28 @@ impl Provider for Whatsable {
         self.token.verify_json(req)
     }
 
-    fn decode(&self, document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
-        let body = json::object(document)?;
-        let kind = json::text(&body, &["event"]);
-        let null = Value::Null;
-        let data = body.get("data").unwrap_or(&null);
-        let (payload, provider_id) = match kind.as_deref() {
-            Some("message_status") => status(data),
-            Some("incoming_message") => (Payload::MessageReceived(message(data)), None),
-            _ => (Payload::Other, None),
-        };
-        Ok(vec![Decoded {
-            kind: kind.unwrap_or_else(|| "whatsable".to_owned()),
-            payload,
-            raw_json: json::document_text(document),
-            provider_id,
-        }])
-    }
-
     fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
         Ok(Signed::json(payload, self.token.headers()?))
     }
+}
+
+/// Decodes a verified document into its events; see [`super::Decode`].
+pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
+    let body = json::object(document)?;
+    let kind = json::text(&body, &["event"]);
+    let null = Value::Null;
+    let data = body.get("data").unwrap_or(&null);
+    let (payload, provider_id) = match kind.as_deref() {
+        Some("message_status") => status(data),
+        Some("incoming_message") => (Payload::MessageReceived(message(data)), None),
+        _ => (Payload::Other, None),
+    };
+    Ok(vec![Decoded {
+        kind: kind.unwrap_or_else(|| "whatsable".to_owned()),
+        payload,
+        raw_json: json::document_text(document),
+        provider_id,
+    }])
 }
 
 /// The update, and its delivery id: message id and status (one message
@@ -130,7 +131,7 @@ mod tests {
     #[test]
     fn seed_status_event() {
         let p = whatsable();
-        let events = testkit::receive(&*p, &testkit::signed(&*p, STATUS)).unwrap();
+        let events = testkit::receive(&*p, decode, &testkit::signed(&*p, STATUS)).unwrap();
         assert_eq!(events[0].kind, "message_status");
         assert_eq!(
             events[0].provider_id.as_deref(),
@@ -149,7 +150,7 @@ mod tests {
     #[test]
     fn seed_incoming_message_event() {
         let p = whatsable();
-        let events = testkit::receive(&*p, &testkit::signed(&*p, INCOMING)).unwrap();
+        let events = testkit::receive(&*p, decode, &testkit::signed(&*p, INCOMING)).unwrap();
         assert_eq!(events[0].kind, "incoming_message");
         assert_eq!(
             events[0].payload,
@@ -178,7 +179,8 @@ mod tests {
                 {"type": "bot", "content": "thanks", "content_type": "text"}
             ]).to_string(),
             "last_message_of_user": "stale"}});
-        let events = testkit::receive(&*p, &testkit::signed(&*p, &body.to_string())).unwrap();
+        let events =
+            testkit::receive(&*p, decode, &testkit::signed(&*p, &body.to_string())).unwrap();
         let Payload::MessageReceived(m) = &events[0].payload else {
             panic!()
         };
@@ -188,7 +190,7 @@ mod tests {
         );
 
         let broken = r#"{"event":"incoming_message","data":{"last_messages":"[{not json","last_message_of_user":"hi","message_type":"text"}}"#;
-        let events = testkit::receive(&*p, &testkit::signed(&*p, broken)).unwrap();
+        let events = testkit::receive(&*p, decode, &testkit::signed(&*p, broken)).unwrap();
         let Payload::MessageReceived(m) = &events[0].payload else {
             panic!()
         };
@@ -196,6 +198,7 @@ mod tests {
 
         let unknown = testkit::receive(
             &*p,
+            decode,
             &testkit::signed(&*p, r#"{"event":"contact_created","data":{}}"#),
         )
         .unwrap();
@@ -226,7 +229,7 @@ mod tests {
         fn header_mutations_are_refused(mutation in testkit::header_mutation()) {
             let p = whatsable();
             let original = testkit::signed(&*p, INCOMING);
-            testkit::check_refused(&*p, &original, &mutation, |a, b| {
+            testkit::check_refused(&*p, decode, &original, &mutation, |a, b| {
                 let trimmed = |r: &Req| r.headers.get("x-whatsable-token").map(|v| v.as_bytes().trim_ascii().to_vec());
                 trimmed(a) == trimmed(b)
             })?;
@@ -234,7 +237,7 @@ mod tests {
 
         #[test]
         fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
-            testkit::exercise(&*whatsable(), &req);
+            testkit::exercise(&*whatsable(), decode, &req);
         }
     }
 }

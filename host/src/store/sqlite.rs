@@ -27,7 +27,8 @@ use tokio::sync::oneshot;
 use super::{
     Admission, Claimed, Filter, Intake, Outcome, Record, Response, Status, Store, StoreError,
 };
-use crate::event::{Event, Source};
+use crate::event::{Event, Payload, Source};
+use crate::providers;
 
 mod checkpoint;
 mod respond_log;
@@ -207,60 +208,67 @@ fn row_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
 }
 
 /// An event from its row (`provider`, `route`, `delivery_id`,
-/// `received_at_ms`, `attempts`, `kind`) and its body (`payload`,
-/// `raw_json`; NULL when a body is missing).
+/// `received_at_ms`, `attempts`, `kind`) and its body (`raw_json`, and
+/// `payload` in rows written before bodies kept the raw JSON alone; NULL
+/// when a body is missing).
 fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
     let id: i64 = row.get("id")?;
-    let (Some(payload), Some(raw_json)) = (
-        row.get::<_, Option<String>>("payload")?,
-        row.get::<_, Option<String>>("raw_json")?,
-    ) else {
+    let provider: String = row.get("provider")?;
+    let kind: String = row.get("kind")?;
+    let Some(raw_json) = row.get::<_, Option<String>>("raw_json")? else {
         return Ok(Err(StoreError::Corrupt {
             id,
             reason: "its body is missing".into(),
         }));
     };
-    let payload = match serde_json::from_str(&payload) {
+    let payload = match row.get::<_, Option<String>>("payload")? {
+        Some(payload) => serde_json::from_str(&payload).map_err(|e| e.to_string()),
+        None => payload_of(&provider, &kind, &raw_json),
+    };
+    let payload = match payload {
         Ok(payload) => payload,
-        Err(e) => {
-            return Ok(Err(StoreError::Corrupt {
-                id,
-                reason: e.to_string(),
-            }));
-        }
+        Err(reason) => return Ok(Err(StoreError::Corrupt { id, reason })),
     };
     Ok(Ok(Event {
         source: Source {
-            provider: row.get("provider")?,
+            provider,
             route: row.get("route")?,
             delivery_id: row.get("delivery_id")?,
             received_at_ms: row.get::<_, i64>("received_at_ms")? as u64,
             attempt: row.get::<_, u32>("attempts")?.max(1),
         },
-        kind: row.get("kind")?,
+        kind,
         payload,
         raw_json,
     }))
 }
 
-/// An event as its rows hold it: the columns it is found by, its payload
-/// as JSON and the raw JSON. Callers encode it before handing it to the
-/// writer, so that the one thread every commit waits on neither
-/// serialises events nor frees them.
+/// Decodes an event's payload again from the raw JSON it was decoded from
+/// when it arrived, by the provider that decoded it then.
+fn payload_of(provider: &str, kind: &str, raw_json: &str) -> Result<Payload, String> {
+    let decode =
+        providers::decoder(provider).ok_or_else(|| format!("unknown provider `{provider}`"))?;
+    providers::decode_again(decode, kind, raw_json)
+}
+
+/// An event as its rows hold it: the columns it is found by and the raw
+/// JSON, from which reading it decodes the payload again (see
+/// [`crate::providers::Decode`]): storing the payload too would write
+/// each event's content twice. Callers take it out of the event before
+/// handing it to the writer, so that the one thread every commit waits on
+/// does not free the rest.
 struct EncodedEvent {
     delivery_id: String,
     route: String,
     provider: String,
     kind: String,
     received_at_ms: u64,
-    payload: String,
     raw_json: String,
 }
 
 impl From<Event> for EncodedEvent {
     fn from(event: Event) -> Self {
         Self {
-            payload: serde_json::to_string(&event.payload).expect("payloads serialize"),
             raw_json: event.raw_json,
             delivery_id: event.source.delivery_id,
             route: event.source.route,
@@ -297,9 +305,7 @@ impl<'c> Inserts<'c> {
                                      attempts, reply, duration_us)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?,
-            body: conn.prepare_cached(
-                "INSERT INTO event_bodies (id, payload, raw_json) VALUES (?1, ?2, ?3)",
-            )?,
+            body: conn.prepare_cached("INSERT INTO event_bodies (id, raw_json) VALUES (?1, ?2)")?,
         })
     }
 
@@ -333,8 +339,7 @@ impl<'c> Inserts<'c> {
             duration_us,
         ])?;
         let id = self.conn.last_insert_rowid();
-        self.body
-            .execute(params![id, event.payload, event.raw_json])?;
+        self.body.execute(params![id, event.raw_json])?;
         Ok(id)
     }
 }

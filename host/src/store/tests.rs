@@ -4,10 +4,15 @@
 use std::sync::Arc;
 
 use super::{Admission, Filter, Intake, Outcome, SqliteStore, Status, Store};
-use crate::event::{Event, Payload, Source};
+use crate::event::{Event, Source};
 
-/// An `Other` event on `route`, as goflow would give it.
+/// A flow call on `route`, as goflow decodes it: the store keeps its raw
+/// JSON and decodes it again when the event is read.
 pub(in crate::store) fn event(route: &str, delivery_id: &str) -> Event {
+    let raw_json =
+        format!(r#"{{"contact":{{"uuid":"c-{delivery_id}"}},"input":{{"text":"CU001"}}}}"#);
+    let decode = crate::providers::decoder("goflow").unwrap();
+    let decoded = decode(raw_json.as_bytes()).unwrap().remove(0);
     Event {
         source: Source {
             provider: "goflow".into(),
@@ -16,9 +21,9 @@ pub(in crate::store) fn event(route: &str, delivery_id: &str) -> Event {
             received_at_ms: 1,
             attempt: 1,
         },
-        kind: "call_webhook".into(),
-        payload: Payload::Other,
-        raw_json: "{}".into(),
+        kind: decoded.kind,
+        payload: decoded.payload,
+        raw_json: decoded.raw_json,
     }
 }
 
@@ -336,4 +341,25 @@ fn queue_queries_read_the_pending_index_not_the_log() {
             "{sql}: {steps:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_event_whose_provider_is_gone_reads_as_corrupt() {
+    let (_dir, store) = open();
+    let gone = Event {
+        source: Source {
+            provider: "nonesuch".into(),
+            ..event("r", "d1").source
+        },
+        ..event("r", "d1")
+    };
+    store
+        .enqueue(Intake::Queue, vec![gone], 1_000, 0)
+        .await
+        .unwrap();
+    let read = store.get(1).await;
+    assert!(
+        matches!(&read, Err(super::StoreError::Corrupt { id: 1, reason }) if reason.contains("unknown provider `nonesuch`")),
+        "{read:?}"
+    );
 }

@@ -32,7 +32,12 @@ pub fn status() -> Value {
 
 fn receive(body: &Value) -> Vec<Decoded> {
     let provider = meta();
-    testkit::receive(&*provider, &testkit::signed(&*provider, &body.to_string())).unwrap()
+    testkit::receive(
+        &*provider,
+        decode,
+        &testkit::signed(&*provider, &body.to_string()),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -300,13 +305,13 @@ proptest! {
         let mut body = text_message();
         body["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = json!(text);
         let original = testkit::signed(&*provider, &body.to_string());
-        testkit::check_refused(&*provider, &original, &mutation, |a, b| {
+        testkit::check_refused(&*provider, decode, &original, &mutation, |a, b| {
             a.body == b.body && testkit::same_ignoring_case(a, b, HEADER)
         })?;
     }
 
     #[test]
     fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
-        testkit::exercise(&*meta(), &req);
+        testkit::exercise(&*meta(), decode, &req);
     }
 }

@@ -118,7 +118,7 @@ fn seed_new_message_decodes_to_a_message() {
         seed["body"].as_str().unwrap(),
         seed["signature"].as_str().unwrap(),
     );
-    let events = testkit::receive(&*provider, &req).unwrap();
+    let events = testkit::receive(&*provider, decode, &req).unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, "newMessage");
     let Payload::MessageReceived(message) = &events[0].payload else {
@@ -142,7 +142,7 @@ fn campaign_report_and_unknown_events() {
         &*provider,
         r#"{"event":"compaignDeliveryReport","message":"campaign completed.","campaignReportUrl":"https://api.oneroute.io/api/public/logs?page[size]=10&page[number]=1&campaign_id=c-77","conversation":{"id":"id","firm_id":"firm id"}}"#,
     );
-    let events = testkit::receive(&*provider, &report).unwrap();
+    let events = testkit::receive(&*provider, decode, &report).unwrap();
     assert_eq!(events[0].kind, "compaignDeliveryReport");
     let Payload::Campaign(campaign) = &events[0].payload else {
         panic!("{:?}", events[0].payload)
@@ -151,13 +151,13 @@ fn campaign_report_and_unknown_events() {
     assert_eq!(campaign.label.as_deref(), Some("campaign completed."));
 
     let unknown = testkit::signed(&*provider, r#"{"event":"conversationClosed","id":1}"#);
-    let events = testkit::receive(&*provider, &unknown).unwrap();
+    let events = testkit::receive(&*provider, decode, &unknown).unwrap();
     assert_eq!(
         (events[0].kind.as_str(), &events[0].payload),
         ("conversationClosed", &Payload::Other)
     );
     let nameless = testkit::signed(&*provider, r#"{"id":1}"#);
-    let events = testkit::receive(&*provider, &nameless).unwrap();
+    let events = testkit::receive(&*provider, decode, &nameless).unwrap();
     assert_eq!(
         (events[0].kind.as_str(), &events[0].payload),
         ("oneroute", &Payload::Other)
@@ -196,7 +196,7 @@ proptest! {
         let signed = testkit::signed(&*provider, &body);
         // Sent as written, so whitespace mutations are in play too.
         let original = Req { body: body.clone().into_bytes(), ..signed };
-        testkit::check_refused(&*provider, &original, &mutation, |a, b| {
+        testkit::check_refused(&*provider, decode, &original, &mutation, |a, b| {
             testkit::same_ignoring_case(a, b, HEADER)
                 && jsjson::restringify(&b.body).is_some()
                 && jsjson::restringify(&a.body) == jsjson::restringify(&b.body)
@@ -205,7 +205,7 @@ proptest! {
 
     #[test]
     fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
-        testkit::exercise(&*oneroute(SECRET), &req);
+        testkit::exercise(&*oneroute(SECRET), decode, &req);
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! wirehook wrote. `PRAGMA user_version` says which layout a file has.
 //!
 //! An event's row holds what it is found and scheduled by; its body (the
-//! decoded payload and the verified JSON it came from) sits in a table of
-//! its own, written once. Recording an outcome then rewrites a row of a
-//! hundred bytes rather than one of a kilobyte, and the raw body is
-//! stored as the provider sent it, not escaped inside another document.
+//! verified JSON it came from) sits in a table of its own, written once.
+//! Recording an outcome then rewrites a row of a hundred bytes rather than
+//! one of a kilobyte, and the raw body is stored as the provider sent it,
+//! not escaped inside another document. The payload is decoded from it
+//! again when the event is read; bodies written before version 3 keep the
+//! payload they were stored with, which is read instead.
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -13,8 +15,8 @@ use crate::store::StoreError;
 
 /// The layout [`TABLES`] describes. 0 is a new file or the layout before
 /// versions were recorded, which kept the whole event as one JSON
-/// document in `events.event`.
-const VERSION: i64 = 2;
+/// document in `events.event`; 2 required a payload in every body.
+const VERSION: i64 = 3;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -35,7 +37,7 @@ CREATE TABLE IF NOT EXISTS events (
 -- One per event, under the event's id.
 CREATE TABLE IF NOT EXISTS event_bodies (
     id INTEGER PRIMARY KEY,
-    payload TEXT NOT NULL,
+    payload TEXT,
     raw_json TEXT NOT NULL
 );
 -- Whoever deletes an event, its body goes with it.
@@ -78,6 +80,22 @@ FROM events;
 ALTER TABLE events DROP COLUMN event;
 ";
 
+/// Lets bodies go without a payload. SQLite cannot drop a `NOT NULL`, so
+/// the table is copied; the trigger that names it goes first and comes
+/// back with [`TABLES`].
+const OPTIONAL_PAYLOAD: &str = "
+DROP TRIGGER IF EXISTS event_bodies_follow;
+CREATE TABLE event_bodies_optional (
+    id INTEGER PRIMARY KEY,
+    payload TEXT,
+    raw_json TEXT NOT NULL
+);
+INSERT INTO event_bodies_optional (id, payload, raw_json)
+SELECT id, payload, raw_json FROM event_bodies;
+DROP TABLE event_bodies;
+ALTER TABLE event_bodies_optional RENAME TO event_bodies;
+";
+
 /// Brings the file to [`VERSION`], in one transaction: a failed upgrade
 /// leaves the file as it was. Returns how many events were upgraded. A
 /// file a newer wirehook laid out is left alone.
@@ -92,15 +110,22 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<u64, StoreError> {
     }
     // Creates what is missing; an existing `events` keeps its columns.
     tx.execute_batch(TABLES)?;
-    let upgraded = if version < VERSION && has_column(&tx, "events", "event")? {
+    let mut upgraded = 0;
+    if version < VERSION && has_column(&tx, "events", "event")? {
         let events: i64 = tx.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))?;
         // A large file takes a while; say why the start waits.
         tracing::info!(events, "store: upgrading to the current layout");
         tx.execute_batch(FROM_ONE_DOCUMENT)?;
-        events as u64
-    } else {
-        0
-    };
+        upgraded = events as u64;
+    }
+    if version < VERSION && payload_required(&tx)? {
+        let events: i64 =
+            tx.query_row("SELECT COUNT(*) FROM event_bodies", [], |row| row.get(0))?;
+        tracing::info!(events, "store: upgrading to the current layout");
+        tx.execute_batch(OPTIONAL_PAYLOAD)?;
+        tx.execute_batch(TABLES)?;
+        upgraded = upgraded.max(events as u64);
+    }
     // Written only when it changes: readers such as `wirehook events` open
     // the store beside the daemon and should not need its write lock.
     if version != VERSION {
@@ -108,6 +133,15 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<u64, StoreError> {
     }
     tx.commit()?;
     Ok(upgraded)
+}
+
+/// Whether `event_bodies` is version 2's, which requires a payload.
+fn payload_required(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT \"notnull\" FROM pragma_table_info('event_bodies') WHERE name = 'payload'",
+        [],
+        |row| row.get(0),
+    )
 }
 
 fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
@@ -226,6 +260,77 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, VERSION);
+    }
+
+    /// A file as version 2 left it: every body with its payload, which
+    /// the column required.
+    fn version_2_file(dir: &std::path::Path) {
+        let conn = Connection::open(dir.join("wirehook.db")).unwrap();
+        let v2 = TABLES.replace(
+            "payload TEXT,\n    raw_json",
+            "payload TEXT NOT NULL,\n    raw_json",
+        );
+        assert_ne!(v2, TABLES, "version 2's bodies required a payload");
+        conn.execute_batch(&v2).unwrap();
+        conn.execute(
+            "INSERT INTO events (delivery_id, route, provider, kind, status,
+                                 received_at_ms, updated_at_ms, next_attempt_at_ms)
+             VALUES ('d-1', 'orders', 'goflow', 'call_webhook', 'queued', 7, 7, 7)",
+            [],
+        )
+        .unwrap();
+        let event = flow_call("d-1");
+        conn.execute(
+            "INSERT INTO event_bodies (id, payload, raw_json) VALUES (1, ?1, ?2)",
+            (
+                serde_json::to_string(&event.payload).unwrap(),
+                &event.raw_json,
+            ),
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_version_2_file_keeps_its_payloads_and_stores_new_bodies_without() {
+        let dir = tempfile::tempdir().unwrap();
+        version_2_file(dir.path());
+        let store = SqliteStore::open(dir.path()).unwrap();
+
+        // The stored payload is read, not decoded from the raw JSON (from
+        // which this hand-made one would not follow).
+        let (_, old) = store.get(1).await.unwrap().unwrap();
+        assert_eq!(old, flow_call("d-1"));
+        let new = crate::store::tests::event("orders", "d-2");
+        store
+            .enqueue(Intake::Queue, vec![new.clone()], 8, 0)
+            .await
+            .unwrap();
+        let (_, read) = store.get(2).await.unwrap().unwrap();
+        assert_eq!(read.payload, new.payload);
+        assert_eq!(read.raw_json, new.raw_json);
+        drop(store);
+
+        let conn = Connection::open(dir.path().join("wirehook.db")).unwrap();
+        let payloads: Vec<Option<String>> = conn
+            .prepare("SELECT payload FROM event_bodies ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(payloads[0].is_some());
+        assert_eq!(payloads[1], None);
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        // The trigger that was dropped for the copy is back.
+        conn.execute("DELETE FROM events WHERE id = 1", []).unwrap();
+        let bodies: i64 = conn
+            .query_row("SELECT COUNT(*) FROM event_bodies", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(bodies, 1);
     }
 
     #[tokio::test]
