@@ -4,7 +4,7 @@
 //!
 //! Decoding needs no config and no secret: an event is a function of the
 //! verified document it came from, so the store keeps that document alone
-//! and decodes it again when the event is read ([`decode`]).
+//! and decodes it again when the event is read ([`Decode`]).
 //!
 //! Each provider also signs: [`Provider::sign`] produces exactly what the
 //! provider would send, for `wirehook sign` and for tests. Signing sits
@@ -38,9 +38,9 @@ mod truora;
 mod whatsable;
 
 /// Every provider: its id, how to build it from its route, how to decode
-/// what it verified, and which of
-/// the optional route keys it reads (any other one set on its route is a
-/// config problem, so a typo'd or misplaced key does not pass silently).
+/// what it verified, and which of the optional route keys it reads (any
+/// other one set on its route is a config problem, so a typo'd or
+/// misplaced key does not pass silently).
 const REGISTRY: &[Entry] = &[
     Entry::new(
         "goflow",
@@ -104,9 +104,9 @@ type Build = fn(&ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue>;
 
 /// Decodes a verified document into one or more events. Unknown event
 /// names decode to [`crate::event::Payload::Other`], never an error. Each
-/// event's `raw_json` decodes again to that event alone (a test in this
-/// module holds every provider to it), which is what lets the store keep
-/// only the raw JSON.
+/// event's `raw_json` decodes again to that event's payload (every
+/// provider's tests receive through `testkit::receive`, which checks it),
+/// which is what lets the store keep only the raw JSON ([`decode_again`]).
 pub type Decode = fn(&[u8]) -> Result<Vec<Decoded>, Rejection>;
 
 /// The request as received, before anything trusts it.
