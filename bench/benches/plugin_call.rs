@@ -12,11 +12,10 @@
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wirehook::config::{Isolation, PluginConfig, PluginsConfig, RouteConfig};
+use wirehook::config::{Isolation, PluginConfig, PluginsConfig};
 use wirehook::event::{Event, Source};
 use wirehook::providers;
 use wirehook::runtime::{PluginEvent, Runtime};
-use wirehook::secret::Secret;
 
 const BODY: &str = r#"{"contact": {"uuid": "c1", "name": "Ben Haggerty", "urn": "tel:+12065551212"},
   "flow": {"uuid": "f1", "name": "Order Status Checker"},
