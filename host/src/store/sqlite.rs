@@ -409,15 +409,30 @@ impl Store for SqliteStore {
                     Ok((row.get("id")?, row.get("attempts")?, row_event(row)?))
                 })?
                 .collect::<Result<_, _>>()?;
-            rows.into_iter()
-                .map(|(id, attempt, event)| {
-                    Ok(Claimed {
-                        id,
-                        attempt,
-                        event: event?,
-                    })
-                })
-                .collect()
+            let mut claimed = Vec::with_capacity(rows.len());
+            for (id, attempt, event) in rows {
+                match event {
+                    Ok(event) => claimed.push(Claimed { id, attempt, event }),
+                    // Left queued, it would be claimed first again and fail
+                    // every claim after it: it goes to the dead letters,
+                    // where `wirehook dead-letters` shows why.
+                    Err(unreadable) => {
+                        tracing::error!(id, "dead letter: {unreadable}");
+                        conn.prepare_cached(
+                            "UPDATE events SET status = ?2, last_error = ?3,
+                                               next_attempt_at_ms = NULL, updated_at_ms = ?4
+                             WHERE id = ?1",
+                        )?
+                        .execute(params![
+                            id,
+                            Status::Dead.as_str(),
+                            unreadable.to_string(),
+                            now_ms as i64
+                        ])?;
+                    }
+                }
+            }
+            Ok(claimed)
         })
         .await
     }

@@ -363,3 +363,36 @@ async fn an_event_whose_provider_is_gone_reads_as_corrupt() {
         "{read:?}"
     );
 }
+
+#[tokio::test]
+async fn a_claim_dead_letters_an_event_it_cannot_read_and_hands_out_the_rest() {
+    let (_dir, store) = open();
+    let unreadable = Event {
+        source: Source {
+            provider: "nonesuch".into(),
+            ..event("r", "d1").source
+        },
+        ..event("r", "d1")
+    };
+    store
+        .enqueue(Intake::Queue, vec![unreadable, event("r", "d2")], 1_000, 0)
+        .await
+        .unwrap();
+    let claimed = store.claim(1_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event, event("r", "d2"));
+
+    let dead = store
+        .list(Filter {
+            status: Some(Status::Dead),
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].delivery_id, "d1");
+    let reason = dead[0].last_error.as_deref().unwrap_or_default();
+    assert!(reason.contains("unknown provider `nonesuch`"), "{reason}");
+    // Nothing is left for a later claim to trip over.
+    assert!(store.claim(2_000, 10).await.unwrap().is_empty());
+}
