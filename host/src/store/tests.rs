@@ -27,6 +27,19 @@ pub(in crate::store) fn event(route: &str, delivery_id: &str) -> Event {
     }
 }
 
+/// An event on `route` from a provider this wirehook does not know, so
+/// that its payload cannot be decoded again when it is read.
+fn unreadable(route: &str, delivery_id: &str) -> Event {
+    let event = event(route, delivery_id);
+    Event {
+        source: Source {
+            provider: "nonesuch".into(),
+            ..event.source
+        },
+        ..event
+    }
+}
+
 fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
@@ -346,15 +359,8 @@ fn queue_queries_read_the_pending_index_not_the_log() {
 #[tokio::test]
 async fn an_event_whose_provider_is_gone_reads_as_corrupt() {
     let (_dir, store) = open();
-    let gone = Event {
-        source: Source {
-            provider: "nonesuch".into(),
-            ..event("r", "d1").source
-        },
-        ..event("r", "d1")
-    };
     store
-        .enqueue(Intake::Queue, vec![gone], 1_000, 0)
+        .enqueue(Intake::Queue, vec![unreadable("r", "d1")], 1_000, 0)
         .await
         .unwrap();
     let read = store.get(1).await;
@@ -367,15 +373,13 @@ async fn an_event_whose_provider_is_gone_reads_as_corrupt() {
 #[tokio::test]
 async fn a_claim_dead_letters_an_event_it_cannot_read_and_hands_out_the_rest() {
     let (_dir, store) = open();
-    let unreadable = Event {
-        source: Source {
-            provider: "nonesuch".into(),
-            ..event("r", "d1").source
-        },
-        ..event("r", "d1")
-    };
     store
-        .enqueue(Intake::Queue, vec![unreadable, event("r", "d2")], 1_000, 0)
+        .enqueue(
+            Intake::Queue,
+            vec![unreadable("r", "d1"), event("r", "d2")],
+            1_000,
+            0,
+        )
         .await
         .unwrap();
     let claimed = store.claim(1_000, 10).await.unwrap();
