@@ -15,9 +15,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::{IncomingStream, Listener};
-use ipnet::IpNet;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+
+mod forwarded;
 
 use crate::config::Mode;
 use crate::dispatch::{AcceptError, Dispatcher};
@@ -26,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::providers::{self, Rejection, Verified};
 use crate::routes::{Route, RouteTable};
 use crate::store::Admission;
+use forwarded::client_ip;
 
 /// What a provider is told to wait before retrying when the queue is full.
 const RETRY_AFTER_SECS: &str = "5";
@@ -362,26 +364,6 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Status
     })
 }
 
-/// The client's address: the peer, unless the peer is a trusted proxy, in
-/// which case the nearest untrusted hop of `X-Forwarded-For`.
-fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let hops = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-        .collect::<Vec<_>>();
-    hops.into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
-}
-
 fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
@@ -487,19 +469,5 @@ mod tests {
         // The process itself is still up.
         assert_eq!(healthz().await.status(), StatusCode::OK);
         dispatcher.shutdown().await;
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_peers() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.2".parse().unwrap());
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
-        assert_eq!(
-            client_ip(proxy, &headers, &trusted),
-            "203.0.113.9".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(client_ip(stranger, &headers, &trusted), stranger);
     }
 }
