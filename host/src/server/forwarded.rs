@@ -57,7 +57,7 @@ impl fmt::Display for Client {
 
 /// Whether `ip` is inside one of `nets`, whichever way an IPv4 address or
 /// entry is written (plain or IPv4-mapped IPv6).
-pub fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
+fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
     let ip = ip.to_canonical();
     let mapped = match ip {
         IpAddr::V4(v4) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
@@ -109,7 +109,10 @@ fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
         ip
     } else {
         // IPv4 with a port; a bare IPv6 address parsed above.
-        hop.parse::<SocketAddr>().ok().filter(SocketAddr::is_ipv4)?.ip()
+        hop.parse::<SocketAddr>()
+            .ok()
+            .filter(SocketAddr::is_ipv4)?
+            .ip()
     };
     Some(ip.to_canonical())
 }

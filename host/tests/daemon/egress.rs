@@ -39,7 +39,12 @@ allow_http = ["http://{target}", "http://localhost:{port}"]"#
     let daemon = site.env("NO_PROXY", "").env("no_proxy", "").start();
 
     // Granted by address: straight to the target.
-    let (status, reply) = ask(&daemon, "/hooks/probe", &format!("fetch http://{target}/ok")).await;
+    let (status, reply) = ask(
+        &daemon,
+        "/hooks/probe",
+        &format!("fetch http://{target}/ok"),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(reply, json!({"status": 200, "body": "direct"}));
     // Granted by name: checked here, and refused (a proxy would have

@@ -33,9 +33,15 @@ const fn v6(segments: [u16; 3], len: u8) -> Ipv6Net {
 const V4_SPECIAL: &[(Ipv4Net, &str)] = &[
     (v4(0, 0, 0, 0, 8), "RFC 791: this network"),
     (v4(10, 0, 0, 0, 8), "RFC 1918: private use"),
-    (v4(100, 64, 0, 0, 10), "RFC 6598: shared address space (CGN)"),
+    (
+        v4(100, 64, 0, 0, 10),
+        "RFC 6598: shared address space (CGN)",
+    ),
     (v4(127, 0, 0, 0, 8), "RFC 1122: loopback"),
-    (v4(169, 254, 0, 0, 16), "RFC 3927: link local (cloud metadata)"),
+    (
+        v4(169, 254, 0, 0, 16),
+        "RFC 3927: link local (cloud metadata)",
+    ),
     (v4(172, 16, 0, 0, 12), "RFC 1918: private use"),
     (
         v4(192, 0, 0, 0, 24),
@@ -44,14 +50,26 @@ const V4_SPECIAL: &[(Ipv4Net, &str)] = &[
     (v4(192, 0, 2, 0, 24), "RFC 5737: documentation (TEST-NET-1)"),
     (v4(192, 31, 196, 0, 24), "RFC 7535: AS112-v4"),
     (v4(192, 52, 193, 0, 24), "RFC 7450: AMT"),
-    (v4(192, 88, 99, 0, 24), "RFC 7526: deprecated 6to4 relay anycast"),
+    (
+        v4(192, 88, 99, 0, 24),
+        "RFC 7526: deprecated 6to4 relay anycast",
+    ),
     (v4(192, 168, 0, 0, 16), "RFC 1918: private use"),
     (v4(192, 175, 48, 0, 24), "RFC 7534: direct delegation AS112"),
     (v4(198, 18, 0, 0, 15), "RFC 2544: benchmarking"),
-    (v4(198, 51, 100, 0, 24), "RFC 5737: documentation (TEST-NET-2)"),
-    (v4(203, 0, 113, 0, 24), "RFC 5737: documentation (TEST-NET-3)"),
+    (
+        v4(198, 51, 100, 0, 24),
+        "RFC 5737: documentation (TEST-NET-2)",
+    ),
+    (
+        v4(203, 0, 113, 0, 24),
+        "RFC 5737: documentation (TEST-NET-3)",
+    ),
     (v4(224, 0, 0, 0, 4), "RFC 5771: multicast"),
-    (v4(240, 0, 0, 0, 4), "RFC 1112: reserved, and RFC 919's broadcast"),
+    (
+        v4(240, 0, 0, 0, 4),
+        "RFC 1112: reserved, and RFC 919's broadcast",
+    ),
 ];
 
 /// IPv6 global unicast (RFC 4291 §2.4). Everything outside is refused:
@@ -70,8 +88,14 @@ const V6_SPECIAL: &[(Ipv6Net, &str)] = &[
         "RFC 2928: IETF protocol assignments (Teredo, benchmarking, ORCHID, AMT, AS112)",
     ),
     (v6([0x2001, 0xdb8, 0], 32), "RFC 3849: documentation"),
-    (v6([0x2002, 0, 0], 16), "RFC 3056: 6to4 (deprecated by RFC 7526)"),
-    (v6([0x2620, 0x4f, 0x8000], 48), "RFC 7534: direct delegation AS112"),
+    (
+        v6([0x2002, 0, 0], 16),
+        "RFC 3056: 6to4 (deprecated by RFC 7526)",
+    ),
+    (
+        v6([0x2620, 0x4f, 0x8000], 48),
+        "RFC 7534: direct delegation AS112",
+    ),
     (v6([0x3fff, 0, 0], 20), "RFC 9637: documentation"),
 ];
 

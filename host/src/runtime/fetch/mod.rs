@@ -222,8 +222,8 @@ fn plugin_headers(headers: &[(String, String)]) -> Result<HeaderMap, String> {
                 "header `{name}` is set by wirehook, not by plugins"
             ));
         }
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| format!("bad value for header `{name}`"))?;
+        let value =
+            HeaderValue::from_str(value).map_err(|_| format!("bad value for header `{name}`"))?;
         map.append(name, value);
     }
     Ok(map)

@@ -158,5 +158,4 @@ mod tests {
             assert!(Origin::parse(entry).is_err(), "{entry}");
         }
     }
-
 }

@@ -233,19 +233,32 @@ async fn plugins_may_not_set_host_or_connection_headers() {
         let error = fetcher
             .fetch(
                 &grants,
-                request("GET", format!("http://{server}/echo"), &[(name, value)], None),
+                request(
+                    "GET",
+                    format!("http://{server}/echo"),
+                    &[(name, value)],
+                    None,
+                ),
             )
             .await
             .err()
             .unwrap_or_else(|| panic!("{name} was accepted"));
-        assert!(error.contains("is set by wirehook, not by plugins"), "{error}");
+        assert!(
+            error.contains("is set by wirehook, not by plugins"),
+            "{error}"
+        );
     }
     assert_eq!(requests.load(Ordering::SeqCst), 0);
     // Other headers go through.
     let response = fetcher
         .fetch(
             &grants,
-            request("GET", format!("http://{server}/echo"), &[("X-Trace", "t-2")], None),
+            request(
+                "GET",
+                format!("http://{server}/echo"),
+                &[("X-Trace", "t-2")],
+                None,
+            ),
         )
         .await
         .unwrap();
@@ -331,7 +344,12 @@ async fn a_granted_name_of_a_special_address_is_refused() {
     let error = fetcher
         .fetch(
             &grant("http://metadata.test"),
-            request("GET", "http://metadata.test/latest/meta-data".into(), &[], None),
+            request(
+                "GET",
+                "http://metadata.test/latest/meta-data".into(),
+                &[],
+                None,
+            ),
         )
         .await
         .err()
@@ -368,7 +386,11 @@ async fn the_connection_goes_to_the_checked_address() {
         .await
         .unwrap();
     assert_eq!(response.body, b"checked");
-    assert_eq!(lookups.load(Ordering::SeqCst), 1, "one lookup, checked and used");
+    assert_eq!(
+        lookups.load(Ordering::SeqCst),
+        1,
+        "one lookup, checked and used"
+    );
     // A fresh client looks up again and gets the rebound answer: refused
     // by the check, never connected to.
     let resolver = Checked {
@@ -387,5 +409,8 @@ async fn the_connection_goes_to_the_checked_address() {
         .await
         .err()
         .unwrap();
-    assert!(error.contains("non-public addresses (127.0.0.2)"), "{error}");
+    assert!(
+        error.contains("non-public addresses (127.0.0.2)"),
+        "{error}"
+    );
 }
