@@ -4,7 +4,7 @@
 //! and one log line naming route, reason and remote address. `/healthz`
 //! and `/readyz` are answered here too, for load balancers and probes.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::providers::{self, Rejection, Verified};
 use crate::routes::{Route, RouteTable};
 use crate::store::Admission;
-use forwarded::client_ip;
+use forwarded::{Client, client_ip};
 
 /// What a provider is told to wait before retrying when the queue is full.
 const RETRY_AFTER_SECS: &str = "5";
@@ -122,7 +122,7 @@ async fn answer(
         refuse(status_of(rejection), &rejection.to_string())
     };
     // The address first: a refused address learns nothing else.
-    if !route.allow_ips.is_empty() && !route.allow_ips.iter().any(|net| net.contains(&remote)) {
+    if !route.allow_ips.is_empty() && !remote.is_in(&route.allow_ips) {
         app.metrics
             .verification_failure(&route.name, "address_not_allowed");
         return refuse(StatusCode::FORBIDDEN, "address not allowed");
@@ -190,7 +190,7 @@ async fn enqueue(
     dispatcher: &Dispatcher,
     route: &Route,
     events: Vec<Event>,
-    remote: IpAddr,
+    remote: Client,
 ) -> Response {
     let ids: Vec<_> = events
         .iter()

@@ -89,6 +89,7 @@ pub struct DaemonBuilder {
     plugins_table: String,
     server_table: String,
     json_flag: bool,
+    listen: String,
 }
 
 impl DaemonBuilder {
@@ -100,6 +101,7 @@ impl DaemonBuilder {
             plugins_table: String::new(),
             server_table: String::new(),
             json_flag: true,
+            listen: "127.0.0.1:0".to_owned(),
         }
     }
 
@@ -137,6 +139,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// The `[server] listen` address (`127.0.0.1:0` unless set), e.g.
+    /// `[::]:0` for a dual-stack listener.
+    pub fn listen(mut self, addr: &str) -> Self {
+        self.listen = addr.to_owned();
+        self
+    }
+
     pub fn start(self) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let plugins_dir = dir.path().join("plugins");
@@ -145,7 +154,8 @@ impl DaemonBuilder {
             std::fs::copy(wasm, plugins_dir.join(format!("{name}.wasm"))).unwrap();
         }
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n\n[storage]\npath = {:?}\n\n[plugins]\ndir = {:?}\n{}\n\n{}",
+            "[server]\nlisten = {:?}\n{}\n\n[storage]\npath = {:?}\n\n[plugins]\ndir = {:?}\n{}\n\n{}",
+            self.listen,
             self.server_table,
             dir.path().join("data"),
             plugins_dir,

@@ -1,0 +1,161 @@
+//! `allow_http` entries (`scheme://host[:port]`) and whether a URL is
+//! inside one: matched on the parsed URL, never a string prefix.
+
+use std::net::IpAddr;
+
+use reqwest::Url;
+
+/// The host part of an `allow_http` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum HostPattern {
+    Exact(String),
+    /// `*.example.com`: any name ending in `.example.com`.
+    Subdomains(String),
+    Ip(IpAddr),
+}
+
+/// One `allow_http` entry: `scheme://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    scheme: String,
+    pub(super) host: HostPattern,
+    port: u16,
+}
+
+impl Origin {
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let invalid =
+            |why: &str| format!("`{entry}` is not an origin (scheme://host[:port]): {why}");
+        let (scheme, rest) = entry
+            .split_once("://")
+            .ok_or_else(|| invalid("no scheme"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return Err(invalid("the scheme must be http or https")),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#', '@']) {
+            return Err(invalid("only scheme, host and port are allowed"));
+        }
+        let (host, port) = split_port(authority).map_err(|e| invalid(&e))?;
+        let host = if let Some(domain) = host.strip_prefix("*.") {
+            HostPattern::Subdomains(normalise(domain))
+        } else if let Some(ip) = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .or(Some(host))
+            .and_then(|h| h.parse::<IpAddr>().ok())
+        {
+            HostPattern::Ip(ip)
+        } else {
+            HostPattern::Exact(normalise(host))
+        };
+        if matches!(&host, HostPattern::Exact(h) | HostPattern::Subdomains(h) if h.is_empty() || h.contains('*'))
+        {
+            return Err(invalid("bad host"));
+        }
+        Ok(Self {
+            scheme,
+            host,
+            port: port.unwrap_or(default_port),
+        })
+    }
+
+    pub(super) fn permits(&self, url: &Url) -> bool {
+        if url.scheme() != self.scheme || url.port_or_known_default() != Some(self.port) {
+            return false;
+        }
+        match (url.host(), &self.host) {
+            (Some(url::Host::Domain(name)), HostPattern::Exact(granted)) => {
+                normalise(name) == *granted
+            }
+            (Some(url::Host::Domain(name)), HostPattern::Subdomains(domain)) => {
+                normalise(name).ends_with(&format!(".{domain}"))
+            }
+            (Some(url::Host::Ipv4(ip)), HostPattern::Ip(granted)) => IpAddr::V4(ip) == *granted,
+            (Some(url::Host::Ipv6(ip)), HostPattern::Ip(granted)) => IpAddr::V6(ip) == *granted,
+            _ => false,
+        }
+    }
+}
+
+fn split_port(authority: &str) -> Result<(&str, Option<u16>), String> {
+    let port_at = if authority.starts_with('[') {
+        authority.find("]:").map(|i| i + 1)
+    } else {
+        authority.rfind(':')
+    };
+    match port_at {
+        Some(i) => {
+            let port = authority[i + 1..]
+                .parse()
+                .map_err(|_| "bad port".to_owned())?;
+            Ok((&authority[..i], Some(port)))
+        }
+        None => Ok((authority, None)),
+    }
+}
+
+fn normalise(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn permits(entry: &str, url: &str) -> bool {
+        Origin::parse(entry)
+            .unwrap()
+            .permits(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn origins_match_on_the_parsed_url() {
+        assert!(permits(
+            "https://crm.example.com",
+            "https://crm.example.com/contacts"
+        ));
+        assert!(permits(
+            "https://crm.example.com",
+            "https://CRM.example.com.:443/x"
+        ));
+        assert!(!permits(
+            "https://crm.example.com",
+            "http://crm.example.com/"
+        ));
+        assert!(!permits(
+            "https://crm.example.com",
+            "https://crm.example.com:8443/"
+        ));
+        assert!(!permits(
+            "https://crm.example.com",
+            "https://crm.example.com.evil.io/"
+        ));
+        assert!(!permits(
+            "https://crm.example.com",
+            "https://crm.example.com@evil.io/"
+        ));
+        assert!(permits("https://*.example.com", "https://a.b.example.com/"));
+        assert!(!permits("https://*.example.com", "https://example.com/"));
+        assert!(!permits("https://*.example.com", "https://badexample.com/"));
+        assert!(permits("http://127.0.0.1:9000", "http://127.0.0.1:9000/x"));
+        assert!(!permits("http://127.0.0.1:9000", "http://127.0.0.1:9001/x"));
+        assert!(permits("http://[::1]:9000", "http://[::1]:9000/"));
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        for entry in [
+            "crm.example.com",
+            "ftp://x",
+            "https://x/path",
+            "https://*",
+            "https://a:b",
+        ] {
+            assert!(Origin::parse(entry).is_err(), "{entry}");
+        }
+    }
+}
