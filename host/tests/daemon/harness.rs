@@ -456,11 +456,18 @@ impl Daemon {
             grew.notify_all();
         });
         let listening = log.wait_for(|l| l.contains(" listening "));
-        let addr = listening
-            .split_once(" addr=")
-            .and_then(|(_, rest)| rest.split(' ').next())
-            .unwrap_or_else(|| panic!("no address in {listening:?}"));
-        self.addr = addr.parse().unwrap();
+        // The value after `addr=`, whatever styling the line has.
+        let mut rest = listening
+            .split_once("addr")
+            .and_then(|(_, rest)| rest.split_once('='))
+            .map_or("", |(_, rest)| rest);
+        while let Some(styled) = rest.strip_prefix("\x1b[") {
+            rest = styled.split_once('m').map_or("", |(_, rest)| rest);
+        }
+        let addr = rest.split([' ', '\x1b']).next().unwrap_or_default();
+        self.addr = addr
+            .parse()
+            .unwrap_or_else(|_| panic!("no address in {listening:?}"));
         log
     }
 }
