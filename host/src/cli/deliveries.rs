@@ -1,5 +1,7 @@
 //! `wirehook events`, `replay` and `dead-letters`: the delivery log, read
-//! and changed from the store file, also while the daemon runs.
+//! and changed from the store file, also while the daemon runs. What the
+//! store holds came from requests and plugins: tables show it with control
+//! characters escaped, JSON with every control character as an escape.
 
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
@@ -11,6 +13,7 @@ use super::ConfigArg;
 use crate::config::Config;
 use crate::dispatch::now_ms;
 use crate::store::{Filter, Record, SqliteStore, Status, Store};
+use crate::text;
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -142,7 +145,8 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             };
             let shown = serde_json::json!({ "record": record, "event": event });
-            println!("{}", serde_json::to_string_pretty(&shown)?);
+            let shown = serde_json::to_string_pretty(&shown)?;
+            println!("{}", text::escape_json(&shown));
             Ok(ExitCode::SUCCESS)
         }
         DeadLetters::Replay { config, selection } => {
@@ -205,10 +209,8 @@ fn report_replayed(wanted: &[i64], found: &[i64]) -> anyhow::Result<ExitCode> {
 fn print_records(records: &[Record], json: bool) {
     if json {
         for record in records {
-            println!(
-                "{}",
-                serde_json::to_string(record).expect("records serialize")
-            );
+            let line = serde_json::to_string(record).expect("records serialize");
+            println!("{}", text::escape_json(&line));
         }
         return;
     }
@@ -229,14 +231,14 @@ fn print_records(records: &[Record], json: bool) {
             "{:>8}  {:<10}  {:<16}  {:<12}  {:<20}  {:>8}  {:<24}  {:<24}  {:<34}  {}",
             r.id,
             r.status.as_str(),
-            r.route,
-            r.provider,
-            r.kind,
+            text::escape(&r.route),
+            text::escape(&r.provider),
+            text::escape(&r.kind),
             r.attempts,
             time(r.received_at_ms),
             time(r.updated_at_ms),
-            r.delivery_id,
-            r.last_error.as_deref().unwrap_or("")
+            text::escape(&r.delivery_id),
+            text::escape(r.last_error.as_deref().unwrap_or(""))
         );
     }
 }

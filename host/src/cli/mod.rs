@@ -106,7 +106,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) | Command::Check(args) => Config::log_settings(&args.config),
         _ => LogConfig::default(),
     };
-    init_logging(
+    crate::logging::init(
         cli.log_format.unwrap_or(settings.format),
         settings.level.as_deref(),
     );
@@ -125,21 +125,6 @@ pub fn main() -> ExitCode {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// `RUST_LOG` if set, else the config's `log.level`, else `info`.
-fn init_logging(format: LogFormat, level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 
@@ -194,7 +179,8 @@ fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
 fn report(error: &ConfigError) {
     for problem in &error.problems {
         tracing::error!(file = %error.file.display(), key = %problem.key, "{}", problem.reason);
-        println!("{}: {}", error.file.display(), problem);
+        let line = format!("{}: {}", error.file.display(), problem);
+        println!("{}", crate::text::escape(&line));
     }
 }
 

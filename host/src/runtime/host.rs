@@ -15,6 +15,10 @@ use super::bindings::{host, types};
 use super::fetch::{self, Fetcher, Origin};
 use super::limits::MemoryCap;
 use crate::store::KvStore;
+use crate::text;
+
+/// Bytes of a plugin's log line kept; the rest is cut, with a marker.
+const MAX_LOG_LINE_BYTES: usize = 4096;
 
 /// Keys `kv-list` returns at most.
 const KV_LIST_LIMIT: usize = 1000;
@@ -203,6 +207,9 @@ impl host::Host for State {
                 "plugin log lines suppressed (rate limit)"
             );
         }
+        // Escaped by the log's formatter; cut here, so that one call
+        // cannot write a megabyte to the journal.
+        let msg = text::truncate(&msg, MAX_LOG_LINE_BYTES);
         match level {
             host::Level::Trace => tracing::trace!(plugin, route, delivery_id, "{msg}"),
             host::Level::Debug => tracing::debug!(plugin, route, delivery_id, "{msg}"),

@@ -9,6 +9,7 @@
 //! load that is the difference between reusing warm instances and paying
 //! an instantiation per event, which for an interpreter is milliseconds.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +52,17 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// What a respond route's caller is told: the kind of failure, and a
+    /// failure's reason as the plugin gave it, never what wirehook knows
+    /// of the plugin's insides (a trap's backtrace, file names).
+    pub fn summary(&self) -> Cow<'_, str> {
+        match self {
+            Self::Retry(_) | Self::Drop(_) | Self::Timeout(_) => Cow::Owned(self.to_string()),
+            Self::Trap(_) => Cow::Borrowed("plugin trapped"),
+            Self::Instantiate(_) => Cow::Borrowed("plugin could not be instantiated"),
+        }
+    }
+
     /// Worth another attempt later (everything but an explicit drop).
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Self::Drop(_))

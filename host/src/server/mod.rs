@@ -1,7 +1,8 @@
 //! The HTTP front: one handler for every route. It finds the route by
 //! path, checks address, method and size, lets the provider verify and
 //! decode (or answer its GET handshake), and hands the events on. Every refusal is a short JSON error
-//! and one log line naming route, reason and remote address. `/healthz`
+//! and one log line naming route, reason and remote address, rate-limited
+//! (see [`log_limit`]). `/healthz`
 //! and `/readyz` are answered here too, for load balancers and probes.
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 mod forwarded;
+mod log_limit;
 
 use crate::config::Mode;
 use crate::dispatch::{AcceptError, Dispatcher};
@@ -92,9 +94,11 @@ async fn handle(
     let response = match route {
         Some(route) => answer(&app, &table, route, peer, request).await,
         None => {
-            let path = request.uri().path();
-            let remote = client_ip(peer.ip(), request.headers(), &table.server.trusted_proxies);
-            tracing::info!(%path, %remote, "no route for path");
+            if log_limit::no_route() {
+                let path = log_limit::path(request.uri().path());
+                let remote = client_ip(peer.ip(), request.headers(), &table.server.trusted_proxies);
+                tracing::info!(%path, %remote, "no route for path");
+            }
             error(StatusCode::NOT_FOUND, "no route for this path")
         }
     };
@@ -113,7 +117,9 @@ async fn answer(
     let (parts, body) = request.into_parts();
     let remote = client_ip(peer.ip(), &parts.headers, &table.server.trusted_proxies);
     let refuse = |status: StatusCode, reason: &str| {
-        tracing::warn!(route = %route.name, %remote, status = status.as_u16(), reason, "request refused");
+        if log_limit::refusal(&route.name, status) {
+            tracing::warn!(route = %route.name, %remote, status = status.as_u16(), reason, "request refused");
+        }
         error(status, reason)
     };
     let unverified = |rejection: &Rejection| {
@@ -243,9 +249,8 @@ async fn respond(dispatcher: &Dispatcher, route: &Route, events: Vec<Event>) -> 
         match dispatcher.respond(route, event).await {
             Ok(Some(reply)) => answer = Some(reply),
             Ok(None) => {}
-            Err(failure) => {
-                return error(StatusCode::BAD_GATEWAY, &failure.to_string());
-            }
+            // The whole failure (a trap's backtrace) is in the log.
+            Err(failure) => return error(StatusCode::BAD_GATEWAY, &failure.error.summary()),
         }
     }
     let Some(reply) = answer else {

@@ -399,3 +399,85 @@ fn is_plugin_call(line: &serde_json::Value, route: &str) -> bool {
     line["route"] == route
         && (line["message"] == "plugin handled event" || line["message"] == "plugin failed event")
 }
+
+/// The raw stderr of a daemon writing the human log format, one string a
+/// line (invalid UTF-8 replaced), for tests of what that format writes.
+#[derive(Clone, Default)]
+pub struct HumanLog(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl HumanLog {
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.0.lock().unwrap().clone()
+    }
+
+    /// Waits until a line matches, and returns it; panics with the whole
+    /// log when none does in time or stderr closes.
+    pub fn wait_for(&self, matches: impl Fn(&str) -> bool) -> String {
+        let (lines, grew) = &*self.0;
+        let mut lines = lines.lock().unwrap();
+        let deadline = std::time::Instant::now() + LOG_WAIT;
+        loop {
+            if let Some(line) = lines.iter().find(|l| matches(l)) {
+                return line.clone();
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline || lines.last().is_some_and(|l| l == CLOSED) {
+                panic!("expected log line not seen; log:\n{}", lines.join("\n"));
+            }
+            lines = grew.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+}
+
+impl Daemon {
+    /// Stops the daemon and starts it again on the same config and store,
+    /// writing the human log format to a pipe (so not a terminal) with
+    /// `NO_COLOR` unset; waits until it listens. Its log is the returned
+    /// one, not the JSON log: stop it by dropping the daemon.
+    pub fn restart_human(&mut self) -> HumanLog {
+        self.terminate();
+        let mut command = wirehook();
+        command
+            .args(["--log-format", "human", "run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "wirehook=debug")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("starting wirehook");
+        let stderr = child.stderr.take().unwrap();
+        self.child = Some(child);
+        let log = HumanLog::default();
+        let shared = log.clone();
+        std::thread::spawn(move || {
+            let (lines, grew) = &*shared.0;
+            for line in BufReader::new(stderr).split(b'\n') {
+                let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line).into_owned();
+                lines.lock().unwrap().push(line);
+                grew.notify_all();
+            }
+            lines.lock().unwrap().push(CLOSED.to_owned());
+            grew.notify_all();
+        });
+        let listening = log.wait_for(|l| l.contains(" listening "));
+        // The value after `addr=`, whatever styling the line has.
+        let mut rest = listening
+            .split_once("addr")
+            .and_then(|(_, rest)| rest.split_once('='))
+            .map_or("", |(_, rest)| rest);
+        while let Some(styled) = rest.strip_prefix("\x1b[") {
+            rest = styled.split_once('m').map_or("", |(_, rest)| rest);
+        }
+        let addr = rest.split([' ', '\x1b']).next().unwrap_or_default();
+        self.addr = addr
+            .parse()
+            .unwrap_or_else(|_| panic!("no address in {listening:?}"));
+        log
+    }
+}

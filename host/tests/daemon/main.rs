@@ -12,6 +12,7 @@ mod exposition;
 mod fixtures;
 mod forwarded;
 mod goflow;
+mod log_hygiene;
 mod ops;
 mod pool;
 mod providers;

@@ -68,12 +68,15 @@ async fn growing_past_the_memory_cap_traps() {
     let daemon = daemon("pooled");
     let (status, error) = send(&daemon, "grow").await;
     assert_eq!(status, 502);
+    assert_eq!(error["error"], "plugin trapped");
+    // Why is the operator's to read, in the log.
+    let line = daemon.wait_for_log(|l| l["message"] == "plugin failed event");
     assert!(
-        error["error"]
+        line["error"]
             .as_str()
             .unwrap()
             .contains("memory cap of 32 MiB"),
-        "{error}"
+        "{line}"
     );
     assert_still_serving(&daemon).await;
 }
