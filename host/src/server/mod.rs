@@ -281,6 +281,8 @@ fn failure_reason(rejection: &Rejection) -> &'static str {
         Rejection::Forbidden(_) => "forbidden",
         Rejection::BadRequest(_) => "bad_request",
         Rejection::UnsupportedMediaType(_) => "unsupported_media_type",
+        Rejection::TooLarge(_) => "too_large",
+        Rejection::Busy(_) => "busy",
     }
 }
 
@@ -290,6 +292,8 @@ fn status_of(rejection: &Rejection) -> StatusCode {
         Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
         Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
         Rejection::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Rejection::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

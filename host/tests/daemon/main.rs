@@ -3,10 +3,12 @@
 
 mod harness;
 
+mod amplification;
 mod capabilities;
 mod check;
 mod conformance;
 mod delivery;
+mod empty_secrets;
 mod exposition;
 mod fixtures;
 mod goflow;
