@@ -318,12 +318,17 @@ fn has_handshake(route: &Route) -> bool {
 fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> Vec<Event> {
     let received_at_ms = crate::dispatch::now_ms();
     let several = decoded.len() > 1;
+    // Once per request, not per event: a body of many events is hashed once.
+    let hash = std::cell::OnceCell::new();
     let document_hash = || {
-        let mut hasher = Sha256::new();
-        hasher.update(route.name.as_bytes());
-        hasher.update([0]);
-        hasher.update(&verified.document);
-        hex::encode(&hasher.finalize()[..16])
+        hash.get_or_init(|| {
+            let mut hasher = Sha256::new();
+            hasher.update(route.name.as_bytes());
+            hasher.update([0]);
+            hasher.update(&verified.document);
+            hex::encode(&hasher.finalize()[..16])
+        })
+        .clone()
     };
     decoded
         .into_iter()
