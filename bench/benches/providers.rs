@@ -36,6 +36,7 @@ fn verify_and_decode(c: &mut Criterion) {
             route: &route,
             secret: Some(Secret::new(secret.as_bytes())),
             headers: Vec::new(),
+            slow_checks: providers::SlowChecks::default(),
         })
         .expect("the provider builds from a bare route");
         let decode = providers::decoder(id).expect("wirehook knows the provider");

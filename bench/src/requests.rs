@@ -47,6 +47,7 @@ impl Requests {
             route: &route,
             secret: Some(Secret::new(secret.as_bytes())),
             headers: Vec::new(),
+            slow_checks: providers::SlowChecks::default(),
         })
         .map_err(|issue| anyhow!("{}: {}", issue.field, issue.reason))?;
         Ok(Self {

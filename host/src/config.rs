@@ -63,6 +63,10 @@ pub struct ServerConfig {
     /// Where `/metrics` is served. A listener of its own, so that the
     /// public webhook port never exposes route names and traffic figures.
     pub metrics_listen: Option<SocketAddr>,
+    /// How many signature checks that cost more than hashing the body
+    /// (OneRoute's against the re-serialised body) may run at once; a
+    /// request over it is refused 503 at once. 0 refuses every such check.
+    pub max_slow_checks: usize,
 }
 
 /// `server.tls`: PEM files, re-read on every reload.
@@ -83,6 +87,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             tls: None,
             metrics_listen: None,
+            max_slow_checks: std::thread::available_parallelism().map_or(2, usize::from),
         }
     }
 }

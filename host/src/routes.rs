@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use crate::config::{Config, Mode, Problem, RouteConfig, ServerConfig};
-use crate::providers::{self, Decode, Provider, ProviderConfig};
+use crate::providers::{self, Decode, Provider, ProviderConfig, SlowChecks};
 use crate::runtime::{Plugin, Runtime};
 
 /// One `[[route]]`, ready to serve.
@@ -127,8 +127,9 @@ impl RouteTable {
             }
         }
         let mut by_path = HashMap::new();
+        let slow_checks = SlowChecks::new(config.server.max_slow_checks);
         for (i, route) in config.routes.iter().enumerate() {
-            match build_route(route, &plugins, config) {
+            match build_route(route, &plugins, config, &slow_checks) {
                 Ok(built) => {
                     by_path.insert(route.path.clone(), Arc::new(built));
                 }
@@ -170,6 +171,7 @@ fn build_route(
     route: &RouteConfig,
     plugins: &BTreeMap<String, Arc<Plugin>>,
     config: &Config,
+    slow_checks: &SlowChecks,
 ) -> Result<Route, (&'static str, String)> {
     if route.secret.as_ref().is_some_and(|s| s.is_literal()) {
         tracing::warn!(route = %route.name, "route.secret is a literal in the config file; prefer env: or file:");
@@ -188,6 +190,7 @@ fn build_route(
         route,
         secret,
         headers,
+        slow_checks: slow_checks.clone(),
     })
     .map_err(|issue| (issue.field, issue.reason))?;
     let decode = providers::decoder(&route.provider).expect("a provider that builds is known");

@@ -60,9 +60,14 @@ impl SecretSource {
                 }
                 bytes
             }
-            Self::Literal(secret) => return Ok(secret.clone()),
+            Self::Literal(secret) => {
+                if blank(secret.expose()) {
+                    return Err("is empty".to_owned());
+                }
+                return Ok(secret.clone());
+            }
         };
-        if secret.is_empty() {
+        if blank(&secret) {
             return Err(format!("{self:?} is empty"));
         }
         Ok(Secret::new(secret))
@@ -71,6 +76,13 @@ impl SecretSource {
     pub fn is_literal(&self) -> bool {
         matches!(self, Self::Literal(_))
     }
+}
+
+/// An empty secret, or one of only whitespace (a file holding a newline),
+/// would let anyone through: a shared token would match an absent one, an
+/// HMAC would be keyed with nothing. It is refused wherever it comes from.
+fn blank(bytes: &[u8]) -> bool {
+    bytes.trim_ascii().is_empty()
 }
 
 pub(crate) fn expand_credentials_dir(path: &std::path::Path) -> PathBuf {
@@ -149,6 +161,26 @@ mod tests {
         let secret = SecretSource::File(path).resolve().unwrap();
         assert!(secret.matches(b"s3cret"));
         assert!(!secret.matches(b"s3cret\n"));
+    }
+
+    #[test]
+    fn empty_secrets_are_refused_wherever_they_come_from() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, contents) in ["", "\n", " \r\n", "\t \n\n"].into_iter().enumerate() {
+            let path = dir.path().join(format!("s{i}"));
+            std::fs::write(&path, contents).unwrap();
+            let err = SecretSource::File(path.clone()).resolve().unwrap_err();
+            assert!(err.contains(&path.display().to_string()), "{err}");
+            assert!(err.contains("empty"), "{err}");
+        }
+        for literal in ["", " ", "\n"] {
+            let err = SecretSource::from(literal.to_owned())
+                .resolve()
+                .unwrap_err();
+            assert_eq!(err, "is empty");
+        }
+        // Whitespace around a real secret is not blankness.
+        assert!(SecretSource::from(" s ".to_owned()).resolve().is_ok());
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod deliveries;
 mod new;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
-use crate::secret::{Secret, SecretSource};
+use crate::secret::SecretSource;
 use crate::server::{self, App};
 use crate::service;
 use crate::tls::TlsListener;
@@ -75,7 +75,8 @@ struct SignArgs {
     /// The JSON payload; standard input when absent or `-`.
     file: Option<PathBuf>,
     /// `NAME`: the route's `header`; `NAME=VALUE`: a further header of the
-    /// route's `headers` table. Repeatable.
+    /// route's `headers` table (VALUE as in config: itself, `env:VAR` or
+    /// `file:PATH`). Repeatable.
     #[arg(long = "header", value_name = "NAME[=VALUE]")]
     headers: Vec<String>,
     /// `hmac`: the route's `algorithm`.
@@ -348,10 +349,14 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     for header in &args.headers {
         match header.split_once('=') {
             Some((name, value)) => {
-                route
-                    .headers
-                    .insert(name.to_owned(), SecretSource::from(value.to_owned()));
-                headers.push((name.to_owned(), Secret::new(value.as_bytes())));
+                // Read as the route's `headers` values are: an empty one is
+                // refused here as it is in config.
+                let source = SecretSource::from(value.to_owned());
+                let value = source
+                    .resolve()
+                    .map_err(|reason| anyhow::anyhow!("--header {name}: {reason}"))?;
+                route.headers.insert(name.to_owned(), source);
+                headers.push((name.to_owned(), value));
             }
             None if route.header.is_none() => route.header = Some(header.clone()),
             None => anyhow::bail!(
@@ -366,6 +371,7 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
         route: &route,
         secret: Some(secret),
         headers,
+        slow_checks: providers::SlowChecks::default(),
     })
     .map_err(|issue| anyhow::anyhow!("--{}: {}", issue.field.replace('_', "-"), issue.reason))?;
 

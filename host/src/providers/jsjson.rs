@@ -9,9 +9,9 @@
 //!   written back with only `"`, `\` and control characters escaped:
 //!   `\b \f \n \r \t`, other controls as `\u00xx`, lone surrogates as
 //!   `\udxxx` (lower-case hex, as ES2019's well-formed `JSON.stringify`);
-//! - numbers are IEEE doubles printed by `Number::toString`: the shortest
-//!   digits that round-trip, `1.0` → `1`, `-0` → `0`, `1e21` → `1e+21`,
-//!   out-of-range → `null`;
+//! - numbers are IEEE doubles printed by `Number::toString` (the `ryu-js`
+//!   crate): the shortest digits that round-trip, `1.0` → `1`, `-0` → `0`,
+//!   `1e21` → `1e+21`, out-of-range → `null`;
 //! - object keys keep their order, except that array-index keys
 //!   (`"0"`…`"4294967294"`) come first in ascending order, and a repeated
 //!   key keeps its first position with its last value.
@@ -20,6 +20,13 @@
 //! `serde_json::Value`, which sorts keys and keeps integers exact.
 //! The grammar is `JSON.parse`'s (RFC 8259), nesting capped at
 //! [`MAX_DEPTH`] like serde_json's, so hostile input cannot exhaust the stack.
+//!
+//! A string is held as the text `JSON.stringify` writes for it: written
+//! back as it is, and equal to another exactly when their UTF-16 code
+//! units are, so repeated keys are found by comparing it. Runs without
+//! escapes are copied whole, so the whole round trip is one linear pass
+//! and a few copies of the body; an unauthenticated body is run through it
+//! (see the OneRoute provider), so it must stay cheap.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -27,17 +34,23 @@ use std::fmt::Write as _;
 /// Deepest nesting parsed; deeper documents are refused.
 pub const MAX_DEPTH: usize = 128;
 
+/// Objects with more members than this find repeated keys through an
+/// index; smaller ones by looking through what they hold, which is faster.
+const INDEXED_FROM: usize = 16;
+
 /// A value as JavaScript holds it after `JSON.parse`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JsValue {
     Null,
     Bool(bool),
     Number(f64),
-    /// UTF-16 code units, possibly unpaired surrogates.
-    String(Vec<u16>),
+    /// The string as `JSON.stringify` writes it, quotes included (a lone
+    /// surrogate as its `\udxxx` escape).
+    String(String),
     Array(Vec<JsValue>),
-    /// Entries in creation order; repeated keys already merged.
-    Object(Vec<(Vec<u16>, JsValue)>),
+    /// Entries in creation order, keys as [`JsValue::String`] holds them;
+    /// repeated keys already merged.
+    Object(Vec<(String, JsValue)>),
 }
 
 /// What a JavaScript receiver signs: `JSON.stringify(JSON.parse(body))`,
@@ -47,18 +60,18 @@ pub enum JsValue {
 pub fn restringify(body: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(body);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    parse(text).map(|value| stringify(&value))
+    let value = parse(text)?;
+    let mut out = String::with_capacity(text.len());
+    write_value(&mut out, &value);
+    Some(out)
 }
 
 /// `JSON.parse(text)`; `None` where it would throw.
 pub fn parse(text: &str) -> Option<JsValue> {
-    let mut parser = Parser {
-        chars: text.chars().collect(),
-        pos: 0,
-    };
+    let mut parser = Parser { text, pos: 0 };
     let value = parser.value(0)?;
     parser.skip_whitespace();
-    (parser.pos == parser.chars.len()).then_some(value)
+    (parser.pos == text.len()).then_some(value)
 }
 
 /// `JSON.stringify(value)`.
@@ -68,49 +81,52 @@ pub fn stringify(value: &JsValue) -> String {
     out
 }
 
-struct Parser {
-    chars: Vec<char>,
+struct Parser<'t> {
+    text: &'t str,
+    /// A byte offset; always at a character boundary, since the parser
+    /// only ever steps over ASCII bytes or whole runs between them.
     pos: usize,
 }
 
-impl Parser {
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
     }
 
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
+    fn bump(&mut self) -> Option<u8> {
+        let b = self.peek()?;
         self.pos += 1;
-        Some(c)
+        Some(b)
     }
 
-    fn eat(&mut self, c: char) -> Option<()> {
-        (self.bump()? == c).then_some(())
+    fn eat(&mut self, b: u8) -> Option<()> {
+        (self.bump()? == b).then_some(())
     }
 
     fn skip_whitespace(&mut self) {
-        while matches!(self.peek(), Some(' ' | '\t' | '\n' | '\r')) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.pos += 1;
         }
     }
 
     fn literal(&mut self, word: &str, value: JsValue) -> Option<JsValue> {
-        for c in word.chars() {
-            self.eat(c)?;
-        }
-        Some(value)
+        let rest = self.text.as_bytes().get(self.pos..)?;
+        rest.starts_with(word.as_bytes()).then(|| {
+            self.pos += word.len();
+            value
+        })
     }
 
     fn value(&mut self, depth: usize) -> Option<JsValue> {
         self.skip_whitespace();
         match self.peek()? {
-            '{' => self.object(depth + 1),
-            '[' => self.array(depth + 1),
-            '"' => self.string().map(JsValue::String),
-            't' => self.literal("true", JsValue::Bool(true)),
-            'f' => self.literal("false", JsValue::Bool(false)),
-            'n' => self.literal("null", JsValue::Null),
-            '-' | '0'..='9' => self.number(),
+            b'{' => self.object(depth + 1),
+            b'[' => self.array(depth + 1),
+            b'"' => self.string().map(JsValue::String),
+            b't' => self.literal("true", JsValue::Bool(true)),
+            b'f' => self.literal("false", JsValue::Bool(false)),
+            b'n' => self.literal("null", JsValue::Null),
+            b'-' | b'0'..=b'9' => self.number(),
             _ => None,
         }
     }
@@ -119,10 +135,10 @@ impl Parser {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.eat('[')?;
+        self.eat(b'[')?;
         let mut items = Vec::new();
         self.skip_whitespace();
-        if self.peek()? == ']' {
+        if self.peek()? == b']' {
             self.pos += 1;
             return Some(JsValue::Array(items));
         }
@@ -130,8 +146,8 @@ impl Parser {
             items.push(self.value(depth)?);
             self.skip_whitespace();
             match self.bump()? {
-                ',' => continue,
-                ']' => return Some(JsValue::Array(items)),
+                b',' => continue,
+                b']' => return Some(JsValue::Array(items)),
                 _ => return None,
             }
         }
@@ -141,106 +157,165 @@ impl Parser {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.eat('{')?;
-        let mut entries: Vec<(Vec<u16>, JsValue)> = Vec::new();
-        let mut index: HashMap<Vec<u16>, usize> = HashMap::new();
+        self.eat(b'{')?;
+        let mut entries: Vec<(String, JsValue)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
         self.skip_whitespace();
-        if self.peek()? == '}' {
+        if self.peek()? == b'}' {
             self.pos += 1;
             return Some(JsValue::Object(entries));
         }
         loop {
             self.skip_whitespace();
-            if self.peek()? != '"' {
+            if self.peek()? != b'"' {
                 return None;
             }
             let key = self.string()?;
             self.skip_whitespace();
-            self.eat(':')?;
+            self.eat(b':')?;
             let value = self.value(depth)?;
             // A repeated key overwrites the value but keeps the property's
             // original place, as assignment to an existing property does.
-            match index.get(&key) {
-                Some(&at) => entries[at].1 = value,
+            let existing = if entries.len() < INDEXED_FROM {
+                entries.iter().position(|(k, _)| *k == key)
+            } else {
+                if index.is_empty() {
+                    index.extend(entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)));
+                }
+                index.get(&key).copied()
+            };
+            match existing {
+                Some(at) => entries[at].1 = value,
                 None => {
-                    index.insert(key.clone(), entries.len());
+                    if !index.is_empty() {
+                        index.insert(key.clone(), entries.len());
+                    }
                     entries.push((key, value));
                 }
             }
             self.skip_whitespace();
             match self.bump()? {
-                ',' => continue,
-                '}' => return Some(JsValue::Object(entries)),
+                b',' => continue,
+                b'}' => return Some(JsValue::Object(entries)),
                 _ => return None,
             }
         }
     }
 
-    fn string(&mut self) -> Option<Vec<u16>> {
-        self.eat('"')?;
-        let mut units = Vec::new();
+    /// A string, as `JSON.stringify` writes it back.
+    fn string(&mut self) -> Option<String> {
+        self.eat(b'"')?;
+        let mut out = String::from('"');
         loop {
+            let start = self.pos;
+            let run = self.text.as_bytes()[start..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            self.pos += run;
+            // Written back unchanged: nothing in it is escaped on output.
+            out.push_str(&self.text[start..self.pos]);
             match self.bump()? {
-                '"' => return Some(units),
-                '\\' => {
-                    let unit = match self.bump()? {
-                        '"' => '"' as u16,
-                        '\\' => '\\' as u16,
-                        '/' => '/' as u16,
-                        'b' => 0x08,
-                        'f' => 0x0c,
-                        'n' => 0x0a,
-                        'r' => 0x0d,
-                        't' => 0x09,
-                        'u' => {
-                            let mut unit = 0u16;
-                            for _ in 0..4 {
-                                unit = unit << 4 | self.bump()?.to_digit(16)? as u16;
-                            }
-                            unit
-                        }
-                        _ => return None,
-                    };
-                    units.push(unit);
+                b'"' => {
+                    out.push('"');
+                    return Some(out);
                 }
-                c if (c as u32) < 0x20 => return None,
-                c => {
-                    let mut buf = [0u16; 2];
-                    units.extend_from_slice(c.encode_utf16(&mut buf));
-                }
+                b'\\' => self.escape(&mut out)?,
+                _ => return None,
             }
         }
+    }
+
+    /// The escape after a backslash, written as `JSON.stringify` would.
+    fn escape(&mut self, out: &mut String) -> Option<()> {
+        let unit = match self.bump()? {
+            b'"' => 0x22,
+            b'\\' => 0x5c,
+            b'/' => 0x2f,
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => 0x0a,
+            b'r' => 0x0d,
+            b't' => 0x09,
+            b'u' => self.hex4()?,
+            _ => return None,
+        };
+        let c = match unit {
+            0xd800..=0xdbff => {
+                let resume = self.pos;
+                let low = self.text.as_bytes()[self.pos..]
+                    .starts_with(b"\\u")
+                    .then(|| {
+                        self.pos += 2;
+                        self.hex4()
+                    })
+                    .flatten()
+                    .filter(|low| (0xdc00..=0xdfff).contains(low));
+                match low {
+                    Some(low) => {
+                        let code = 0x10000
+                            + ((u32::from(unit) - 0xd800) << 10)
+                            + (u32::from(low) - 0xdc00);
+                        char::from_u32(code).expect("a surrogate pair is a character")
+                    }
+                    None => {
+                        // Lone: what follows is read again on its own.
+                        self.pos = resume;
+                        let _ = write!(out, "\\u{unit:04x}");
+                        return Some(());
+                    }
+                }
+            }
+            0xdc00..=0xdfff => {
+                let _ = write!(out, "\\u{unit:04x}");
+                return Some(());
+            }
+            _ => char::from_u32(u32::from(unit)).expect("not a surrogate"),
+        };
+        write_char(out, c);
+        Some(())
+    }
+
+    fn hex4(&mut self) -> Option<u16> {
+        let digits = self.text.as_bytes().get(self.pos..self.pos + 4)?;
+        let mut unit = 0u16;
+        for &d in digits {
+            unit = unit << 4 | char::from(d).to_digit(16)? as u16;
+        }
+        self.pos += 4;
+        Some(unit)
     }
 
     fn number(&mut self) -> Option<JsValue> {
         let start = self.pos;
-        if self.peek() == Some('-') {
+        if self.peek() == Some(b'-') {
             self.pos += 1;
         }
         match self.bump()? {
-            '0' => {}
-            '1'..='9' => self.digits(),
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
             _ => return None,
         }
-        if self.peek() == Some('.') {
+        if self.peek() == Some(b'.') {
             self.pos += 1;
             self.require_digits()?;
         }
-        if matches!(self.peek(), Some('e' | 'E')) {
+        if matches!(self.peek(), Some(b'e' | b'E')) {
             self.pos += 1;
-            if matches!(self.peek(), Some('+' | '-')) {
+            if matches!(self.peek(), Some(b'+' | b'-')) {
                 self.pos += 1;
             }
             self.require_digits()?;
         }
-        let text: String = self.chars[start..self.pos].iter().collect();
         // Rust's parse rounds correctly, like ECMAScript's; overflow gives
         // ±infinity, as in JavaScript.
-        text.parse::<f64>().ok().map(JsValue::Number)
+        self.text[start..self.pos]
+            .parse::<f64>()
+            .ok()
+            .map(JsValue::Number)
     }
 
     fn digits(&mut self) {
-        while matches!(self.peek(), Some('0'..='9')) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.pos += 1;
         }
     }
@@ -252,12 +327,29 @@ impl Parser {
     }
 }
 
+/// One character of a string, escaped as ECMAScript's `QuoteJSONString`.
+fn write_char(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if (c as u32) < 0x20 => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
 fn write_value(out: &mut String, value: &JsValue) {
     match value {
         JsValue::Null => out.push_str("null"),
         JsValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         JsValue::Number(n) => write_number(out, *n),
-        JsValue::String(units) => write_string(out, units),
+        JsValue::String(quoted) => out.push_str(quoted),
         JsValue::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -269,127 +361,64 @@ fn write_value(out: &mut String, value: &JsValue) {
             out.push(']');
         }
         JsValue::Object(entries) => {
-            // Array-index keys first, ascending; then the rest in order.
-            let mut indexed: Vec<(u32, &(Vec<u16>, JsValue))> = Vec::new();
-            let mut named = Vec::new();
-            for entry in entries {
-                match array_index(&entry.0) {
-                    Some(i) => indexed.push((i, entry)),
-                    None => named.push(entry),
-                }
-            }
-            indexed.sort_by_key(|(i, _)| *i);
             out.push('{');
-            let ordered = indexed.into_iter().map(|(_, e)| e).chain(named);
-            for (i, (key, value)) in ordered.enumerate() {
-                if i > 0 {
+            let mut first = true;
+            let mut member = |out: &mut String, key: &str, value: &JsValue| {
+                if !std::mem::take(&mut first) {
                     out.push(',');
                 }
-                write_string(out, key);
+                out.push_str(key);
                 out.push(':');
                 write_value(out, value);
+            };
+            // Array-index keys first, ascending; then the rest in order.
+            let mut indexed: Vec<(u32, usize)> = entries
+                .iter()
+                .enumerate()
+                .filter_map(|(at, (key, _))| Some((array_index(key)?, at)))
+                .collect();
+            if indexed.is_empty() {
+                for (key, value) in entries {
+                    member(out, key, value);
+                }
+            } else {
+                indexed.sort_unstable();
+                for &(_, at) in &indexed {
+                    member(out, &entries[at].0, &entries[at].1);
+                }
+                for (key, value) in entries.iter().filter(|(key, _)| array_index(key).is_none()) {
+                    member(out, key, value);
+                }
             }
             out.push('}');
         }
     }
 }
 
-/// The value of an array-index key: the canonical decimal form of an
-/// integer below 2³² − 1.
-fn array_index(key: &[u16]) -> Option<u32> {
-    if key.is_empty() || key.len() > 10 || (key.len() > 1 && key[0] == u16::from(b'0')) {
+/// The value of an array-index key (held quoted): the canonical decimal
+/// form of an integer below 2³² − 1.
+fn array_index(quoted: &str) -> Option<u32> {
+    let key = quoted.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
+    if key.is_empty() || key.len() > 10 || (key.len() > 1 && key[0] == b'0') {
         return None;
     }
-    let mut value: u64 = 0;
-    for &unit in key {
-        let digit = char::from_u32(u32::from(unit))?.to_digit(10)?;
-        value = value * 10 + u64::from(digit);
+    if !key.iter().all(u8::is_ascii_digit) {
+        return None;
     }
+    let value: u64 = key
+        .iter()
+        .fold(0, |value, d| value * 10 + u64::from(d - b'0'));
     u32::try_from(value).ok().filter(|v| *v != u32::MAX)
 }
 
 /// ECMAScript `Number::toString(x)` for the finite doubles; non-finite
 /// ones are `null` in JSON.
 pub fn write_number(out: &mut String, x: f64) {
-    if !x.is_finite() {
+    if x.is_finite() {
+        out.push_str(ryu_js::Buffer::new().format_finite(x));
+    } else {
         out.push_str("null");
-        return;
     }
-    if x == 0.0 {
-        out.push('0'); // -0 too
-        return;
-    }
-    if x < 0.0 {
-        out.push('-');
-    }
-    // ECMAScript's step 5: the fewest digits k that round-trip, and among
-    // those the closest to x, ties to even. Rust's `{:e}` gives the fewest
-    // digits but not always the closest (98189330125073.625 prints as
-    // …073.63 where JavaScript has …073.62), so the correctly rounded
-    // k-digit form is preferred whenever it round-trips too.
-    let shortest = format!("{:e}", x.abs());
-    let k = shortest
-        .split('e')
-        .next()
-        .map_or(0, |m| m.bytes().filter(u8::is_ascii_digit).count());
-    let rounded = format!("{:.*e}", k.saturating_sub(1), x.abs());
-    let sci = if rounded.parse::<f64>() == Ok(x.abs()) {
-        rounded
-    } else {
-        shortest
-    };
-    let (mantissa, exponent) = sci.split_once('e').expect("{:e} has an exponent");
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let k = digits.len() as i64;
-    // n: the position of the decimal point relative to the digits.
-    let n = exponent
-        .parse::<i64>()
-        .expect("{:e} exponent is an integer")
-        + 1;
-    if k <= n && n <= 21 {
-        out.push_str(&digits);
-        out.extend(std::iter::repeat_n('0', (n - k) as usize));
-    } else if 0 < n && n <= 21 {
-        out.push_str(&digits[..n as usize]);
-        out.push('.');
-        out.push_str(&digits[n as usize..]);
-    } else if -6 < n && n <= 0 {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', (-n) as usize));
-        out.push_str(&digits);
-    } else {
-        out.push_str(&digits[..1]);
-        if k > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let e = n - 1;
-        let _ = write!(out, "e{}{}", if e >= 0 { '+' } else { '-' }, e.abs());
-    }
-}
-
-/// ECMAScript `QuoteJSONString`.
-fn write_string(out: &mut String, units: &[u16]) {
-    out.push('"');
-    for unit in char::decode_utf16(units.iter().copied()) {
-        match unit {
-            Ok('"') => out.push_str("\\\""),
-            Ok('\\') => out.push_str("\\\\"),
-            Ok('\u{8}') => out.push_str("\\b"),
-            Ok('\u{c}') => out.push_str("\\f"),
-            Ok('\n') => out.push_str("\\n"),
-            Ok('\r') => out.push_str("\\r"),
-            Ok('\t') => out.push_str("\\t"),
-            Ok(c) if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            Ok(c) => out.push(c),
-            Err(lone) => {
-                let _ = write!(out, "\\u{:04x}", lone.unpaired_surrogate());
-            }
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

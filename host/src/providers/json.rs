@@ -40,14 +40,67 @@ pub fn any_text(value: &Value) -> String {
     }
 }
 
-/// Parses a body that must be a JSON object.
+/// Parses a body that must be a JSON object. Lone surrogates read as
+/// U+FFFD ([`mend_surrogates`]).
 pub fn object(body: &[u8]) -> Result<Value, super::Rejection> {
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = serde_json::from_slice(&mend_surrogates(body))
         .map_err(|e| super::Rejection::bad_request(format!("body is not JSON: {e}")))?;
     if value.is_object() {
         Ok(value)
     } else {
         Err(super::Rejection::bad_request("body is not a JSON object"))
+    }
+}
+
+/// `text` with every lone UTF-16 surrogate escape (`\ud800` not followed
+/// by a low one, or `\udc00` without a high one before it) written as
+/// `\ufffd`. JavaScript's `JSON.parse` accepts them (and OneRoute signs
+/// them, as `JSON.stringify` writes them back), serde_json refuses them:
+/// mended, such a body reads as JavaScript would show it, with a
+/// replacement character, while the signed text itself is kept as it is.
+/// The escape and its replacement are the same length; the text is copied
+/// only when it holds one.
+pub fn mend_surrogates(text: &[u8]) -> Cow<'_, [u8]> {
+    let unit_at = |at: usize| -> Option<u16> {
+        let escape = text.get(at..at + 6)?;
+        if !escape.starts_with(b"\\u") {
+            return None;
+        }
+        let hex = std::str::from_utf8(&escape[2..]).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut mended: Option<Vec<u8>> = None;
+    let mut at = 0;
+    while let Some(found) = text
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\\'))
+    {
+        at += found;
+        let lone = match unit_at(at) {
+            Some(0xd800..=0xdbff) => match unit_at(at + 6) {
+                Some(0xdc00..=0xdfff) => {
+                    at += 12;
+                    continue;
+                }
+                _ => true,
+            },
+            Some(0xdc00..=0xdfff) => true,
+            Some(_) => false,
+            // Any other escape is two bytes; a broken one is left for the
+            // parser to refuse.
+            None => {
+                at += 2;
+                continue;
+            }
+        };
+        if lone {
+            mended.get_or_insert_with(|| text.to_vec())[at..at + 6].copy_from_slice(b"\\ufffd");
+        }
+        at += 6;
+    }
+    match mended {
+        Some(text) => Cow::Owned(text),
+        None => Cow::Borrowed(text),
     }
 }
 
@@ -204,9 +257,14 @@ fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
     if !raw.get().starts_with('"') {
         return None;
     }
-    serde_json::from_str::<Key<'_>>(raw.get())
-        .ok()
-        .map(|key| key.0)
+    match mend_surrogates(raw.get().as_bytes()) {
+        Cow::Borrowed(_) => serde_json::from_str::<Key<'_>>(raw.get())
+            .ok()
+            .map(|key| key.0),
+        Cow::Owned(mended) => serde_json::from_slice::<String>(&mended)
+            .ok()
+            .map(Cow::Owned),
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +317,36 @@ mod tests {
         let keys: Vec<&str> = members.keys().map(|k| &*k.0).collect();
         let value_keys: Vec<&str> = value.as_object().unwrap().keys().map(|k| &**k).collect();
         assert_eq!(keys, value_keys);
+    }
+
+    #[test]
+    fn lone_surrogates_read_as_replacement_characters() {
+        let cases = [
+            (r#"{"a":"\ud800"}"#, "\u{fffd}"),
+            (r#"{"a":"x\udc00\ud800y"}"#, "x\u{fffd}\u{fffd}y"),
+            (r#"{"a":"\ud800\u0041"}"#, "\u{fffd}A"),
+            (r#"{"a":"\ud83d\ude00"}"#, "😀"),
+            (r#"{"a":"\\ud800"}"#, "\\ud800"),
+            (r#"{"a":"\uD800\\"}"#, "\u{fffd}\\"),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(object(body.as_bytes()).unwrap()["a"], expected, "{body}");
+            let members = members_of(serde_json::from_str(body).unwrap()).unwrap();
+            assert_eq!(
+                raw_scalar_text(members["a"]).as_deref(),
+                Some(expected),
+                "{body}"
+            );
+        }
+        // Nothing to mend: not copied.
+        assert!(matches!(
+            mend_surrogates(br#"{"a":"\ud83d\ude00"}"#),
+            Cow::Borrowed(_)
+        ));
+        // A broken escape is still refused, one at the very end too.
+        assert!(object(br#"{"a":"\ud80"}"#).is_err());
+        assert!(object(b"{\"a\":\"\\").is_err());
+        assert!(object(br#"{"a":"\ud800\"#).is_err());
     }
 
     #[test]

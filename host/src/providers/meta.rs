@@ -19,17 +19,25 @@
 //!
 //! A status id alone is not unique (one message is sent, then delivered,
 //! then read), hence the status name in its delivery id. Each event's
-//! `raw-json` is the whole payload narrowed to that one element (same
-//! envelope, one entry, one change, one message or status, and the
-//! message's contact), so code written for Meta's payloads reads it as is.
+//! `raw-json` is the payload narrowed to that one element, in the same
+//! shape: one entry, one change, one message or status, and the message's
+//! contact, with the envelope's own fields (`object`; the entry's `id` and
+//! `time`; the change's `field`; the value's `messaging_product` and
+//! `metadata`), so code written for Meta's payloads reads it as is. Other
+//! fields of the envelope are not repeated in every event, and a request
+//! decodes to at most [`super::MAX_EVENTS_PER_REQUEST`] events and a
+//! bounded multiple of its bytes ([`Budget`]); over either it is 413.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use axum::http::HeaderName;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::mac::BodySignature;
-use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
+use super::{
+    Budget, ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json,
+};
 use crate::config::{HmacAlgorithm, SignatureEncoding};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Message, Payload, StatusUpdate};
 use crate::secret::Secret;
@@ -82,32 +90,42 @@ impl Provider for Meta {
 }
 
 /// Decodes a verified document into its events; see [`super::Decode`].
+/// Each event is built from the envelope's few fields and its own element,
+/// and counted against the request's [`Budget`] as it is made, so the
+/// work and the bytes kept stay proportional to the body.
 pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
     let body = json::object(document)?;
+    let mut budget = Budget::for_document(document);
     let mut events = Vec::new();
-    let entries = array(&body, "entry");
-    for entry in entries {
+    let mut keep = |event: Decoded| -> Result<(), Rejection> {
+        budget.take(event.raw_json.len())?;
+        events.push(event);
+        Ok(())
+    };
+    for entry in array(&body, "entry") {
         for change in array(entry, "changes") {
             let envelope = Envelope {
                 body: &body,
                 entry,
                 change,
             };
-            let before = events.len();
             let value = change.get("value").unwrap_or(&Value::Null);
-            for message in array(value, "messages") {
-                events.push(message_event(&envelope, value, message));
+            let contacts = Contacts::of(value);
+            let messages = array(value, "messages");
+            let statuses = array(value, "statuses");
+            for message in messages {
+                keep(message_event(&envelope, value, &contacts, message))?;
             }
-            for status in array(value, "statuses") {
-                events.push(status_event(&envelope, status));
+            for status in statuses {
+                keep(status_event(&envelope, value, status))?;
             }
-            if events.len() == before {
-                events.push(Decoded {
+            if messages.is_empty() && statuses.is_empty() {
+                keep(Decoded {
                     kind: json::text(change, &["field"]).unwrap_or_else(|| "meta".to_owned()),
                     payload: Payload::Other,
-                    raw_json: envelope.narrowed(change.clone()).to_string(),
+                    raw_json: envelope.wrap(change.clone()).to_string(),
                     provider_id: None,
-                });
+                })?;
             }
         }
     }
@@ -160,19 +178,26 @@ struct Envelope<'a> {
     change: &'a Value,
 }
 
+/// The envelope's fields an event's raw JSON keeps, at each level; the
+/// rest (other entries, changes and elements, and anything else there)
+/// belongs to no one event and is not repeated in each.
+const BODY_FIELDS: &[&str] = &["object"];
+const ENTRY_FIELDS: &[&str] = &["id", "time"];
+const CHANGE_FIELDS: &[&str] = &["field"];
+const VALUE_FIELDS: &[&str] = &["messaging_product", "metadata"];
+
 impl Envelope<'_> {
-    /// The whole payload with one entry holding only `change`.
-    fn narrowed(&self, change: Value) -> Value {
-        let mut entry = self.entry.clone();
-        entry["changes"] = json!([change]);
-        let mut body = self.body.clone();
-        body["entry"] = json!([entry]);
-        body
+    /// The envelope around `change`, as the only change of the only entry.
+    fn wrap(&self, change: Value) -> Value {
+        let mut entry = fields(self.entry, ENTRY_FIELDS);
+        entry.insert("changes".to_owned(), json!([change]));
+        let mut body = fields(self.body, BODY_FIELDS);
+        body.insert("entry".to_owned(), json!([entry]));
+        Value::Object(body)
     }
 
-    /// The whole payload narrowed to one element of `value`: `key` holds
-    /// only `element`, the other arrays of events are dropped, and
-    /// `contacts` keeps only `contact` (if any).
+    /// The envelope around one element of `value`: `key` holds only
+    /// `element`, and `contacts` only `contact` (if any).
     fn narrowed_to(
         &self,
         value: &Value,
@@ -180,19 +205,50 @@ impl Envelope<'_> {
         element: &Value,
         contact: Option<&Value>,
     ) -> Value {
-        let mut value = value.clone();
-        if let Some(object) = value.as_object_mut() {
-            object.remove("messages");
-            object.remove("statuses");
-            object.remove("contacts");
-            object.insert(key.to_owned(), json!([element]));
-            if let Some(contact) = contact {
-                object.insert("contacts".to_owned(), json!([contact]));
+        let mut value = fields(value, VALUE_FIELDS);
+        value.insert(key.to_owned(), json!([element]));
+        if let Some(contact) = contact {
+            value.insert("contacts".to_owned(), json!([contact]));
+        }
+        let mut change = fields(self.change, CHANGE_FIELDS);
+        change.insert("value".to_owned(), Value::Object(value));
+        self.wrap(Value::Object(change))
+    }
+}
+
+/// The members of `object` named `keys`, copied.
+fn fields(object: &Value, keys: &[&str]) -> Map<String, Value> {
+    keys.iter()
+        .filter_map(|key| Some(((*key).to_owned(), object.get(*key)?.clone())))
+        .collect()
+}
+
+/// A change's `contacts`, found by `wa_id` without a scan per message.
+struct Contacts<'v> {
+    first: Option<&'v Value>,
+    by_wa_id: HashMap<String, &'v Value>,
+}
+
+impl<'v> Contacts<'v> {
+    fn of(value: &'v Value) -> Self {
+        let contacts = array(value, "contacts");
+        let mut by_wa_id = HashMap::new();
+        for contact in contacts {
+            if let Some(wa_id) = json::text(contact, &["wa_id"]) {
+                // The first with an id, as a search from the front finds.
+                by_wa_id.entry(wa_id).or_insert(contact);
             }
         }
-        let mut change = self.change.clone();
-        change["value"] = value;
-        self.narrowed(change)
+        Self {
+            first: contacts.first(),
+            by_wa_id,
+        }
+    }
+
+    /// The contact whose `wa_id` is `from`, else the first.
+    fn of_sender(&self, from: Option<&str>) -> Option<&'v Value> {
+        from.and_then(|from| self.by_wa_id.get(from).copied())
+            .or(self.first)
     }
 }
 
@@ -203,14 +259,15 @@ fn array<'v>(value: &'v Value, key: &str) -> &'v [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
-fn message_event(envelope: &Envelope<'_>, value: &Value, message: &Value) -> Decoded {
+fn message_event(
+    envelope: &Envelope<'_>,
+    value: &Value,
+    contacts: &Contacts<'_>,
+    message: &Value,
+) -> Decoded {
     let kind = json::text(message, &["type"]).unwrap_or_else(|| "unknown".to_owned());
     let from = json::text(message, &["from"]);
-    let contacts = array(value, "contacts");
-    let contact_json = contacts
-        .iter()
-        .find(|c| from.is_some() && json::text(c, &["wa_id"]) == from)
-        .or_else(|| contacts.first());
+    let contact_json = contacts.of_sender(from.as_deref());
     let null = Value::Null;
     let contact_json_or_null = contact_json.unwrap_or(&null);
     let wa_id = json::text(contact_json_or_null, &["wa_id"]);
@@ -312,10 +369,9 @@ fn flow_reply(message: &Value) -> Option<FlowReply<'_>> {
     })
 }
 
-fn status_event(envelope: &Envelope<'_>, status: &Value) -> Decoded {
+fn status_event(envelope: &Envelope<'_>, value: &Value, status: &Value) -> Decoded {
     let id = json::text(status, &["id"]);
     let name = json::text(status, &["status"]).unwrap_or_else(|| "unknown".to_owned());
-    let value = envelope.change.get("value").unwrap_or(&Value::Null);
     Decoded {
         kind: name.clone(),
         payload: Payload::MessageStatus(StatusUpdate {

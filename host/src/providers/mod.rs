@@ -134,6 +134,14 @@ pub enum Rejection {
     /// 403: a handshake presented the wrong token.
     #[error("{0}")]
     Forbidden(String),
+    /// 413: the body holds more events, or decodes to more bytes, than
+    /// one request may ([`Budget`]).
+    #[error("{0}")]
+    TooLarge(String),
+    /// 503: checking the request would take more than its share of the
+    /// machine right now ([`SlowChecks`]); it may be sent again.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl Rejection {
@@ -212,6 +220,84 @@ pub struct ProviderConfig<'a> {
     pub secret: Option<Secret>,
     /// The route's `headers`, values resolved.
     pub headers: Vec<(String, Secret)>,
+    /// Shared by every route of the running config.
+    pub slow_checks: SlowChecks,
+}
+
+/// A bound on the checks that cost more than hashing the body, run before
+/// a request is proven (OneRoute re-serialises a body whose raw bytes did
+/// not match). Over it a request is refused at once rather than queued,
+/// so that clients without the secret cannot make the daemon spend its
+/// cores on them: refusing stays about as cheap as hashing.
+#[derive(Debug, Clone)]
+pub struct SlowChecks(Arc<tokio::sync::Semaphore>);
+
+impl SlowChecks {
+    /// At most `limit` at once; 0 refuses every one.
+    pub fn new(limit: usize) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(limit)))
+    }
+
+    /// A place for one check, held while it runs; [`Rejection::Busy`] when
+    /// every place is taken.
+    pub fn start(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Rejection> {
+        self.0.try_acquire().map_err(|_| {
+            Rejection::Busy("too many requests being checked at once; retry later".to_owned())
+        })
+    }
+}
+
+impl Default for SlowChecks {
+    /// One per core.
+    fn default() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(2, usize::from))
+    }
+}
+
+/// Most events one request may decode to. Providers batch (Meta sends at
+/// most 1,000 changes at once); more is a body built to be expensive.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+
+/// The decoded events of one request may hold this many times the bytes
+/// of the document they came from, plus [`DECODED_SLACK_BYTES`], in their
+/// raw JSON: each event repeats a little of the envelope, but a body
+/// crafted to be repeated in every event is refused, not stored.
+pub const DECODED_PER_DOCUMENT_BYTE: usize = 4;
+
+/// See [`DECODED_PER_DOCUMENT_BYTE`]: room for a small document's many
+/// small events.
+pub const DECODED_SLACK_BYTES: usize = 64 * 1024;
+
+/// What a decoder may still produce from one document: counted as it
+/// goes, so that a hostile body is refused before it is all decoded.
+pub struct Budget {
+    events: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    pub fn for_document(document: &[u8]) -> Self {
+        Self {
+            events: MAX_EVENTS_PER_REQUEST,
+            bytes: document
+                .len()
+                .saturating_mul(DECODED_PER_DOCUMENT_BYTE)
+                .saturating_add(DECODED_SLACK_BYTES),
+        }
+    }
+
+    /// Takes one event of `raw_json_len` bytes, or refuses the request.
+    pub fn take(&mut self, raw_json_len: usize) -> Result<(), Rejection> {
+        self.events = self.events.checked_sub(1).ok_or_else(|| {
+            Rejection::TooLarge(format!(
+                "more than {MAX_EVENTS_PER_REQUEST} events in one request"
+            ))
+        })?;
+        self.bytes = self.bytes.checked_sub(raw_json_len).ok_or_else(|| {
+            Rejection::TooLarge("the events decode to far more than the body holds".to_owned())
+        })?;
+        Ok(())
+    }
 }
 
 impl ProviderConfig<'_> {
@@ -321,6 +407,7 @@ mod tests {
             route,
             secret: Some(Secret::new(&b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"[..])),
             headers: Vec::new(),
+            slow_checks: SlowChecks::default(),
         })
         .err()
     }

@@ -5,11 +5,14 @@
 //! The signature is checked against the raw bytes first (OneRoute sends
 //! the stringified text, so that is the usual match), then against a
 //! faithful JavaScript re-serialisation of the parsed body ([`jsjson`]),
-//! which is what their reference receiver compares. When the second
-//! matches, the proven document is that re-serialised text: it is what was
-//! signed, and it makes the delivery id independent of insignificant
-//! whitespace. An address allowlist (OneRoute sends from 174.138.104.128)
-//! is the route's `allow_ips`.
+//! which is what their reference receiver compares. That second check
+//! parses a body nobody has proven yet, so it runs under the daemon's
+//! bound on slow checks (`server.max_slow_checks`): over it the request is
+//! refused 503 at once. When the second matches, the proven document is
+//! that re-serialised text: it is what was signed, and it makes the
+//! delivery id independent of insignificant whitespace. An address
+//! allowlist (OneRoute sends from 174.138.104.128) is the route's
+//! `allow_ips`.
 //!
 //! Events: `newMessage` → message-received, `compaignDeliveryReport`
 //! (their spelling) → campaign; anything else → other.
@@ -20,7 +23,8 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::{
-    ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, jsjson, json, mac,
+    ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, SlowChecks, Verified,
+    jsjson, json, mac,
 };
 use crate::config::{HmacAlgorithm, SignatureEncoding};
 use crate::event::{CampaignEvent, Contact, Decoded, Message, Payload};
@@ -31,11 +35,15 @@ const HEADER: &str = "x-oneroute-signature";
 pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
     Ok(Box::new(OneRoute {
         secret: config.require_secret()?,
+        slow_checks: config.slow_checks.clone(),
     }))
 }
 
 struct OneRoute {
     secret: Secret,
+    /// The re-serialised check parses and rebuilds a body nobody has proven
+    /// yet: it runs under this bound.
+    slow_checks: SlowChecks,
 }
 
 impl OneRoute {
@@ -46,6 +54,18 @@ impl OneRoute {
             &[text],
             signature,
         )
+    }
+
+    /// The `JSON.stringify` form of `body`, if `signature` covers it.
+    fn matches_restringified(&self, body: &[u8], signature: &[u8]) -> Result<String, Rejection> {
+        let refused = || Rejection::unauthorized("signature does not match");
+        let _place = self.slow_checks.start()?;
+        let text = jsjson::restringify(body).ok_or_else(refused)?;
+        // The same bytes were hashed already, and did not match.
+        if text.as_bytes() == body || !self.matches(text.as_bytes(), signature) {
+            return Err(refused());
+        }
+        Ok(text)
     }
 }
 
@@ -60,12 +80,12 @@ impl Provider for OneRoute {
         let verified = if self.matches(req.body, &signature) {
             Verified::body(req)
         } else {
-            match jsjson::restringify(req.body) {
-                Some(text) if self.matches(text.as_bytes(), &signature) => Verified {
-                    document: Cow::Owned(text.into_bytes()),
-                    delivery_id: None,
-                },
-                _ => return Err(Rejection::unauthorized("signature does not match")),
+            Verified {
+                document: Cow::Owned(
+                    self.matches_restringified(req.body, &signature)?
+                        .into_bytes(),
+                ),
+                delivery_id: None,
             }
         };
         super::require_json_content_type(req.headers)?;

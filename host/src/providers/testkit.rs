@@ -90,6 +90,7 @@ pub fn provider_with_headers(
         route: &route,
         secret: Some(Secret::new(secret.as_bytes())),
         headers,
+        slow_checks: super::SlowChecks::default(),
     })
     .unwrap_or_else(|issue| panic!("{}: {}", issue.field, issue.reason))
 }

@@ -286,6 +286,8 @@ fn failure_reason(rejection: &Rejection) -> &'static str {
         Rejection::Forbidden(_) => "forbidden",
         Rejection::BadRequest(_) => "bad_request",
         Rejection::UnsupportedMediaType(_) => "unsupported_media_type",
+        Rejection::TooLarge(_) => "too_large",
+        Rejection::Busy(_) => "busy",
     }
 }
 
@@ -295,6 +297,8 @@ fn status_of(rejection: &Rejection) -> StatusCode {
         Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
         Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
         Rejection::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Rejection::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -319,12 +323,17 @@ fn has_handshake(route: &Route) -> bool {
 fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> Vec<Event> {
     let received_at_ms = crate::dispatch::now_ms();
     let several = decoded.len() > 1;
+    // Once per request, not per event: a body of many events is hashed once.
+    let hash = std::cell::OnceCell::new();
     let document_hash = || {
-        let mut hasher = Sha256::new();
-        hasher.update(route.name.as_bytes());
-        hasher.update([0]);
-        hasher.update(&verified.document);
-        hex::encode(&hasher.finalize()[..16])
+        hash.get_or_init(|| {
+            let mut hasher = Sha256::new();
+            hasher.update(route.name.as_bytes());
+            hasher.update([0]);
+            hasher.update(&verified.document);
+            hex::encode(&hasher.finalize()[..16])
+        })
+        .clone()
     };
     decoded
         .into_iter()

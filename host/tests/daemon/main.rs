@@ -3,11 +3,13 @@
 
 mod harness;
 
+mod amplification;
 mod capabilities;
 mod check;
 mod conformance;
 mod delivery;
 mod egress;
+mod empty_secrets;
 mod exposition;
 mod fixtures;
 mod forwarded;

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::config::RouteConfig;
+use crate::providers::MAX_EVENTS_PER_REQUEST;
 use crate::providers::testkit::{self, Req};
 use crate::secret::SecretSource;
 
@@ -148,6 +149,69 @@ fn one_request_carries_many_events() {
         raw["entry"][0]["changes"],
         json!([{"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}}])
     );
+}
+
+/// Many messages and a large field in the envelope: each event keeps its
+/// own element and the envelope's own fields, not the large field, so the
+/// events together hold about the body's bytes, not one body per event.
+#[test]
+fn decoding_is_linear_in_the_body() {
+    let mut body = text_message();
+    body["junk"] = "x".repeat(200_000).into();
+    body["entry"][0]["changes"][0]["value"]["padding"] = "y".repeat(200_000).into();
+    let message = body["entry"][0]["changes"][0]["value"]["messages"][0].clone();
+    let messages: Vec<Value> = (0..MAX_EVENTS_PER_REQUEST)
+        .map(|i| {
+            let mut message = message.clone();
+            message["id"] = format!("wamid.{i}").into();
+            message
+        })
+        .collect();
+    body["entry"][0]["changes"][0]["value"]["messages"] = messages.into();
+    let text = body.to_string();
+    let events = receive(&body);
+    assert_eq!(events.len(), MAX_EVENTS_PER_REQUEST);
+    let decoded: usize = events.iter().map(|e| e.raw_json.len()).sum();
+    assert!(
+        decoded < text.len(),
+        "{decoded} bytes of events from a {}-byte body",
+        text.len()
+    );
+    let raw: Value = serde_json::from_str(&events[7].raw_json).unwrap();
+    assert_eq!(
+        raw["entry"][0]["changes"][0]["value"]["messages"][0]["id"],
+        "wamid.7"
+    );
+    assert_eq!(
+        raw["entry"][0]["changes"][0]["value"]["metadata"],
+        body["entry"][0]["changes"][0]["value"]["metadata"]
+    );
+    assert_eq!(raw["object"], "whatsapp_business_account");
+    assert!(raw.get("junk").is_none() && !events[7].raw_json.contains("yyyy"));
+}
+
+/// One event too many, or envelope fields the events must each repeat
+/// grown far beyond the body: 413, refused before the rest is decoded.
+#[test]
+fn too_many_events_or_bytes_are_too_large() {
+    let mut body = text_message();
+    let message = body["entry"][0]["changes"][0]["value"]["messages"][0].clone();
+    body["entry"][0]["changes"][0]["value"]["messages"] =
+        vec![message.clone(); MAX_EVENTS_PER_REQUEST + 1].into();
+    let provider = meta();
+    let signed = testkit::signed(&*provider, &body.to_string());
+    let document = provider.verify(&signed.request()).unwrap().document;
+    let refused = decode(&document).unwrap_err();
+    assert!(matches!(refused, Rejection::TooLarge(_)), "{refused:?}");
+    assert!(refused.to_string().contains("events"), "{refused}");
+
+    // `metadata` is kept in every event: a large one, with many messages,
+    // would be stored once per message.
+    let mut body = text_message();
+    body["entry"][0]["changes"][0]["value"]["metadata"]["padding"] = "z".repeat(50_000).into();
+    body["entry"][0]["changes"][0]["value"]["messages"] = vec![message; 200].into();
+    let refused = decode(body.to_string().as_bytes()).unwrap_err();
+    assert!(matches!(refused, Rejection::TooLarge(_)), "{refused:?}");
 }
 
 fn one_message(message: Value) -> Decoded {

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::*;
 use crate::config::RouteConfig;
 use crate::providers::testkit::{self, Req};
+use crate::secret::Secret;
 
 const SECRET: &str = "OneRoute Secret Key";
 
@@ -162,6 +163,92 @@ fn campaign_report_and_unknown_events() {
         (events[0].kind.as_str(), &events[0].payload),
         ("oneroute", &Payload::Other)
     );
+}
+
+fn with_slow_checks(limit: usize) -> std::sync::Arc<dyn Provider> {
+    crate::providers::build(&crate::providers::ProviderConfig {
+        route: &RouteConfig::bare("oneroute"),
+        secret: Some(Secret::new(SECRET.as_bytes())),
+        headers: Vec::new(),
+        slow_checks: crate::providers::SlowChecks::new(limit),
+    })
+    .unwrap_or_else(|issue| panic!("{}", issue.reason))
+}
+
+/// Checking against the re-serialised body runs only with a place free:
+/// with none, a body whose raw bytes do not match is refused at once as
+/// busy, whether or not its re-serialised form would have; a body signed
+/// as sent never needs one.
+#[test]
+fn the_reserialised_check_waits_for_no_one() {
+    let busy = with_slow_checks(0);
+    let signed = testkit::signed(&*busy, r#"{"event":"newMessage","n":1.0}"#);
+    assert!(busy.verify(&signed.request()).is_ok());
+    let respaced = Req {
+        body: br#"{ "event" : "newMessage", "n" : 1.0 }"#.to_vec(),
+        ..signed.clone()
+    };
+    assert!(matches!(
+        busy.verify(&respaced.request()),
+        Err(Rejection::Busy(_))
+    ));
+    assert!(with_slow_checks(1).verify(&respaced.request()).is_ok());
+    let forged = respaced.clone().header(HEADER, &"ab".repeat(64));
+    assert!(matches!(
+        busy.verify(&forged.request()),
+        Err(Rejection::Busy(_))
+    ));
+    assert!(matches!(
+        with_slow_checks(1).verify(&forged.request()),
+        Err(Rejection::Unauthorized(_))
+    ));
+}
+
+/// JavaScript's JSON.parse keeps a lone surrogate and JSON.stringify
+/// writes it back as `\ud800`: OneRoute signs that text. It verifies, and
+/// decodes with U+FFFD in its place; the event keeps the signed text.
+#[test]
+fn lone_surrogates_verify_and_decode() {
+    let provider = oneroute(SECRET);
+    // What `JSON.stringify({event: "newMessage", message: {content:
+    // "a\ud800b", id: "\udc00"}})` gives in node.
+    let sent = r#"{"event":"newMessage","message":{"content":"a\ud800b","id":"\udc00"}}"#;
+    let digest = mac::sign(HmacAlgorithm::Sha512, SECRET.as_bytes(), &[sent.as_bytes()]);
+    let signature = mac::encode(SignatureEncoding::Hex, &digest);
+    assert_eq!(testkit::signed(&*provider, sent).body, sent.as_bytes());
+    for body in [sent.to_owned(), sent.replace(',', " , ")] {
+        let events = testkit::receive(&*provider, decode, &post(&body, &signature)).unwrap();
+        let Payload::MessageReceived(message) = &events[0].payload else {
+            panic!("{:?}", events[0].payload)
+        };
+        assert_eq!(message.text.as_deref(), Some("a\u{fffd}b"));
+        assert_eq!(message.id.as_deref(), Some("\u{fffd}"));
+        assert_eq!(events[0].raw_json, sent);
+    }
+}
+
+/// A megabyte of the values that cost most to re-serialise (escapes,
+/// numbers, many small objects, index keys) comes back whole and right;
+/// cut short, it is refused.
+#[test]
+fn a_large_body_reserialises_whole() {
+    let item = r#"{"k\u0041":"\u00e9\n\ud83d\ude00 text","n":1.5e300,"i":12345,"a":[true,null,-0.0],"0":1}"#;
+    let mut body = String::from("[");
+    while body.len() < 1 << 20 {
+        body.push_str(item);
+        body.push(',');
+    }
+    body.push_str("{}]");
+    let expected_item =
+        "{\"0\":1,\"kA\":\"é\\n😀 text\",\"n\":1.5e+300,\"i\":12345,\"a\":[true,null,0]}";
+    let text = jsjson::restringify(body.as_bytes()).unwrap();
+    assert!(
+        text.starts_with(&format!("[{expected_item},{expected_item},")),
+        "{}",
+        &text[..200]
+    );
+    let half = jsjson::restringify(&body.as_bytes()[..body.len() / 2]);
+    assert_eq!(half, None);
 }
 
 fn sample_body() -> impl Strategy<Value = String> {
