@@ -34,6 +34,10 @@ use forwarded::{Client, client_ip};
 /// What a provider is told to wait before retrying when the queue is full.
 const RETRY_AFTER_SECS: &str = "5";
 
+/// What a provider is told to wait when every slow check is taken: they
+/// last milliseconds.
+const BUSY_RETRY_AFTER_SECS: &str = "1";
+
 /// What every request handler shares.
 pub struct App {
     /// Swapped whole by a reload; a request keeps the table it started with.
@@ -125,7 +129,14 @@ async fn answer(
     let unverified = |rejection: &Rejection| {
         app.metrics
             .verification_failure(&route.name, failure_reason(rejection));
-        refuse(status_of(rejection), &rejection.to_string())
+        let mut response = refuse(status_of(rejection), &rejection.to_string());
+        if matches!(rejection, Rejection::Busy(_)) {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(BUSY_RETRY_AFTER_SECS),
+            );
+        }
+        response
     };
     // The address first: a refused address learns nothing else.
     if !route.allow_ips.is_empty() && !remote.is_in(&route.allow_ips) {

@@ -101,17 +101,20 @@ async fn over_the_bound_slow_checks_are_refused_at_once() {
                     .send()
                     .await
                     .unwrap();
+                let retry_after = response.headers().get("retry-after").cloned();
                 (
                     i,
                     response.status().as_u16(),
+                    retry_after,
                     response.json::<Value>().await.unwrap(),
                 )
             })
         })
         .collect();
     for request in flood {
-        let (i, status, error) = request.await.unwrap();
+        let (i, status, retry_after, error) = request.await.unwrap();
         assert_eq!(status, 503, "flood request {i}: {error}");
+        assert!(retry_after.is_some(), "flood request {i}: no Retry-After");
         assert!(
             error["error"].as_str().unwrap().contains("retry later"),
             "{error}"
