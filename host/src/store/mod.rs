@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 
 mod kv;
+pub mod private;
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;

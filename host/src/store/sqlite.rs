@@ -29,6 +29,7 @@ use super::{
 };
 use crate::event::{Event, Payload, Source};
 use crate::providers;
+use crate::store::private;
 
 mod checkpoint;
 mod respond_log;
@@ -70,6 +71,10 @@ pub struct SqliteStore {
     /// The dedup window, rebuilt by the first enqueue; only the writer
     /// thread takes the lock.
     seen: Arc<Mutex<Option<seen::Seen>>>,
+    /// The KV quota's running totals.
+    pub(super) kv_totals: super::kv::Totals,
+    /// Closed when the writer thread ends.
+    writer: tokio::sync::watch::Receiver<()>,
     /// `wirehook.lock`, locked while this store is the daemon's.
     _owner: Option<std::fs::File>,
     _checkpointer: checkpoint::Checkpointer,
@@ -92,8 +97,10 @@ impl SqliteStore {
     /// holds the dedup window in memory: refused while another process
     /// holds it so. The lock goes with the process, however it ends.
     pub fn open_owned(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)?;
-        let lock = std::fs::File::create(dir.join("wirehook.lock"))?;
+        private::create_dir(dir)?;
+        let lock = dir.join("wirehook.lock");
+        private::create_file(&lock)?;
+        let lock = std::fs::OpenOptions::new().write(true).open(lock)?;
         match lock.try_lock() {
             Ok(()) => Self::open_as(dir, Some(lock)),
             Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Owned(dir.to_owned())),
@@ -102,8 +109,11 @@ impl SqliteStore {
     }
 
     fn open_as(dir: &Path, owner: Option<std::fs::File>) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)?;
+        private::create_dir(dir)?;
         let [db, _] = Self::files(dir);
+        // An empty file is a new database to SQLite; the log and shared
+        // memory files it creates beside it take this file's mode.
+        private::create_file(&db)?;
         let mut conn = Connection::open(&db)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: an acknowledged event survives power loss, not just a crash.
@@ -122,16 +132,36 @@ impl SqliteStore {
         )?;
         let checkpointer = checkpoint::Checkpointer::start(&db)?;
         let (jobs, inbox) = mpsc::channel::<Job>();
+        let (alive, writer) = tokio::sync::watch::channel(());
         std::thread::Builder::new()
             .name("wirehook-store".into())
-            .spawn(move || writer::write_loop(&mut conn, &inbox, writer::LINGER))?;
+            .spawn(move || {
+                let wrote = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    writer::write_loop(&mut conn, &inbox, writer::LINGER)
+                }));
+                if wrote.is_err() {
+                    tracing::error!("store: the writer thread panicked; nothing more is written");
+                }
+                // Ends every job still waiting, and tells `writer_gone`.
+                drop((inbox, alive));
+            })?;
         Ok(Self {
             jobs,
             responses: Arc::default(),
             seen: Arc::default(),
+            kv_totals: Arc::default(),
+            writer,
             _owner: owner,
             _checkpointer: checkpointer,
         })
+    }
+
+    /// Resolves once the writer thread has ended (it ends early only by
+    /// panicking): from then on every operation fails with
+    /// [`StoreError::Closed`].
+    pub fn writer_gone(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut writer = self.writer.clone();
+        async move { while writer.changed().await.is_ok() {} }
     }
 
     /// Runs `work` on the writer thread and waits for its batch to commit.
@@ -146,7 +176,7 @@ impl SqliteStore {
 
     /// As [`Self::run`], for work that also changes state outside the
     /// database: its [`Undo`] runs if the batch does not commit.
-    async fn run_undoable<R: Send + 'static>(
+    pub(super) async fn run_undoable<R: Send + 'static>(
         &self,
         commit: Commit,
         work: impl FnOnce(&Connection) -> Result<(R, Option<Undo>), StoreError> + Send + 'static,
@@ -182,7 +212,7 @@ impl SqliteStore {
 
 /// Puts back, on the writer thread, what a job changed in memory, when
 /// the batch it ran in does not commit.
-type Undo = Box<dyn FnOnce() + Send>;
+pub(super) type Undo = Box<dyn FnOnce() + Send>;
 
 fn row_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     let status: String = row.get("status")?;
@@ -561,29 +591,35 @@ impl Store for SqliteStore {
     }
 
     async fn purge_dead(&self, ids: Vec<i64>) -> Result<u64, StoreError> {
-        self.run(Commit::Durable, move |conn| {
-            // The window may still be open for a purged event's id; prune
-            // drops the mark when it closes.
-            let keep_mark = |only: Option<i64>| {
-                conn.prepare_cached(&format!(
-                    "{KEEP_MARKS} WHERE status = 'dead' AND (?1 IS NULL OR id = ?1) {KEEP_LATEST}"
-                ))?
-                .execute([only])
-            };
-            if ids.is_empty() {
-                keep_mark(None)?;
-                return Ok(conn.execute("DELETE FROM events WHERE status = 'dead'", [])? as u64);
+        // Bounded transactions: the daemon's writer waits on the lock for
+        // at most its busy timeout, whatever the number of dead letters.
+        let mut purged = 0;
+        if ids.is_empty() {
+            loop {
+                let n = self
+                    .run(Commit::Durable, |conn| {
+                        purge_where(conn, "status = 'dead' ORDER BY id LIMIT ?1", PURGE_BATCH)
+                    })
+                    .await?;
+                purged += n;
+                if n < PURGE_BATCH as u64 {
+                    return Ok(purged);
+                }
             }
-            let mut n = 0;
-            for id in ids {
-                keep_mark(Some(id))?;
-                n += conn
-                    .prepare_cached("DELETE FROM events WHERE id = ?1 AND status = 'dead'")?
-                    .execute([id])? as u64;
-            }
-            Ok(n)
-        })
-        .await
+        }
+        for chunk in ids.chunks(PURGE_BATCH) {
+            let chunk = serde_json::to_string(chunk).expect("ids serialize");
+            purged += self
+                .run(Commit::Durable, move |conn| {
+                    purge_where(
+                        conn,
+                        "status = 'dead' AND id IN (SELECT value FROM json_each(?1))",
+                        chunk,
+                    )
+                })
+                .await?;
+        }
+        Ok(purged)
     }
 
     async fn prune(
@@ -616,6 +652,36 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// Dead letters one transaction of a purge deletes at most.
+const PURGE_BATCH: usize = 500;
+
+/// Deletes the events `pick` (a clause over `events` binding `?1` to
+/// `bound`) selects, keeping their dedup marks: the window may still be
+/// open for a purged event's id, and prune drops the mark when it closes.
+fn purge_where(
+    conn: &Connection,
+    pick: &str,
+    bound: impl rusqlite::ToSql,
+) -> Result<u64, StoreError> {
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS purging (id INTEGER PRIMARY KEY)",
+        [],
+    )?;
+    conn.execute("DELETE FROM temp.purging", [])?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO temp.purging SELECT id FROM events WHERE {pick}"
+    ))?
+    .execute([bound])?;
+    conn.prepare_cached(&format!(
+        "{KEEP_MARKS} WHERE id IN (SELECT id FROM temp.purging) {KEEP_LATEST}"
+    ))?
+    .execute([])?;
+    let n = conn
+        .prepare_cached("DELETE FROM events WHERE id IN (SELECT id FROM temp.purging)")?
+        .execute([])?;
+    Ok(n as u64)
 }
 
 /// Copies the dedup marks of the events a `WHERE` clause picks into the
