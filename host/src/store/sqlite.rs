@@ -40,13 +40,15 @@ mod writer;
 pub(in crate::store) use writer::Commit;
 use writer::{Job, Note, Work};
 
-/// Claims up to ?2 events due at ?1. `LIMIT (?2 + 0)`, not `LIMIT ?2`:
+/// Claims up to ?2 events due at ?1 of the routes in the JSON array ?3
+/// (of every route when NULL). `LIMIT (?2 + 0)`, not `LIMIT ?2`:
 /// SQLite re-plans a statement that binds both a range and a bare limit
 /// whenever the range's value changes, which for a claim is every time.
 pub(super) const CLAIM: &str = "
 UPDATE events SET status = 'running', attempts = attempts + 1, updated_at_ms = ?1
 WHERE id IN (SELECT id FROM events
              WHERE status = 'queued' AND next_attempt_at_ms <= ?1
+               AND (?3 IS NULL OR route IN (SELECT value FROM json_each(?3)))
              ORDER BY next_attempt_at_ms, id LIMIT (?2 + 0))
 RETURNING id, attempts, provider, route, delivery_id, received_at_ms, kind,
           (SELECT payload FROM event_bodies AS b WHERE b.id = events.id) AS payload,
@@ -59,9 +61,15 @@ pub(super) const PENDING: &str = "
 SELECT (SELECT COUNT(*) FROM events WHERE status = 'queued')
      + (SELECT COUNT(*) FROM events WHERE status = 'running')";
 
-/// When the next queued event falls due.
-pub(super) const NEXT_DUE: &str =
-    "SELECT MIN(next_attempt_at_ms) FROM events WHERE status = 'queued'";
+/// When the next queued event of the routes in the JSON array ?1 (of any
+/// route when NULL) falls due.
+pub(super) const NEXT_DUE: &str = "SELECT MIN(next_attempt_at_ms) FROM events
+WHERE status = 'queued' AND (?1 IS NULL OR route IN (SELECT value FROM json_each(?1)))";
+
+/// A route list as the statements above bind it.
+fn routes_param(routes: Option<Vec<String>>) -> Option<String> {
+    routes.map(|routes| serde_json::to_string(&routes).expect("names serialize"))
+}
 
 /// The SQLite store; cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -431,11 +439,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim(&self, now_ms: u64, limit: usize) -> Result<Vec<Claimed>, StoreError> {
+    async fn claim(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        routes: Option<Vec<String>>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let routes = routes_param(routes);
         self.run(Commit::Relaxed, move |conn| {
             let rows: Vec<(i64, u32, Result<Event, StoreError>)> = conn
                 .prepare_cached(CLAIM)?
-                .query_map(params![now_ms as i64, limit as i64], |row| {
+                .query_map(params![now_ms as i64, limit as i64, routes], |row| {
                     Ok((row.get("id")?, row.get("attempts")?, row_event(row)?))
                 })?
                 .collect::<Result<_, _>>()?;
@@ -471,6 +485,15 @@ impl Store for SqliteStore {
         self.run(Commit::Relaxed, move |conn| {
             for (id, outcome) in outcomes {
                 let (status, error, next) = match outcome {
+                    Outcome::Wait => {
+                        conn.prepare_cached(
+                            "UPDATE events SET status = 'queued', attempts = max(attempts - 1, 0),
+                                               next_attempt_at_ms = ?2
+                             WHERE id = ?1",
+                        )?
+                        .execute(params![id, now_ms as i64])?;
+                        continue;
+                    }
                     Outcome::Delivered => (Status::Delivered, None, None),
                     Outcome::Retry { error, at_ms } => {
                         (Status::Queued, Some(error), Some(at_ms as i64))
@@ -499,12 +522,31 @@ impl Store for SqliteStore {
         self.append_response(response, now_ms)
     }
 
-    async fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
-        self.run(Commit::Relaxed, |conn| {
+    async fn next_due_ms(&self, routes: Option<Vec<String>>) -> Result<Option<u64>, StoreError> {
+        let routes = routes_param(routes);
+        self.run(Commit::Relaxed, move |conn| {
             let due: Option<i64> = conn
                 .prepare_cached(NEXT_DUE)?
-                .query_row([], |row| row.get(0))?;
+                .query_row([routes], |row| row.get(0))?;
             Ok(due.map(|ms| ms.max(0) as u64))
+        })
+        .await
+    }
+
+    async fn waiting(&self, routes: Vec<String>) -> Result<Vec<(String, u64)>, StoreError> {
+        let routes = routes_param(Some(routes));
+        self.run(Commit::Relaxed, move |conn| {
+            let waiting = conn
+                .prepare_cached(
+                    "SELECT route, COUNT(*) FROM events WHERE status = 'queued'
+                     AND route NOT IN (SELECT value FROM json_each(?1))
+                     GROUP BY route ORDER BY route",
+                )?
+                .query_map([routes], |row| {
+                    Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(waiting)
         })
         .await
     }

@@ -10,6 +10,7 @@ mod delivery;
 mod exposition;
 mod fixtures;
 mod goflow;
+mod hardening;
 mod ops;
 mod pool;
 mod providers;
