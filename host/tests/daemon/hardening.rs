@@ -206,7 +206,8 @@ async fn a_config_swapped_by_symlink_is_reloaded() {
         std::fs::write(dir.join(name).join("wirehook.toml"), config).unwrap();
     };
     let swap = |link: &Path, target: &str| {
-        let temp = link.with_extension("tmp");
+        let name = link.file_name().unwrap().to_str().unwrap();
+        let temp = link.with_file_name(format!("{name}_tmp"));
         std::os::unix::fs::symlink(target, &temp).unwrap();
         std::fs::rename(&temp, link).unwrap();
     };
