@@ -386,10 +386,13 @@ impl Dispatcher {
 
     async fn claim(&self, share: usize) -> Vec<Claimed> {
         let routes = Some(self.route_names());
-        self.store.claim(now_ms(), share, routes).await.unwrap_or_else(|e| {
-            tracing::error!("cannot claim events: {e}");
-            Vec::new()
-        })
+        self.store
+            .claim(now_ms(), share, routes)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot claim events: {e}");
+                Vec::new()
+            })
     }
 
     /// Until the next retry falls due, at most [`IDLE_POLL`].

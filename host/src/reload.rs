@@ -128,7 +128,10 @@ impl Reloader {
         }
         let was = &self.started_plugins;
         for (key, changed) in [
-            ("fetch_timeout_ms", plugins.fetch_timeout_ms != was.fetch_timeout_ms),
+            (
+                "fetch_timeout_ms",
+                plugins.fetch_timeout_ms != was.fetch_timeout_ms,
+            ),
             (
                 "fetch_max_response_bytes",
                 plugins.fetch_max_response_bytes != was.fetch_max_response_bytes,

@@ -209,7 +209,9 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         loaded.table.plugins().count()
     );
     for name in loaded.table.unused_plugins() {
-        println!("unused: plugin `{name}` is in the plugins dir, but no route or [plugin.{name}] names it (not loaded)");
+        println!(
+            "unused: plugin `{name}` is in the plugins dir, but no route or [plugin.{name}] names it (not loaded)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -114,7 +114,12 @@ pub(super) fn load(
         }
     }
     let results = in_parallel(&wanted, |want| {
-        load_one(want, config, runtime, previous.and_then(|p| p.get(&want.name)))
+        load_one(
+            want,
+            config,
+            runtime,
+            previous.and_then(|p| p.get(&want.name)),
+        )
     });
     for (want, result) in wanted.iter().zip(results) {
         match result {

@@ -317,7 +317,9 @@ fn claiming_at_a_new_time_reuses_the_prepared_statement() {
     let conn = rusqlite::Connection::open(dir.path().join("wirehook.db")).unwrap();
     let mut claim = conn.prepare(super::sqlite::CLAIM).unwrap();
     for now in 0..10_i64 {
-        let mut rows = claim.query(rusqlite::params![now, 1 + now % 3, None::<String>]).unwrap();
+        let mut rows = claim
+            .query(rusqlite::params![now, 1 + now % 3, None::<String>])
+            .unwrap();
         while rows.next().unwrap().is_some() {}
     }
     // A bound LIMIT next to a bound range makes SQLite plan the statement
@@ -338,7 +340,8 @@ fn queue_queries_read_the_pending_index_not_the_log() {
         let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let steps: Vec<String> = plan
             .query_map(
-                rusqlite::params![None::<String>, 1_i64, None::<String>][..plan.parameter_count()].as_ref(),
+                rusqlite::params![None::<String>, 1_i64, None::<String>][..plan.parameter_count()]
+                    .as_ref(),
                 |row| row.get(3),
             )
             .unwrap()

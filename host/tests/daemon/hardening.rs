@@ -111,7 +111,10 @@ async fn a_plugin_replaced_by_one_of_the_same_size_and_time_is_reloaded() {
     drop(file);
     std::fs::rename(&temp, &target).unwrap();
     let meta = std::fs::metadata(&target).unwrap();
-    assert_eq!((meta.len(), meta.modified().unwrap()), (probe.len() as u64, modified));
+    assert_eq!(
+        (meta.len(), meta.modified().unwrap()),
+        (probe.len() as u64, modified)
+    );
 
     daemon.wait_for_log(|l| l["message"] == "reloaded");
     let (status, reply) = order(&daemon, "/hooks/orders", "the-token").await;
@@ -120,10 +123,9 @@ async fn a_plugin_replaced_by_one_of_the_same_size_and_time_is_reloaded() {
 }
 
 fn unused_line(daemon: &Daemon, n: usize) -> String {
-    daemon
-        .wait_for_nth(n, |l| {
-            l["message"] == "present in the plugins dir but unused: not loaded"
-        })["plugins"]
+    daemon.wait_for_nth(n, |l| {
+        l["message"] == "present in the plugins dir but unused: not loaded"
+    })["plugins"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -141,7 +143,10 @@ async fn unused_plugins_are_not_compiled_until_a_route_names_them() {
         .plugin_file("junk", &junk)
         .start();
     let unused = unused_line(&daemon, 1);
-    assert!(unused.contains("junk") && unused.contains("probe"), "{unused}");
+    assert!(
+        unused.contains("junk") && unused.contains("probe"),
+        "{unused}"
+    );
     let loaded = |name: &str| {
         daemon
             .log_lines(|l| l["message"] == "plugin loaded" && l["plugin"] == name)
@@ -165,7 +170,10 @@ mode = "respond"
     daemon.wait_for_log(|l| l["message"] == "reloaded" && l["routes"] == 2);
     assert_eq!(loaded("probe"), 1);
     let unused = unused_line(&daemon, 2);
-    assert!(unused.contains("junk") && !unused.contains("probe"), "{unused}");
+    assert!(
+        unused.contains("junk") && !unused.contains("probe"),
+        "{unused}"
+    );
     let (status, reply) = order(&daemon, "/hooks/probed", "the-token").await;
     assert_eq!(status, 200);
     assert!(is_probe(&reply), "{reply}");
@@ -186,7 +194,10 @@ async fn fetch_settings_changed_on_reload_say_they_need_a_restart() {
         )
     });
     daemon.wait_for_log(|l| l["message"] == "reloaded");
-    for key in ["plugins.fetch_timeout_ms", "plugins.fetch_max_response_bytes"] {
+    for key in [
+        "plugins.fetch_timeout_ms",
+        "plugins.fetch_max_response_bytes",
+    ] {
         let line = daemon.wait_for_log(|l| l["key"] == key);
         assert_eq!(
             line["message"],
@@ -263,7 +274,8 @@ backoff_max_ms = 600000
         .as_str()
         .unwrap()
         .to_owned();
-    let failed = |l: &Value| l["message"] == "plugin failed event" && l["delivery_id"] == delivery_id;
+    let failed =
+        |l: &Value| l["message"] == "plugin failed event" && l["delivery_id"] == delivery_id;
     daemon.wait_for_log(failed);
 
     // Renamed while its event waits for a retry; the event is then made
@@ -279,12 +291,19 @@ backoff_max_ms = 600000
     daemon.terminate();
     daemon.spawn();
     let line = daemon.wait_for_log(|l| {
-        l["route"] == "queue" && l["message"].as_str().is_some_and(|m| m.contains("wait for route"))
+        l["route"] == "queue"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("wait for route"))
     });
     assert_eq!(line["events"], 1);
     let events = daemon.cli_json(&["events", "--json"]);
     assert_eq!(events[0]["status"], "queued", "{events:?}");
-    assert!(daemon.log_lines(|l| l["message"] == "dead letter").is_empty());
+    assert!(
+        daemon
+            .log_lines(|l| l["message"] == "dead letter")
+            .is_empty()
+    );
 
     // Its route is back: it is handed over again (attempt 1 after the replay).
     daemon.edit_config(|c| c.replace("name = \"renamed\"", "name = \"queue\""));
@@ -354,7 +373,12 @@ async fn the_store_is_private_whatever_the_umask() {
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data dir");
     assert_eq!(mode(&data.join("cache")), 0o700, "the compilation cache");
-    for file in ["wirehook.db", "wirehook.db-wal", "wirehook.db-shm", "wirehook.lock"] {
+    for file in [
+        "wirehook.db",
+        "wirehook.db-wal",
+        "wirehook.db-shm",
+        "wirehook.lock",
+    ] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");
     }
 }

@@ -25,7 +25,12 @@ async fn store_files_are_private_to_the_owner() {
         .await
         .unwrap();
     assert_eq!(mode(&dir), 0o700, "the data dir");
-    for file in ["wirehook.db", "wirehook.db-wal", "wirehook.db-shm", "wirehook.lock"] {
+    for file in [
+        "wirehook.db",
+        "wirehook.db-wal",
+        "wirehook.db-shm",
+        "wirehook.lock",
+    ] {
         assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
     }
 }
@@ -55,6 +60,9 @@ async fn the_kv_quota_counts_bytes_and_keeps_its_total() {
     drop(store);
     let store = SqliteStore::open(_dir.path()).unwrap();
     assert!(!store.kv_set("p", "f", Vec::new(), 12).await.unwrap());
+    // What is summed from the file counts bytes too: "éé" and its 8
+    // bytes are 12, not 10.
+    assert!(!store.kv_set("q", "x", Vec::new(), 12).await.unwrap());
     assert!(store.kv_set("p", "f", Vec::new(), 13).await.unwrap());
 }
 
