@@ -1,5 +1,6 @@
-//! Reload: a change to the config file or to a `.wasm` in the plugins
-//! dir (watched with `notify`, debounced), or SIGHUP, re-reads everything
+//! Reload: a change to the config file (or to a symlink on its path, as
+//! a Kubernetes ConfigMap swaps its `..data`) or to a `.wasm` in the
+//! plugins dir (watched with `notify`, debounced), or SIGHUP, re-reads everything
 //! off the request path and swaps the route table atomically. Requests and
 //! deliveries in flight finish on the table they started with; a reload
 //! that fails changes nothing, and says why. systemd is told of each
