@@ -374,16 +374,30 @@ impl Dispatcher {
         }
     }
 
+    /// The names of the routes configured now: only their events are
+    /// claimed; the others wait in the queue for a route of their name.
+    fn route_names(&self) -> Vec<String> {
+        self.routes
+            .load()
+            .routes()
+            .map(|route| route.name.to_string())
+            .collect()
+    }
+
     async fn claim(&self, share: usize) -> Vec<Claimed> {
-        self.store.claim(now_ms(), share).await.unwrap_or_else(|e| {
-            tracing::error!("cannot claim events: {e}");
-            Vec::new()
-        })
+        let routes = Some(self.route_names());
+        self.store
+            .claim(now_ms(), share, routes)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!("cannot claim events: {e}");
+                Vec::new()
+            })
     }
 
     /// Until the next retry falls due, at most [`IDLE_POLL`].
     async fn idle_time(&self) -> Duration {
-        match self.store.next_due_ms().await {
+        match self.store.next_due_ms(Some(self.route_names())).await {
             Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now_ms())).min(IDLE_POLL),
             _ => IDLE_POLL,
         }
@@ -394,9 +408,7 @@ impl Dispatcher {
         let Claimed { attempt, event, .. } = claimed;
         let routes = self.routes.load_full();
         match routes.route_named(&event.source.route) {
-            None => Outcome::Dead {
-                error: format!("route `{}` is no longer configured", event.source.route),
-            },
+            None => Outcome::Wait,
             Some(route) => match run(route, &PluginEvent::from(event.clone()), &self.metrics).await
             {
                 Ok(_) => Outcome::Delivered,
@@ -437,6 +449,9 @@ impl Dispatcher {
                 Outcome::Delivered => {
                     self.depth.dec();
                 }
+                Outcome::Wait => {
+                    tracing::warn!(route = %event.source.route, delivery_id = %event.source.delivery_id, "queued event waits for its route, which is not configured");
+                }
                 Outcome::Dead { error } => {
                     self.depth.dec();
                     self.metrics.dead_letter(&event.source.route);
@@ -446,8 +461,23 @@ impl Dispatcher {
         }
     }
 
+    /// Counts and logs the queued events whose route is not configured.
+    async fn count_waiting(&self) {
+        match self.store.waiting(self.route_names()).await {
+            Ok(waiting) => {
+                for (route, events) in &waiting {
+                    tracing::warn!(%route, events, "queued events wait for route `{route}`, which is not configured: add it back, or replay or purge them");
+                }
+                self.metrics.waiting_for_route(&waiting);
+            }
+            Err(e) => tracing::error!("cannot count events waiting for a route: {e}"),
+        }
+    }
+
     async fn housekeep(self: Arc<Self>) {
         let mut stop = self.stop.subscribe();
+        // Events left waiting for a route are worth saying at start.
+        self.count_waiting().await;
         // Not at once: a recount racing the first requests would lose them.
         let mut tick =
             tokio::time::interval_at(tokio::time::Instant::now() + HOUSEKEEPING, HOUSEKEEPING);
@@ -468,6 +498,7 @@ impl Dispatcher {
                 Ok(pruned) => tracing::info!(events = pruned, "pruned finished events"),
                 Err(e) => tracing::error!("retention failed: {e}"),
             }
+            self.count_waiting().await;
             match self.store.depth().await {
                 Ok(depth) => {
                     self.depth.set(gauge_value(depth));

@@ -67,6 +67,7 @@ pub struct Metrics {
     retries: Family<RouteLabels, Counter>,
     dead_letters: Family<RouteLabels, Counter>,
     plugin_waiting: Family<PluginLabels, Gauge>,
+    waiting_for_route: Family<RouteLabels, Gauge>,
     /// Undelivered events. Signed: a worker may finish an event before
     /// the request that queued it has counted it, and the brief dip below
     /// zero must neither wrap nor be lost.
@@ -122,6 +123,12 @@ impl Metrics {
             "Calls waiting for an instance because the plugin's pool_size instances are busy",
             plugin_waiting.clone(),
         );
+        let waiting_for_route = Family::default();
+        registry.register(
+            "events_waiting_for_route",
+            "Queued events whose route is not configured, by route (counted every minute)",
+            waiting_for_route.clone(),
+        );
         let queue_depth = Gauge::default();
         registry.register(
             "queue_depth",
@@ -154,6 +161,7 @@ impl Metrics {
             retries,
             dead_letters,
             plugin_waiting,
+            waiting_for_route,
             queue_depth,
             reloads,
             reload_failures,
@@ -212,6 +220,20 @@ impl Metrics {
             route: Arc::from(route),
         };
         self.dead_letters.get_or_create(&labels).inc();
+    }
+
+    /// Sets the events waiting for each route that is not configured;
+    /// routes no longer listed leave the family.
+    pub fn waiting_for_route(&self, waiting: &[(String, u64)]) {
+        self.waiting_for_route.clear();
+        for (route, events) in waiting {
+            let labels = RouteLabels {
+                route: Arc::from(route.as_str()),
+            };
+            self.waiting_for_route
+                .get_or_create(&labels)
+                .set(i64::try_from(*events).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn reloaded(&self) {

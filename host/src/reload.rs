@@ -1,5 +1,6 @@
-//! Reload: a change to the config file or to a `.wasm` in the plugins
-//! dir (watched with `notify`, debounced), or SIGHUP, re-reads everything
+//! Reload: a change to the config file (or to a symlink on its path, as
+//! a Kubernetes ConfigMap swaps its `..data`) or to a `.wasm` in the
+//! plugins dir (watched with `notify`, debounced), or SIGHUP, re-reads everything
 //! off the request path and swaps the route table atomically. Requests and
 //! deliveries in flight finish on the table they started with; a reload
 //! that fails changes nothing, and says why. systemd is told of each
@@ -14,7 +15,7 @@ use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, ConfigError, ServerConfig};
+use crate::config::{Config, ConfigError, PluginsConfig, ServerConfig};
 use crate::metrics::Metrics;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
@@ -26,6 +27,9 @@ pub struct Reloader {
     metrics: Arc<Metrics>,
     /// The `[server]` table at start: its listeners need a restart to change.
     started: ServerConfig,
+    /// The `[plugins]` table at start: the runtime's fetch client and
+    /// compilation cache are built once.
+    started_plugins: PluginsConfig,
     /// One reload at a time: a second waits and then sees the newest files.
     serial: tokio::sync::Mutex<()>,
     failures: AtomicU64,
@@ -37,6 +41,7 @@ impl Reloader {
         runtime: Arc<Runtime>,
         routes: Arc<ArcSwap<RouteTable>>,
         metrics: Arc<Metrics>,
+        plugins: &PluginsConfig,
     ) -> Arc<Self> {
         let started = routes.load().server.clone();
         Arc::new(Self {
@@ -45,6 +50,7 @@ impl Reloader {
             routes,
             metrics,
             started,
+            started_plugins: plugins.clone(),
             serial: tokio::sync::Mutex::new(()),
             failures: AtomicU64::new(0),
         })
@@ -86,7 +92,7 @@ impl Reloader {
         .expect("reload task panicked");
         match built {
             Ok((config, table)) => {
-                self.warn_of_restart(&config.server);
+                self.warn_of_restart(&config.server, &config.plugins);
                 let routes = config.routes.len();
                 self.routes.store(Arc::new(table));
                 self.metrics.reloaded();
@@ -104,8 +110,9 @@ impl Reloader {
         }
     }
 
-    /// Listeners are bound once, at start.
-    fn warn_of_restart(&self, server: &ServerConfig) {
+    /// Listeners, the fetch client and the compilation cache are built
+    /// once, at start.
+    fn warn_of_restart(&self, server: &ServerConfig, plugins: &PluginsConfig) {
         let started = &self.started;
         if server.listen != started.listen {
             tracing::warn!(
@@ -120,6 +127,22 @@ impl Reloader {
         if server.tls.is_some() != started.tls.is_some() {
             tracing::warn!("server.tls was added or removed: the change needs a restart");
         }
+        let was = &self.started_plugins;
+        for (key, changed) in [
+            (
+                "fetch_timeout_ms",
+                plugins.fetch_timeout_ms != was.fetch_timeout_ms,
+            ),
+            (
+                "fetch_max_response_bytes",
+                plugins.fetch_max_response_bytes != was.fetch_max_response_bytes,
+            ),
+            ("cache_dir", plugins.cache_dir != was.cache_dir),
+        ] {
+            if changed {
+                tracing::warn!(key = %format!("plugins.{key}"), "plugins.{key} changed: the change needs a restart");
+            }
+        }
     }
 
     /// Watches the config file and the plugins dir; reloads after each
@@ -132,17 +155,28 @@ impl Reloader {
     ) -> notify::Result<notify::RecommendedWatcher> {
         let config_file = self.config_path.file_name().map(ToOwned::to_owned);
         let config_dir = parent_dir(&self.config_path);
+        // The file the config path leads to through symlinks: swapping a
+        // symlink in the path (as Kubernetes does with a ConfigMap's
+        // `..data`) changes it without an event naming the config file.
+        let config_path = self.config_path.clone();
+        let mut target = std::fs::canonicalize(&config_path).ok();
         let (changed, mut changes) = mpsc::unbounded_channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
+                if matches!(event.kind, notify::EventKind::Access(_)) {
+                    return;
+                }
                 // Only the config file and `.wasm` files matter; the store and
                 // compilation cache may live in the same directories.
-                let relevant = event.paths.iter().any(|p| {
+                let named = event.paths.iter().any(|p| {
                     p.extension().is_some_and(|e| e == "wasm")
                         || (p.file_name().map(ToOwned::to_owned) == config_file)
                 });
-                if relevant && !matches!(event.kind, notify::EventKind::Access(_)) {
+                let resolved = std::fs::canonicalize(&config_path).ok();
+                let swapped = resolved != target;
+                target = resolved;
+                if named || swapped {
                     let _ = changed.send(());
                 }
             })?;

@@ -10,6 +10,9 @@ use ipnet::IpNet;
 use crate::config::{Config, Mode, Problem, RouteConfig, ServerConfig};
 use crate::providers::{self, Decode, Provider, ProviderConfig, SlowChecks};
 use crate::runtime::{Plugin, Runtime};
+use plugins::Loaded;
+
+mod plugins;
 
 /// One `[[route]]`, ready to serve.
 pub struct Route {
@@ -53,54 +56,17 @@ impl RetryPolicy {
 pub struct RouteTable {
     by_path: HashMap<String, Arc<Route>>,
     plugins: BTreeMap<String, Loaded>,
+    /// `.wasm` files in the plugins dir that nothing uses: not loaded.
+    unused: Vec<String>,
     /// The `[server]` settings requests are answered under.
     pub server: ServerConfig,
     /// `server.tls`, loaded: what new connections are served with.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// A loaded plugin and what it was loaded from, so that a reload reuses
-/// it when neither changed.
-struct Loaded {
-    plugin: Arc<Plugin>,
-    fingerprint: Fingerprint,
-}
-
-/// The `.wasm` file's size and time, and the plugin's config and limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    config: String,
-}
-
-impl Fingerprint {
-    fn of(path: &std::path::Path, config: &Config, name: &str) -> Option<Self> {
-        let meta = std::fs::metadata(path).ok()?;
-        let plugin = config.plugin.get(name).cloned().unwrap_or_default();
-        // Resolved settings count: a changed env or file value reloads.
-        let settings: Vec<_> = plugin
-            .settings
-            .iter()
-            .map(|(key, source)| (key.clone(), source.resolve().ok().map(|s| hash(s.expose()))))
-            .collect();
-        Some(Self {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            config: format!("{plugin:?} {settings:?} {:?}", config.plugins),
-        })
-    }
-}
-
-/// A digest, so that secret setting values are compared, not kept.
-fn hash(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
 impl RouteTable {
-    /// Validates `config`, builds every provider and loads every plugin in
-    /// the plugins dir. Returns every problem found, not just the first.
+    /// Validates `config`, builds every provider and loads every plugin
+    /// the config uses (see [`plugins`]). Returns every problem found, not just the first.
     /// Plugins unchanged since `previous` are reused, not reloaded.
     pub fn build(
         config: &Config,
@@ -116,7 +82,11 @@ impl RouteTable {
             }
             None => None,
         };
-        let loaded = load_plugins(config, runtime, previous, &mut problems);
+        let plugins::Plugins { loaded, unused } =
+            plugins::load(config, runtime, previous.map(|p| &p.plugins), &mut problems);
+        if !unused.is_empty() {
+            tracing::info!(plugins = ?unused, "present in the plugins dir but unused: not loaded");
+        }
         let plugins: BTreeMap<String, Arc<Plugin>> = loaded
             .iter()
             .map(|(name, l)| (name.clone(), l.plugin.clone()))
@@ -142,6 +112,7 @@ impl RouteTable {
             Ok(Self {
                 by_path,
                 plugins: loaded,
+                unused,
                 server: config.server.clone(),
                 tls,
             })
@@ -164,6 +135,11 @@ impl RouteTable {
 
     pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
         self.plugins.values().map(|l| &l.plugin)
+    }
+
+    /// The `.wasm` files in the plugins dir that nothing uses, by name.
+    pub fn unused_plugins(&self) -> &[String] {
+        &self.unused
     }
 }
 
@@ -224,73 +200,6 @@ fn build_route(
         },
         plugins,
     })
-}
-
-/// Every `*.wasm` in the plugins dir, named after its file stem.
-fn load_plugins(
-    config: &Config,
-    runtime: &Runtime,
-    previous: Option<&RouteTable>,
-    problems: &mut Vec<Problem>,
-) -> BTreeMap<String, Loaded> {
-    let dir = &config.plugins.dir;
-    let mut plugins = BTreeMap::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            problems.push(Problem::new(
-                "plugins.dir",
-                format!("cannot read {}: {e}", dir.display()),
-            ));
-            return plugins;
-        }
-    };
-    let mut paths: Vec<_> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
-        .collect();
-    paths.sort();
-    for path in paths {
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
-            continue;
-        };
-        let fingerprint = Fingerprint::of(&path, config, name);
-        let unchanged = previous
-            .and_then(|p| p.plugins.get(name))
-            .filter(|old| fingerprint.as_ref() == Some(&old.fingerprint));
-        if let Some(old) = unchanged {
-            plugins.insert(
-                name.to_owned(),
-                Loaded {
-                    plugin: old.plugin.clone(),
-                    fingerprint: old.fingerprint.clone(),
-                },
-            );
-            continue;
-        }
-        let plugin_config = config.plugin.get(name).cloned().unwrap_or_default();
-        match (
-            runtime.load(name, &path, &plugin_config, &config.plugins),
-            fingerprint,
-        ) {
-            (Ok(plugin), Some(fingerprint)) => {
-                tracing::debug!(plugin = name, path = %path.display(), "plugin loaded");
-                plugins.insert(
-                    name.to_owned(),
-                    Loaded {
-                        plugin: Arc::new(plugin),
-                        fingerprint,
-                    },
-                );
-            }
-            (Ok(_), None) => problems.push(Problem::new(
-                format!("plugin `{name}`"),
-                format!("{} vanished while loading", path.display()),
-            )),
-            (Err(e), _) => problems.push(Problem::new(format!("plugin `{name}`"), e.to_string())),
-        }
-    }
-    plugins
 }
 
 #[cfg(test)]

@@ -195,6 +195,11 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         loaded.config.routes.len(),
         loaded.table.plugins().count()
     );
+    for name in loaded.table.unused_plugins() {
+        println!(
+            "unused: plugin `{name}` is in the plugins dir, but no route or [plugin.{name}] names it (not loaded)"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -210,7 +215,9 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
         else {
             return Ok(ExitCode::FAILURE);
         };
-        let store: Arc<dyn Store> = store.expect("run opens the store");
+        let store = store.expect("run opens the store");
+        let writer_gone = store.writer_gone();
+        let store: Arc<dyn Store> = store;
         let metrics = Arc::new(Metrics::new(
             SqliteStore::files(&config.storage.path).into(),
         ));
@@ -237,6 +244,7 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
             plugin_runtime,
             routes.clone(),
             metrics.clone(),
+            &config.plugins,
         );
         let _watcher = if config.reload.watch {
             let debounce = std::time::Duration::from_millis(config.reload.debounce_ms);
@@ -272,8 +280,20 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
             }
             None => None,
         };
+        // A store that can no longer write cannot accept anything: stop,
+        // and exit with an error so that the service manager restarts us
+        // (the unit's Restart=on-failure) rather than probes seeing a
+        // daemon that answers but cannot queue.
+        let store_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failed = store_failed.clone();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = writer_gone => {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!("store writer is gone: shutting down to be restarted");
+                }
+            }
             service::stopping();
             let _ = stop.send(true);
         });
@@ -302,6 +322,10 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
             None => server::serve(listener, app, until_stopped()).await?,
         }
         dispatcher.shutdown().await;
+        if store_failed.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::error!("stopped: the store failed");
+            return Ok(ExitCode::FAILURE);
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -115,7 +115,8 @@ impl Runtime {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
         if let Some(dir) = cache_dir {
-            std::fs::create_dir_all(dir)
+            // Private: it lives in the store's directory by default.
+            crate::store::private::create_dir(dir)
                 .with_context(|| format!("creating the compilation cache {}", dir.display()))?;
             // wasmtime wants an absolute cache path; config paths are
             // relative to the working directory.
@@ -142,11 +143,13 @@ impl Runtime {
         })
     }
 
-    /// Compiles (or takes from the cache) and pre-instantiates one plugin.
+    /// Compiles (or takes from the cache) and pre-instantiates one plugin
+    /// from `bytes`, the content of the `.wasm` at `path`.
     pub fn load(
         &self,
         name: &str,
         path: &Path,
+        bytes: &[u8],
         config: &PluginConfig,
         plugins: &PluginsConfig,
     ) -> Result<Plugin, LoadError> {
@@ -155,11 +158,7 @@ impl Runtime {
             ..Limits::from(plugins)
         };
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let component = Component::new(&self.engine, &bytes).map_err(|e| LoadError::Compile {
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
             path: shown.clone(),
             reason: format!("{e:#}"),
         })?;

@@ -426,7 +426,12 @@ mod tests {
         ) -> Result<Vec<Admission>, StoreError> {
             self.answer()
         }
-        async fn claim(&self, _: u64, _: usize) -> Result<Vec<Claimed>, StoreError> {
+        async fn claim(
+            &self,
+            _: u64,
+            _: usize,
+            _: Option<Vec<String>>,
+        ) -> Result<Vec<Claimed>, StoreError> {
             self.answer()
         }
         async fn finish(&self, _: Vec<(i64, Outcome)>, _: u64) -> Result<(), StoreError> {
@@ -435,7 +440,10 @@ mod tests {
         async fn log_response(&self, _: Logged, _: u64) -> Result<(), StoreError> {
             self.answer()
         }
-        async fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
+        async fn next_due_ms(&self, _: Option<Vec<String>>) -> Result<Option<u64>, StoreError> {
+            self.answer()
+        }
+        async fn waiting(&self, _: Vec<String>) -> Result<Vec<(String, u64)>, StoreError> {
             self.answer()
         }
         async fn depth(&self) -> Result<u64, StoreError> {

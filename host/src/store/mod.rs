@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 
 mod kv;
+pub mod private;
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;
@@ -100,6 +101,10 @@ pub enum Outcome {
     Dead {
         error: String,
     },
+    /// Its route is not configured: back in the queue as it was claimed
+    /// (the attempt not counted), where it waits for a route of that
+    /// name (see [`Store::claim`]).
+    Wait,
 }
 
 /// A `respond` route's event and what became of it.
@@ -209,8 +214,15 @@ pub trait Store: Send + Sync + 'static {
         dedup_since_ms: u64,
     ) -> Result<Vec<Admission>, StoreError>;
 
-    /// Claims up to `limit` events due at `now_ms`, oldest first.
-    async fn claim(&self, now_ms: u64, limit: usize) -> Result<Vec<Claimed>, StoreError>;
+    /// Claims up to `limit` events due at `now_ms`, oldest first, of the
+    /// routes named in `routes` (of every route when `None`): events of
+    /// a route that is not configured wait in the queue, untouched.
+    async fn claim(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        routes: Option<Vec<String>>,
+    ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Records how attempts ended, by event id.
     async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now_ms: u64) -> Result<(), StoreError>;
@@ -221,8 +233,12 @@ pub trait Store: Send + Sync + 'static {
     /// to write it in wirehook's own log.
     async fn log_response(&self, response: Response, now_ms: u64) -> Result<(), StoreError>;
 
-    /// When the next queued event falls due, if any is queued.
-    async fn next_due_ms(&self) -> Result<Option<u64>, StoreError>;
+    /// When the next queued event of `routes` (of any route when `None`)
+    /// falls due, if any is queued.
+    async fn next_due_ms(&self, routes: Option<Vec<String>>) -> Result<Option<u64>, StoreError>;
+
+    /// Queued events of routes not named in `routes`, counted by route.
+    async fn waiting(&self, routes: Vec<String>) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// Events queued or running.
     async fn depth(&self) -> Result<u64, StoreError>;

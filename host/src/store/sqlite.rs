@@ -21,31 +21,35 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
-use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
     Admission, Claimed, Filter, Intake, Outcome, Record, Response, Status, Store, StoreError,
 };
-use crate::event::{Event, Payload, Source};
-use crate::providers;
+use crate::event::Event;
+use crate::store::private;
 
 mod checkpoint;
 mod respond_log;
+mod rows;
 mod schema;
 mod seen;
 mod writer;
 
+use rows::{EncodedEvent, Inserts, row_event, row_record};
 pub(in crate::store) use writer::Commit;
 use writer::{Job, Note, Work};
 
-/// Claims up to ?2 events due at ?1. `LIMIT (?2 + 0)`, not `LIMIT ?2`:
+/// Claims up to ?2 events due at ?1 of the routes in the JSON array ?3
+/// (of every route when NULL). `LIMIT (?2 + 0)`, not `LIMIT ?2`:
 /// SQLite re-plans a statement that binds both a range and a bare limit
 /// whenever the range's value changes, which for a claim is every time.
 pub(super) const CLAIM: &str = "
 UPDATE events SET status = 'running', attempts = attempts + 1, updated_at_ms = ?1
 WHERE id IN (SELECT id FROM events
              WHERE status = 'queued' AND next_attempt_at_ms <= ?1
+               AND (?3 IS NULL OR route IN (SELECT value FROM json_each(?3)))
              ORDER BY next_attempt_at_ms, id LIMIT (?2 + 0))
 RETURNING id, attempts, provider, route, delivery_id, received_at_ms, kind,
           (SELECT payload FROM event_bodies AS b WHERE b.id = events.id) AS payload,
@@ -58,9 +62,15 @@ pub(super) const PENDING: &str = "
 SELECT (SELECT COUNT(*) FROM events WHERE status = 'queued')
      + (SELECT COUNT(*) FROM events WHERE status = 'running')";
 
-/// When the next queued event falls due.
-pub(super) const NEXT_DUE: &str =
-    "SELECT MIN(next_attempt_at_ms) FROM events WHERE status = 'queued'";
+/// When the next queued event of the routes in the JSON array ?1 (of any
+/// route when NULL) falls due.
+pub(super) const NEXT_DUE: &str = "SELECT MIN(next_attempt_at_ms) FROM events
+WHERE status = 'queued' AND (?1 IS NULL OR route IN (SELECT value FROM json_each(?1)))";
+
+/// A route list as the statements above bind it.
+fn routes_param(routes: Option<Vec<String>>) -> Option<String> {
+    routes.map(|routes| serde_json::to_string(&routes).expect("names serialize"))
+}
 
 /// The SQLite store; cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -70,6 +80,10 @@ pub struct SqliteStore {
     /// The dedup window, rebuilt by the first enqueue; only the writer
     /// thread takes the lock.
     seen: Arc<Mutex<Option<seen::Seen>>>,
+    /// The KV quota's running totals.
+    pub(super) kv_totals: super::kv::Totals,
+    /// Closed when the writer thread ends.
+    writer: tokio::sync::watch::Receiver<()>,
     /// `wirehook.lock`, locked while this store is the daemon's.
     _owner: Option<std::fs::File>,
     _checkpointer: checkpoint::Checkpointer,
@@ -92,8 +106,10 @@ impl SqliteStore {
     /// holds the dedup window in memory: refused while another process
     /// holds it so. The lock goes with the process, however it ends.
     pub fn open_owned(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)?;
-        let lock = std::fs::File::create(dir.join("wirehook.lock"))?;
+        private::create_dir(dir)?;
+        let lock = dir.join("wirehook.lock");
+        private::create_file(&lock)?;
+        let lock = std::fs::OpenOptions::new().write(true).open(lock)?;
         match lock.try_lock() {
             Ok(()) => Self::open_as(dir, Some(lock)),
             Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Owned(dir.to_owned())),
@@ -102,8 +118,11 @@ impl SqliteStore {
     }
 
     fn open_as(dir: &Path, owner: Option<std::fs::File>) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)?;
+        private::create_dir(dir)?;
         let [db, _] = Self::files(dir);
+        // An empty file is a new database to SQLite; the log and shared
+        // memory files it creates beside it take this file's mode.
+        private::create_file(&db)?;
         let mut conn = Connection::open(&db)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: an acknowledged event survives power loss, not just a crash.
@@ -122,16 +141,36 @@ impl SqliteStore {
         )?;
         let checkpointer = checkpoint::Checkpointer::start(&db)?;
         let (jobs, inbox) = mpsc::channel::<Job>();
+        let (alive, writer) = tokio::sync::watch::channel(());
         std::thread::Builder::new()
             .name("wirehook-store".into())
-            .spawn(move || writer::write_loop(&mut conn, &inbox, writer::LINGER))?;
+            .spawn(move || {
+                let wrote = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    writer::write_loop(&mut conn, &inbox, writer::LINGER)
+                }));
+                if wrote.is_err() {
+                    tracing::error!("store: the writer thread panicked; nothing more is written");
+                }
+                // Ends every job still waiting, and tells `writer_gone`.
+                drop((inbox, alive));
+            })?;
         Ok(Self {
             jobs,
             responses: Arc::default(),
             seen: Arc::default(),
+            kv_totals: Arc::default(),
+            writer,
             _owner: owner,
             _checkpointer: checkpointer,
         })
+    }
+
+    /// Resolves once the writer thread has ended (it ends early only by
+    /// panicking): from then on every operation fails with
+    /// [`StoreError::Closed`].
+    pub fn writer_gone(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut writer = self.writer.clone();
+        async move { while writer.changed().await.is_ok() {} }
     }
 
     /// Runs `work` on the writer thread and waits for its batch to commit.
@@ -146,7 +185,7 @@ impl SqliteStore {
 
     /// As [`Self::run`], for work that also changes state outside the
     /// database: its [`Undo`] runs if the batch does not commit.
-    async fn run_undoable<R: Send + 'static>(
+    pub(super) async fn run_undoable<R: Send + 'static>(
         &self,
         commit: Commit,
         work: impl FnOnce(&Connection) -> Result<(R, Option<Undo>), StoreError> + Send + 'static,
@@ -182,167 +221,7 @@ impl SqliteStore {
 
 /// Puts back, on the writer thread, what a job changed in memory, when
 /// the batch it ran in does not commit.
-type Undo = Box<dyn FnOnce() + Send>;
-
-fn row_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
-    let status: String = row.get("status")?;
-    Ok(Record {
-        id: row.get("id")?,
-        delivery_id: row.get("delivery_id")?,
-        route: row.get("route")?,
-        provider: row.get("provider")?,
-        kind: row.get("kind")?,
-        status: Status::parse(&status).unwrap_or(Status::Queued),
-        attempts: row.get("attempts")?,
-        last_error: row.get("last_error")?,
-        received_at_ms: row.get::<_, i64>("received_at_ms")? as u64,
-        updated_at_ms: row.get::<_, i64>("updated_at_ms")? as u64,
-        next_attempt_at_ms: row
-            .get::<_, Option<i64>>("next_attempt_at_ms")?
-            .map(|ms| ms as u64),
-        reply: row.get("reply")?,
-        duration_us: row
-            .get::<_, Option<i64>>("duration_us")?
-            .map(|us| us as u64),
-    })
-}
-
-/// An event from its row (`provider`, `route`, `delivery_id`,
-/// `received_at_ms`, `attempts`, `kind`) and its body (`raw_json`, and
-/// `payload` in rows written before bodies kept the raw JSON alone; NULL
-/// when a body is missing).
-fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
-    let id: i64 = row.get("id")?;
-    let provider: String = row.get("provider")?;
-    let kind: String = row.get("kind")?;
-    let Some(raw_json) = row.get::<_, Option<String>>("raw_json")? else {
-        return Ok(Err(StoreError::Corrupt {
-            id,
-            reason: "its body is missing".into(),
-        }));
-    };
-    let payload = match row.get::<_, Option<String>>("payload")? {
-        Some(payload) => serde_json::from_str(&payload).map_err(|e| e.to_string()),
-        None => payload_of(&provider, &kind, &raw_json),
-    };
-    let payload = match payload {
-        Ok(payload) => payload,
-        Err(reason) => return Ok(Err(StoreError::Corrupt { id, reason })),
-    };
-    Ok(Ok(Event {
-        source: Source {
-            provider,
-            route: row.get("route")?,
-            delivery_id: row.get("delivery_id")?,
-            received_at_ms: row.get::<_, i64>("received_at_ms")? as u64,
-            attempt: row.get::<_, u32>("attempts")?.max(1),
-        },
-        kind,
-        payload,
-        raw_json,
-    }))
-}
-
-/// Decodes an event's payload again from the raw JSON it was decoded from
-/// when it arrived, by the provider that decoded it then.
-fn payload_of(provider: &str, kind: &str, raw_json: &str) -> Result<Payload, String> {
-    let decode =
-        providers::decoder(provider).ok_or_else(|| format!("unknown provider `{provider}`"))?;
-    providers::decode_again(decode, kind, raw_json)
-}
-
-/// An event as its rows hold it: the columns it is found by and the raw
-/// JSON, from which reading it decodes the payload again (see
-/// [`crate::providers::Decode`]): storing the payload too would write
-/// each event's content twice. Callers take it out of the event before
-/// handing it to the writer, so that the one thread every commit waits on
-/// does not free the rest.
-struct EncodedEvent {
-    delivery_id: String,
-    route: String,
-    provider: String,
-    kind: String,
-    received_at_ms: u64,
-    raw_json: String,
-}
-
-impl From<Event> for EncodedEvent {
-    fn from(event: Event) -> Self {
-        Self {
-            raw_json: event.raw_json,
-            delivery_id: event.source.delivery_id,
-            route: event.source.route,
-            provider: event.source.provider,
-            kind: event.kind,
-            received_at_ms: event.source.received_at_ms,
-        }
-    }
-}
-
-/// A respond route's answer, logged in the same row as its event.
-struct Answered<'a> {
-    reply: Option<&'a str>,
-    duration_us: u64,
-}
-
-/// The two statements that store an event, its row and its body's,
-/// prepared once for all of a job's events: the respond log writes as many
-/// as requests are answered, on the one writer thread, and a cache lookup
-/// per statement hashes its text.
-struct Inserts<'c> {
-    conn: &'c Connection,
-    event: CachedStatement<'c>,
-    body: CachedStatement<'c>,
-}
-
-impl<'c> Inserts<'c> {
-    fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
-        Ok(Self {
-            conn,
-            event: conn.prepare_cached(
-                "INSERT INTO events (delivery_id, route, provider, kind, status, last_error,
-                                     received_at_ms, updated_at_ms, next_attempt_at_ms,
-                                     attempts, reply, duration_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?,
-            body: conn.prepare_cached("INSERT INTO event_bodies (id, raw_json) VALUES (?1, ?2)")?,
-        })
-    }
-
-    /// Stores `event` and returns its id.
-    fn insert(
-        &mut self,
-        event: &EncodedEvent,
-        status: Status,
-        error: Option<&str>,
-        answered: Option<Answered<'_>>,
-        now_ms: u64,
-    ) -> rusqlite::Result<i64> {
-        let next = matches!(status, Status::Queued | Status::Running).then_some(now_ms as i64);
-        let (attempts, reply, duration_us) = match answered {
-            Some(a) => (1, a.reply, Some(a.duration_us as i64)),
-            // Inserted running: claimed for its first attempt.
-            None => (u32::from(status == Status::Running), None, None),
-        };
-        self.event.execute(params![
-            event.delivery_id,
-            event.route,
-            event.provider,
-            event.kind,
-            status.as_str(),
-            error,
-            event.received_at_ms as i64,
-            now_ms as i64,
-            next,
-            attempts,
-            reply,
-            duration_us,
-        ])?;
-        let id = self.conn.last_insert_rowid();
-        self.body.execute(params![id, event.raw_json])?;
-        Ok(id)
-    }
-}
+pub(super) type Undo = Box<dyn FnOnce() + Send>;
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
@@ -401,11 +280,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim(&self, now_ms: u64, limit: usize) -> Result<Vec<Claimed>, StoreError> {
+    async fn claim(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        routes: Option<Vec<String>>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let routes = routes_param(routes);
         self.run(Commit::Relaxed, move |conn| {
             let rows: Vec<(i64, u32, Result<Event, StoreError>)> = conn
                 .prepare_cached(CLAIM)?
-                .query_map(params![now_ms as i64, limit as i64], |row| {
+                .query_map(params![now_ms as i64, limit as i64, routes], |row| {
                     Ok((row.get("id")?, row.get("attempts")?, row_event(row)?))
                 })?
                 .collect::<Result<_, _>>()?;
@@ -441,6 +326,15 @@ impl Store for SqliteStore {
         self.run(Commit::Relaxed, move |conn| {
             for (id, outcome) in outcomes {
                 let (status, error, next) = match outcome {
+                    Outcome::Wait => {
+                        conn.prepare_cached(
+                            "UPDATE events SET status = 'queued', attempts = max(attempts - 1, 0),
+                                               next_attempt_at_ms = ?2
+                             WHERE id = ?1",
+                        )?
+                        .execute(params![id, now_ms as i64])?;
+                        continue;
+                    }
                     Outcome::Delivered => (Status::Delivered, None, None),
                     Outcome::Retry { error, at_ms } => {
                         (Status::Queued, Some(error), Some(at_ms as i64))
@@ -469,12 +363,31 @@ impl Store for SqliteStore {
         self.append_response(response, now_ms)
     }
 
-    async fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
-        self.run(Commit::Relaxed, |conn| {
+    async fn next_due_ms(&self, routes: Option<Vec<String>>) -> Result<Option<u64>, StoreError> {
+        let routes = routes_param(routes);
+        self.run(Commit::Relaxed, move |conn| {
             let due: Option<i64> = conn
                 .prepare_cached(NEXT_DUE)?
-                .query_row([], |row| row.get(0))?;
+                .query_row([routes], |row| row.get(0))?;
             Ok(due.map(|ms| ms.max(0) as u64))
+        })
+        .await
+    }
+
+    async fn waiting(&self, routes: Vec<String>) -> Result<Vec<(String, u64)>, StoreError> {
+        let routes = routes_param(Some(routes));
+        self.run(Commit::Relaxed, move |conn| {
+            let waiting = conn
+                .prepare_cached(
+                    "SELECT route, COUNT(*) FROM events WHERE status = 'queued'
+                     AND route NOT IN (SELECT value FROM json_each(?1))
+                     GROUP BY route ORDER BY route",
+                )?
+                .query_map([routes], |row| {
+                    Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as u64))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(waiting)
         })
         .await
     }
@@ -561,29 +474,35 @@ impl Store for SqliteStore {
     }
 
     async fn purge_dead(&self, ids: Vec<i64>) -> Result<u64, StoreError> {
-        self.run(Commit::Durable, move |conn| {
-            // The window may still be open for a purged event's id; prune
-            // drops the mark when it closes.
-            let keep_mark = |only: Option<i64>| {
-                conn.prepare_cached(&format!(
-                    "{KEEP_MARKS} WHERE status = 'dead' AND (?1 IS NULL OR id = ?1) {KEEP_LATEST}"
-                ))?
-                .execute([only])
-            };
-            if ids.is_empty() {
-                keep_mark(None)?;
-                return Ok(conn.execute("DELETE FROM events WHERE status = 'dead'", [])? as u64);
+        // Bounded transactions: the daemon's writer waits on the lock for
+        // at most its busy timeout, whatever the number of dead letters.
+        let mut purged = 0;
+        if ids.is_empty() {
+            loop {
+                let n = self
+                    .run(Commit::Durable, |conn| {
+                        purge_where(conn, "status = 'dead' ORDER BY id LIMIT ?1", PURGE_BATCH)
+                    })
+                    .await?;
+                purged += n;
+                if n < PURGE_BATCH as u64 {
+                    return Ok(purged);
+                }
             }
-            let mut n = 0;
-            for id in ids {
-                keep_mark(Some(id))?;
-                n += conn
-                    .prepare_cached("DELETE FROM events WHERE id = ?1 AND status = 'dead'")?
-                    .execute([id])? as u64;
-            }
-            Ok(n)
-        })
-        .await
+        }
+        for chunk in ids.chunks(PURGE_BATCH) {
+            let chunk = serde_json::to_string(chunk).expect("ids serialize");
+            purged += self
+                .run(Commit::Durable, move |conn| {
+                    purge_where(
+                        conn,
+                        "status = 'dead' AND id IN (SELECT value FROM json_each(?1))",
+                        chunk,
+                    )
+                })
+                .await?;
+        }
+        Ok(purged)
     }
 
     async fn prune(
@@ -616,6 +535,36 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// Dead letters one transaction of a purge deletes at most.
+const PURGE_BATCH: usize = 500;
+
+/// Deletes the events `pick` (a clause over `events` binding `?1` to
+/// `bound`) selects, keeping their dedup marks: the window may still be
+/// open for a purged event's id, and prune drops the mark when it closes.
+fn purge_where(
+    conn: &Connection,
+    pick: &str,
+    bound: impl rusqlite::ToSql,
+) -> Result<u64, StoreError> {
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS purging (id INTEGER PRIMARY KEY)",
+        [],
+    )?;
+    conn.execute("DELETE FROM temp.purging", [])?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO temp.purging SELECT id FROM events WHERE {pick}"
+    ))?
+    .execute([bound])?;
+    conn.prepare_cached(&format!(
+        "{KEEP_MARKS} WHERE id IN (SELECT id FROM temp.purging) {KEEP_LATEST}"
+    ))?
+    .execute([])?;
+    let n = conn
+        .prepare_cached("DELETE FROM events WHERE id IN (SELECT id FROM temp.purging)")?
+        .execute([])?;
+    Ok(n as u64)
 }
 
 /// Copies the dedup marks of the events a `WHERE` clause picks into the

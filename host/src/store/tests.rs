@@ -82,7 +82,7 @@ async fn a_retry_waits_for_its_time_and_counts_attempts() {
         .enqueue(Intake::Queue, vec![event("r", "d1")], 1_000, 0)
         .await
         .unwrap();
-    let claimed = store.claim(1_000, 10).await.unwrap();
+    let claimed = store.claim(1_000, 10, None).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt, 1);
     assert_eq!(claimed[0].event.source.attempt, 1);
@@ -94,9 +94,9 @@ async fn a_retry_waits_for_its_time_and_counts_attempts() {
         .finish(vec![(claimed[0].id, retry)], 1_000)
         .await
         .unwrap();
-    assert_eq!(store.next_due_ms().await.unwrap(), Some(1_500));
-    assert!(store.claim(1_499, 10).await.unwrap().is_empty());
-    let again = store.claim(1_500, 10).await.unwrap();
+    assert_eq!(store.next_due_ms(None).await.unwrap(), Some(1_500));
+    assert!(store.claim(1_499, 10, None).await.unwrap().is_empty());
+    let again = store.claim(1_500, 10, None).await.unwrap();
     assert_eq!(again[0].attempt, 2);
     assert_eq!(again[0].event.source.attempt, 2);
     store
@@ -122,7 +122,7 @@ async fn one_write_records_several_outcomes() {
         )
         .await
         .unwrap();
-    let claimed = store.claim(1_000, 2).await.unwrap();
+    let claimed = store.claim(1_000, 2, None).await.unwrap();
     assert_eq!(claimed.len(), 2, "no more than the limit");
     let retry = Outcome::Retry {
         error: "later".into(),
@@ -141,7 +141,7 @@ async fn one_write_records_several_outcomes() {
     assert_eq!(status_of(&log, claimed[0].id), Some(Status::Delivered));
     assert_eq!(status_of(&log, claimed[1].id), Some(Status::Queued));
     // The third was never claimed; the retried one waits for its time.
-    let next = store.claim(1_100, 10).await.unwrap();
+    let next = store.claim(1_100, 10, None).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].event.source.delivery_id, "c");
 }
@@ -178,12 +178,12 @@ async fn events_left_running_by_a_crash_come_back() {
             .enqueue(Intake::Queue, vec![event("r", "d1")], 1_000, 0)
             .await
             .unwrap();
-        assert_eq!(store.claim(1_000, 10).await.unwrap().len(), 1);
+        assert_eq!(store.claim(1_000, 10, None).await.unwrap().len(), 1);
     }
     let store = SqliteStore::open(dir.path()).unwrap();
-    assert!(store.claim(2_000, 10).await.unwrap().is_empty());
+    assert!(store.claim(2_000, 10, None).await.unwrap().is_empty());
     assert_eq!(store.recover(2_000).await.unwrap(), 1);
-    let claimed = store.claim(2_000, 10).await.unwrap();
+    let claimed = store.claim(2_000, 10, None).await.unwrap();
     assert_eq!(claimed[0].attempt, 2, "the interrupted attempt counts");
 }
 
@@ -206,7 +206,7 @@ async fn events_claimed_at_intake_are_running_and_come_back_after_a_crash() {
             [Admission::Queued(_), Admission::Duplicate]
         ));
         // Already claimed: no worker claims it from the store as well.
-        assert!(store.claim(1_000, 10).await.unwrap().is_empty());
+        assert!(store.claim(1_000, 10, None).await.unwrap().is_empty());
         assert_eq!(store.depth().await.unwrap(), 1);
         let [record] = &store.list(Filter::default()).await.unwrap()[..] else {
             panic!("one record");
@@ -215,7 +215,7 @@ async fn events_claimed_at_intake_are_running_and_come_back_after_a_crash() {
     }
     let store = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(store.recover(2_000).await.unwrap(), 1);
-    let claimed = store.claim(2_000, 10).await.unwrap();
+    let claimed = store.claim(2_000, 10, None).await.unwrap();
     assert_eq!(claimed[0].attempt, 2, "the interrupted attempt counts");
 }
 
@@ -231,7 +231,7 @@ async fn dead_letters_replay_and_purge() {
         )
         .await
         .unwrap();
-    for claimed in store.claim(1_000, 10).await.unwrap() {
+    for claimed in store.claim(1_000, 10, None).await.unwrap() {
         let dead = Outcome::Dead {
             error: "nope".into(),
         };
@@ -249,7 +249,7 @@ async fn dead_letters_replay_and_purge() {
         store.replay(vec![dead[0].id, 999], 2_000).await.unwrap(),
         vec![dead[0].id]
     );
-    let claimed = store.claim(2_000, 10).await.unwrap();
+    let claimed = store.claim(2_000, 10, None).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt, 1, "a replay counts attempts afresh");
     assert_eq!(store.purge_dead(Vec::new()).await.unwrap(), 1);
@@ -268,7 +268,7 @@ async fn retention_prunes_finished_events_only() {
         )
         .await
         .unwrap();
-    let first = store.claim(1_000, 1).await.unwrap().remove(0);
+    let first = store.claim(1_000, 1, None).await.unwrap().remove(0);
     store
         .finish(vec![(first.id, Outcome::Delivered)], 1_000)
         .await
@@ -317,7 +317,9 @@ fn claiming_at_a_new_time_reuses_the_prepared_statement() {
     let conn = rusqlite::Connection::open(dir.path().join("wirehook.db")).unwrap();
     let mut claim = conn.prepare(super::sqlite::CLAIM).unwrap();
     for now in 0..10_i64 {
-        let mut rows = claim.query(rusqlite::params![now, 1 + now % 3]).unwrap();
+        let mut rows = claim
+            .query(rusqlite::params![now, 1 + now % 3, None::<String>])
+            .unwrap();
         while rows.next().unwrap().is_some() {}
     }
     // A bound LIMIT next to a bound range makes SQLite plan the statement
@@ -338,7 +340,8 @@ fn queue_queries_read_the_pending_index_not_the_log() {
         let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let steps: Vec<String> = plan
             .query_map(
-                rusqlite::params![0_i64, 1_i64][..plan.parameter_count()].as_ref(),
+                rusqlite::params![None::<String>, 1_i64, None::<String>][..plan.parameter_count()]
+                    .as_ref(),
                 |row| row.get(3),
             )
             .unwrap()
@@ -382,7 +385,7 @@ async fn a_claim_dead_letters_an_event_it_cannot_read_and_hands_out_the_rest() {
         )
         .await
         .unwrap();
-    let claimed = store.claim(1_000, 10).await.unwrap();
+    let claimed = store.claim(1_000, 10, None).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].event, event("r", "d2"));
 
@@ -398,5 +401,7 @@ async fn a_claim_dead_letters_an_event_it_cannot_read_and_hands_out_the_rest() {
     let reason = dead[0].last_error.as_deref().unwrap_or_default();
     assert!(reason.contains("unknown provider `nonesuch`"), "{reason}");
     // Nothing is left for a later claim to trip over.
-    assert!(store.claim(2_000, 10).await.unwrap().is_empty());
+    assert!(store.claim(2_000, 10, None).await.unwrap().is_empty());
 }
+
+mod hardening;

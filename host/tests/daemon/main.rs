@@ -14,6 +14,7 @@ mod exposition;
 mod fixtures;
 mod forwarded;
 mod goflow;
+mod hardening;
 mod log_hygiene;
 mod ops;
 mod pool;

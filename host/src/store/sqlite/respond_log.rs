@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::{Answered, Commit, EncodedEvent, Inserts, Job, Note, SqliteStore};
+use super::rows::{Answered, EncodedEvent, Inserts};
+use super::{Commit, Job, Note, SqliteStore};
 use crate::store::{Response, Status, StoreError};
 
 /// Respond-log rows waiting for the writer beyond which new ones are not

@@ -244,7 +244,7 @@ mod tests {
         ));
         // The upgraded event is delivered like any other, and new events
         // are numbered after the old ones.
-        let claimed = store.claim(7, 10).await.unwrap();
+        let claimed = store.claim(7, 10, None).await.unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].event, flow_call("d-1"));
         let admitted = store
@@ -347,7 +347,7 @@ mod tests {
             .await
             .unwrap();
         // Finished long ago, so retention prunes both.
-        let claimed = store.claim(8, 10).await.unwrap();
+        let claimed = store.claim(8, 10, None).await.unwrap();
         let delivered = claimed
             .iter()
             .map(|c| (c.id, crate::store::Outcome::Delivered))

@@ -245,7 +245,7 @@ mod tests {
                 .enqueue(Intake::Queue, events, 5_000, 0)
                 .await
                 .unwrap();
-            let claimed = store.claim(5_000, 10).await.unwrap();
+            let claimed = store.claim(5_000, 10, None).await.unwrap();
             let dead = Outcome::Dead { error: "no".into() };
             let outcomes = vec![(claimed[0].id, Outcome::Delivered), (claimed[1].id, dead)];
             store.finish(outcomes, 5_000).await.unwrap();
