@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
+use crate::expect::Expect;
 use crate::requests::Requests;
 
 /// Latencies are recorded in microseconds up to a minute.
@@ -29,6 +30,8 @@ pub struct Shape {
     pub connections: usize,
     pub warmup: Duration,
     pub duration: Duration,
+    /// What every answer must be.
+    pub expect: Expect,
 }
 
 /// What one run measured: the JSON line the load generator prints.
@@ -44,14 +47,22 @@ pub struct Outcome {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
-    /// Answers outside 2xx and transport errors, over the whole run.
+    /// Wrong answers (see [`Expect`]) and transport errors, over the
+    /// whole run.
     pub errors: u64,
+    /// Of the errors, answers with the wrong status or body.
+    #[serde(default)]
+    pub wrong_answers: u64,
+    /// The first wrong answer, to say what was wrong.
+    #[serde(default)]
+    pub first_wrong: Option<String>,
     /// Requests answered over the whole run, warm-up included: what the
     /// target's CPU time over the run is divided by.
     #[serde(default)]
     pub answered_in_run: u64,
     /// Answers by HTTP status over the timed window ("io" for transport
-    /// errors).
+    /// errors, "wrong N" for answers with status N and a wrong status or
+    /// body).
     pub statuses: BTreeMap<String, u64>,
 }
 
@@ -60,6 +71,8 @@ struct Tally {
     latencies: Histogram<u64>,
     statuses: BTreeMap<String, u64>,
     errors: u64,
+    wrong: u64,
+    first_wrong: Option<String>,
     answered: u64,
 }
 
@@ -70,6 +83,8 @@ impl Tally {
                 .expect("static histogram bounds"),
             statuses: BTreeMap::new(),
             errors: 0,
+            wrong: 0,
+            first_wrong: None,
             answered: 0,
         }
     }
@@ -83,8 +98,10 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
     let tasks: Vec<_> = (0..shape.connections)
         .map(|connection| {
             let requests = requests.clone();
-            let addr = shape.addr;
-            tokio::spawn(async move { drive(addr, connection, &requests, window_start, end).await })
+            let (addr, expect) = (shape.addr, shape.expect);
+            tokio::spawn(async move {
+                drive(addr, expect, connection, &requests, window_start, end).await
+            })
         })
         .collect();
     let mut total = Tally::new();
@@ -92,6 +109,8 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
         let tally = task.await.context("a connection task panicked")??;
         total.latencies.add(&tally.latencies)?;
         total.errors += tally.errors;
+        total.wrong += tally.wrong;
+        total.first_wrong = total.first_wrong.or(tally.first_wrong);
         total.answered += tally.answered;
         for (status, n) in tally.statuses {
             *total.statuses.entry(status).or_default() += n;
@@ -110,6 +129,8 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
         p999_us: total.latencies.value_at_quantile(0.999),
         max_us: total.latencies.max(),
         errors: total.errors,
+        wrong_answers: total.wrong,
+        first_wrong: total.first_wrong,
         answered_in_run: total.answered,
         statuses: total.statuses,
     })
@@ -119,6 +140,7 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
 /// window. A broken connection is counted as an error and reopened.
 async fn drive(
     addr: SocketAddr,
+    expect: Expect,
     connection: usize,
     requests: &Requests,
     window_start: Instant,
@@ -141,33 +163,44 @@ async fn drive(
                 break 'connect;
             }
             let request = build(requests, connection, sequence, addr)?;
+            let order = requests.order(sequence);
             sequence += 1;
-            let status = match sender.send_request(request).await {
+            // The status, and whether the answer was the right one.
+            let answer = match sender.send_request(request).await {
                 Ok(response) => {
-                    let status = response.status();
+                    let status = response.status().as_u16();
                     // The whole body, as a provider's client would read it.
                     match response.into_body().collect().await {
-                        Ok(_) => Some(status.as_u16()),
+                        Ok(body) => Some((status, expect.check(order, status, &body.to_bytes()))),
                         Err(_) => None,
                     }
                 }
                 Err(_) => None,
             };
             let done = Instant::now();
-            if status.is_some() {
+            let broken = answer.is_none();
+            if !broken {
                 tally.answered += 1;
             }
-            let ok = matches!(status, Some(s) if (200..300).contains(&s));
-            if !ok {
-                tally.errors += 1;
-            }
+            let key = match answer {
+                Some((status, Ok(()))) => status.to_string(),
+                Some((status, Err(wrong))) => {
+                    tally.errors += 1;
+                    tally.wrong += 1;
+                    tally.first_wrong.get_or_insert(wrong);
+                    format!("wrong {status}")
+                }
+                None => {
+                    tally.errors += 1;
+                    "io".to_owned()
+                }
+            };
             if sent >= window_start && done <= end {
                 let micros = done.duration_since(sent).as_micros() as u64;
                 tally.latencies.record(micros.clamp(1, MAX_LATENCY_US))?;
-                let key = status.map_or_else(|| "io".to_owned(), |s| s.to_string());
                 *tally.statuses.entry(key).or_default() += 1;
             }
-            if status.is_none() {
+            if broken {
                 continue 'connect;
             }
         }

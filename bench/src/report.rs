@@ -114,8 +114,12 @@ impl Row {
         // A round that answered with errors must not hide behind a
         // median round that did not.
         let errors = measured.iter().map(|m| m.load.errors).sum();
+        let wrong_answers = measured.iter().map(|m| m.load.wrong_answers).sum();
+        let first_wrong = measured.iter().find_map(|m| m.load.first_wrong.clone());
         let mut median = measured.swap_remove(order[(order.len() - 1) / 2]);
         median.load.errors = errors;
+        median.load.wrong_answers = wrong_answers;
+        median.load.first_wrong = first_wrong;
         row(Ok(median), ratios)
     }
 
@@ -255,6 +259,20 @@ impl Report {
             }
         }
         for row in &self.rows {
+            if let Ok(Measured { load, .. }) = &row.result
+                && load.wrong_answers > 0
+            {
+                let _ = writeln!(
+                    out,
+                    "\nRow {} ({}): {} wrong answers; the first: {}.",
+                    row.id,
+                    row.name,
+                    load.wrong_answers,
+                    load.first_wrong.as_deref().unwrap_or("?")
+                );
+            }
+        }
+        for row in &self.rows {
             if let Ok(Measured {
                 backlog: Some(backlog),
                 ..
@@ -335,6 +353,8 @@ mod tests {
                 p999_us: 0,
                 max_us: 0,
                 errors: 0,
+                wrong_answers: 0,
+                first_wrong: None,
                 answered_in_run: rps as u64,
                 statuses: Default::default(),
             },
@@ -368,12 +388,20 @@ mod tests {
     #[test]
     fn every_rounds_errors_count() {
         let mut with_errors = measured(10.0);
-        with_errors.as_mut().unwrap().load.errors = 3;
+        let load = &mut with_errors.as_mut().unwrap().load;
+        load.errors = 3;
+        load.wrong_answers = 2;
+        load.first_wrong = Some("204 instead of 200: empty body".into());
         let rounds = vec![measured(20.0), with_errors, measured(30.0)];
         let row = Row::from_rounds("2", "respond", rounds, &[Some(100.0); 3]);
         let median = row.result.unwrap();
         assert_eq!(median.load.rps, 20.0);
         assert_eq!(median.load.errors, 3);
+        assert_eq!(median.load.wrong_answers, 2);
+        assert_eq!(
+            median.load.first_wrong.as_deref(),
+            Some("204 instead of 200: empty body")
+        );
     }
 
     #[test]

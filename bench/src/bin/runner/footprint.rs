@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
+use wirehook_bench::expect::Expect;
 use wirehook_bench::report::{Footprint, FootprintFigures};
 use wirehook_bench::targets::Site;
 
@@ -72,11 +73,16 @@ impl Bench<'_> {
             &running,
             &format!("footprint-{name}"),
             "goflow",
+            Expect::OrderStatus,
             &paths,
             duration,
         )?;
         if load.errors > 0 {
-            bail!("{name}: {} errors under load", load.errors);
+            bail!(
+                "{name}: {} errors under load (first wrong answer: {})",
+                load.errors,
+                load.first_wrong.as_deref().unwrap_or("none")
+            );
         }
         let figures = FootprintFigures {
             cold_start_ms: millis(cold),

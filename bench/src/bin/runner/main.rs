@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum as _};
+use wirehook_bench::expect::Expect;
 use wirehook_bench::load::Outcome;
 use wirehook_bench::report::{LIMIT, Machine, Measured, Micro, Report, Row};
 use wirehook_bench::targets::{self, GOFLOW_TOKEN, Running, Site, TRUORA_SECRET};
@@ -40,9 +41,6 @@ struct Args {
     /// round. Single runs of a row move by ±15 % on a shared machine.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// The Express peer's directory (server.js, package.json).
-    #[arg(long, env = "BENCH_EXPRESS_DIR")]
-    express: Option<PathBuf>,
     /// The repository root (plugins/dist is read from it).
     #[arg(long)]
     root: Option<PathBuf>,
@@ -340,7 +338,7 @@ impl Bench<'_> {
         match target {
             Target::Limit => {
                 let limit = targets::limit(&self.paths.exe("wirehook-limit"))?;
-                self.measure(&limit, "limit", "goflow", &["/hooks/orders"])
+                self.measure(&limit, "limit", "goflow", Expect::Ok, &["/hooks/orders"])
             }
             Target::Wirehook { setup, wasm } => self.wirehook_row(id, round, setup, wasm),
             Target::Express { dir, workers } => {
@@ -349,6 +347,7 @@ impl Bench<'_> {
                     &running,
                     &format!("express-{workers}"),
                     "goflow",
+                    Expect::OrderStatus,
                     &["/hooks/orders"],
                 )
             }
@@ -399,8 +398,13 @@ impl Bench<'_> {
         let measured = {
             let running = site.start(&self.paths.exe("wirehook"))?;
             let label = format!("{}-{}-{}", setup.mode, setup.provider, setup.plugin);
+            let expect = if setup.mode == "queue" {
+                Expect::Accepted
+            } else {
+                Expect::OrderStatus
+            };
             let mut measured =
-                self.measure(&running, &label, setup.provider, &["/hooks/orders"])?;
+                self.measure(&running, &label, setup.provider, expect, &["/hooks/orders"])?;
             if setup.mode == "queue" {
                 measured.backlog = Some(site.backlog()?);
             }
@@ -411,31 +415,35 @@ impl Bench<'_> {
         Ok(measured)
     }
 
-    /// Installs the Express peer into target/ (never into the repository).
+    /// Installs the Express peer (`bench/express-peer`) into target/,
+    /// never into the repository: `npm ci` from its pinned lock file,
+    /// again whenever the lock file changes.
     fn express_dir(&self) -> Result<PathBuf, String> {
-        let source = self
-            .args
-            .express
-            .clone()
-            .unwrap_or_else(|| self.paths.root.join("../shared/bench/express-peer"));
-        if !source.join("server.js").is_file() {
-            return Err(format!("not available ({})", source.display()));
-        }
+        let source = self.paths.root.join("bench/express-peer");
         let dir = self.paths.target.join("bench/express-peer");
+        let lock = "package-lock.json";
         let install = || -> anyhow::Result<()> {
             std::fs::create_dir_all(&dir)?;
-            for file in ["server.js", "package.json"] {
-                std::fs::copy(source.join(file), dir.join(file))?;
+            let installed = std::fs::read(dir.join(lock)).ok();
+            let wanted = std::fs::read(source.join(lock))
+                .with_context(|| format!("reading {}", source.join(lock).display()))?;
+            for file in ["server.js", "package.json", lock] {
+                std::fs::copy(source.join(file), dir.join(file))
+                    .with_context(|| format!("copying {file}"))?;
             }
-            if !dir.join("node_modules/express").is_dir() {
+            if installed.as_deref() != Some(&wanted[..])
+                || !dir.join("node_modules/express").is_dir()
+            {
                 let status = Command::new("npm")
-                    .args(["install", "--no-audit", "--no-fund", "--silent"])
+                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
                     .current_dir(&dir)
                     .stdout(Stdio::null())
                     .status()
                     .context("running npm")?;
                 if !status.success() {
-                    bail!("npm install failed: {status}");
+                    // The next run must not take a half install for done.
+                    let _ = std::fs::remove_file(dir.join(lock));
+                    bail!("npm ci failed: {status}");
                 }
             }
             Ok(())
@@ -450,10 +458,11 @@ impl Bench<'_> {
         running: &Running,
         label: &str,
         provider: &str,
+        expect: Expect,
         paths: &[&str],
     ) -> anyhow::Result<Measured> {
         let cpu_before = running.cpu_time();
-        let load = self.load(running, label, provider, paths, self.args.duration)?;
+        let load = self.load(running, label, provider, expect, paths, self.args.duration)?;
         let cpu = running.cpu_time().saturating_sub(cpu_before);
         let cpu_us_per_request = (load.answered_in_run > 0)
             .then(|| cpu.as_secs_f64() * 1e6 / load.answered_in_run as f64);
@@ -470,6 +479,7 @@ impl Bench<'_> {
         running: &Running,
         label: &str,
         provider: &str,
+        expect: Expect,
         paths: &[&str],
         duration: f64,
     ) -> anyhow::Result<Outcome> {
@@ -488,7 +498,14 @@ impl Bench<'_> {
             .arg("--warmup")
             .arg(self.args.warmup.to_string())
             .arg("--duration")
-            .arg(duration.to_string());
+            .arg(duration.to_string())
+            .arg("--expect")
+            .arg(
+                expect
+                    .to_possible_value()
+                    .expect("every expectation has a name")
+                    .get_name(),
+            );
         for path in paths {
             command.args(["--path", path]);
         }
