@@ -8,10 +8,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::attack;
 use crate::load::Outcome;
 
 /// The row every ratio is taken against.
 pub const LIMIT: &str = "1";
+/// The respond row the "under attack" row is compared with.
+pub const RESPOND: &str = "2";
 
 /// The machine the run happened on.
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +77,9 @@ pub struct Row {
     /// Each round's throughput over the limit's in the same round, in
     /// round order; empty without a measurement.
     pub ratios: Vec<f64>,
+    /// The "under attack" row: each round's throughput over the
+    /// unattacked respond row's ([`RESPOND`]) in the same round.
+    pub versus_unattacked: Vec<f64>,
 }
 
 impl Row {
@@ -93,6 +99,7 @@ impl Row {
             name: name.to_owned(),
             result,
             ratios,
+            versus_unattacked: Vec::new(),
         };
         let measured: Result<Vec<Measured>, String> = rounds.into_iter().collect();
         let mut measured = match measured {
@@ -125,10 +132,15 @@ impl Row {
 
     /// The median of the rounds' ratios: the median round's.
     pub fn ratio(&self) -> Option<f64> {
-        let mut sorted = self.ratios.clone();
-        sorted.sort_by(f64::total_cmp);
-        sorted.get(sorted.len().checked_sub(1)? / 2).copied()
+        median(&self.ratios)
     }
+}
+
+/// The median of `values` (the lower one of an even number).
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len().checked_sub(1)? / 2).copied()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,6 +156,8 @@ pub struct Measured {
     /// Queue rows: events accepted but not yet delivered when the load
     /// stopped, the workers having delivered on the same cores meanwhile.
     pub backlog: Option<u64>,
+    /// The "under attack" row: what the attack did meanwhile.
+    pub attack: Option<attack::Summary>,
 }
 
 /// Memory and start-up of one set of plugins.
@@ -273,6 +287,26 @@ impl Report {
             }
         }
         for row in &self.rows {
+            if let (Ok(measured), Some(ratio)) = (&row.result, median(&row.versus_unattacked)) {
+                let rounds: Vec<String> = row
+                    .versus_unattacked
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "\nRow {} ({}): {ratio:.2}× the unattacked respond row (row {RESPOND}) of the same round \
+                     (rounds: {}; target ≥ 0.8×).",
+                    row.id,
+                    row.name,
+                    rounds.join(" ")
+                );
+                if let Some(attack) = &measured.attack {
+                    let _ = writeln!(out, "The attack, in the median round: {}.", describe(attack));
+                }
+            }
+        }
+        for row in &self.rows {
             if let Ok(Measured {
                 backlog: Some(backlog),
                 ..
@@ -322,6 +356,32 @@ impl Report {
     }
 }
 
+/// What an attack did, in a sentence.
+fn describe(attack: &attack::Summary) -> String {
+    let slow = |what: &str, t: &attack::SlowTally| {
+        format!(
+            "{} {what} connections held open ({} opened, {} closed by the daemon, {} refused)",
+            t.clients, t.opened, t.closed_by_daemon, t.refused
+        )
+    };
+    let requests = |what: &str, t: &attack::RequestTally| {
+        let statuses: Vec<String> = t.statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+        format!(
+            "{} {what} clients sent {} requests (answers {})",
+            t.clients,
+            t.sent,
+            statuses.join(", ")
+        )
+    };
+    [
+        slow("slow-header", &attack.slow_headers),
+        slow("stalled-body", &attack.stalled_bodies),
+        requests("OneRoute bad-HMAC 1 MiB", &attack.oneroute),
+        requests("goflow wrong-token", &attack.goflow),
+    ]
+    .join("; ")
+}
+
 fn micros(us: u64) -> String {
     if us >= 10_000 {
         format!("{:.0} ms", us as f64 / 1000.0)
@@ -361,6 +421,7 @@ mod tests {
             rss_kib: 0,
             cpu_us_per_request: None,
             backlog: None,
+            attack: None,
         })
     }
 

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod attacked;
 mod footprint;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum as _};
 use wirehook_bench::expect::Expect;
 use wirehook_bench::load::Outcome;
-use wirehook_bench::report::{LIMIT, Machine, Measured, Micro, Report, Row};
+use wirehook_bench::report::{LIMIT, Machine, Measured, Micro, RESPOND, Report, Row};
 use wirehook_bench::targets::{self, GOFLOW_TOKEN, Running, Site, TRUORA_SECRET};
 
 #[derive(Debug, Parser)]
@@ -47,6 +48,10 @@ struct Args {
     /// Where the JSON report goes; default <target>/bench/report.json.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Measure only these rows of the throughput table (e.g. `1,2,7`),
+    /// and no footprint.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// Where the binaries and the repository are.
@@ -110,7 +115,11 @@ fn main() -> anyhow::Result<()> {
     };
     let machine = Machine::describe();
     let rows = bench.rows();
-    let footprints = bench.footprints()?;
+    let footprints = if args.only.is_empty() {
+        bench.footprints()?
+    } else {
+        Vec::new()
+    };
     // A smoke run does not run the micro-benchmark: old medians would lie.
     let micro = if args.smoke {
         Vec::new()
@@ -189,6 +198,8 @@ struct Setup {
 enum Target {
     Limit,
     Wirehook { setup: Setup, wasm: PathBuf },
+    /// Row 2's route while `wirehook-attack` attacks.
+    UnderAttack { wasm: PathBuf },
     Express { dir: PathBuf, workers: usize },
 }
 
@@ -278,13 +289,23 @@ impl Bench<'_> {
             ),
             express(1, "Express peer, one process"),
             express(2, "Express peer, WORKERS=2 cluster"),
+            Line {
+                id: "7",
+                name: "wirehook respond: goflow token + Rust order-status, under attack",
+                target: self
+                    .paths
+                    .plugin("order-status")
+                    .map(|wasm| Target::UnderAttack { wasm }),
+            },
         ]
     }
 
     /// Measures every line once a round, in table order, so that each
     /// ratio divides by a limit measured minutes, not a whole run, away.
     fn rows(&self) -> Vec<Row> {
-        let lines = self.lines();
+        let only = &self.args.only;
+        let mut lines = self.lines();
+        lines.retain(|line| only.is_empty() || only.iter().any(|id| id == line.id));
         let rounds = self.args.rounds;
         let mut measured: Vec<Vec<Result<Measured, String>>> =
             lines.iter().map(|_| Vec::new()).collect();
@@ -307,17 +328,22 @@ impl Bench<'_> {
                 results.push(result);
             }
         }
-        let limits: Vec<Option<f64>> = lines
-            .iter()
-            .zip(&measured)
-            .find(|(line, _)| line.id == LIMIT)
-            .map(|(_, rounds)| {
-                rounds
-                    .iter()
-                    .map(|r| r.as_ref().ok().map(|m| m.load.rps))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Each round's throughput of the first line with `id`.
+        let throughputs = |id: &str| -> Vec<Option<f64>> {
+            lines
+                .iter()
+                .zip(&measured)
+                .find(|(line, _)| line.id == id)
+                .map(|(_, rounds)| {
+                    rounds
+                        .iter()
+                        .map(|r| r.as_ref().ok().map(|m| m.load.rps))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let limits = throughputs(LIMIT);
+        let unattacked = throughputs(RESPOND);
         lines
             .into_iter()
             .zip(measured)
@@ -327,8 +353,23 @@ impl Bench<'_> {
                     name: line.name.to_owned(),
                     result: Err(why),
                     ratios: Vec::new(),
+                    versus_unattacked: Vec::new(),
                 },
-                Ok(_) => Row::from_rounds(line.id, line.name, rounds, &limits),
+                Ok(target) => {
+                    let attacked: Vec<Option<f64>> = rounds
+                        .iter()
+                        .map(|r| r.as_ref().ok().map(|m| m.load.rps))
+                        .collect();
+                    let mut row = Row::from_rounds(line.id, line.name, rounds, &limits);
+                    if matches!(target, Target::UnderAttack { .. }) {
+                        row.versus_unattacked = attacked
+                            .iter()
+                            .zip(&unattacked)
+                            .filter_map(|(a, u)| Some(a.as_ref()? / u.filter(|u| *u > 0.0)?))
+                            .collect();
+                    }
+                    row
+                }
             })
             .collect()
     }
@@ -341,6 +382,7 @@ impl Bench<'_> {
                 self.measure(&limit, "limit", "goflow", Expect::Ok, &["/hooks/orders"])
             }
             Target::Wirehook { setup, wasm } => self.wirehook_row(id, round, setup, wasm),
+            Target::UnderAttack { wasm } => self.attacked_row(id, round, wasm),
             Target::Express { dir, workers } => {
                 let running = targets::express(dir, *workers)?;
                 self.measure(
@@ -471,6 +513,7 @@ impl Bench<'_> {
             rss_kib: running.rss_kib(),
             cpu_us_per_request,
             backlog: None,
+            attack: None,
         })
     }
 
