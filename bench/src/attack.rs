@@ -175,7 +175,12 @@ impl Attack {
         ));
         let (opened_tx, mut opened_rx) = tokio::sync::mpsc::channel::<()>(1024);
         for (count, prefix, trickle, counters) in [
-            (self.slow_headers, &slow_headers, b"X-a: b\r\n" as &[u8], &headers),
+            (
+                self.slow_headers,
+                &slow_headers,
+                b"X-a: b\r\n" as &[u8],
+                &headers,
+            ),
             (self.stalled_bodies, &stalled_body, b" " as &[u8], &bodies),
         ] {
             for _ in 0..count {
@@ -434,7 +439,8 @@ fn oneroute_request(host: &str, path: &str) -> anyhow::Result<Prepared> {
     let mut size = 0;
     let mut n = 0u64;
     while size < ONEROUTE_BODY - 200 {
-        let message = serde_json::json!({"id": format!("m-{n}"), "text": "where is my order?", "n": n});
+        let message =
+            serde_json::json!({"id": format!("m-{n}"), "text": "where is my order?", "n": n});
         size += message.to_string().len() + 1;
         messages.push(message);
         n += 1;

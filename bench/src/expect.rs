@@ -61,9 +61,9 @@ impl Expect {
                 .map_err(|e| e.to_string())
                 .and_then(|answer| {
                     let right = answer.number == order && answer.status == status_of(order);
-                    right.then_some(()).ok_or_else(|| {
-                        format!("the answer is not order {order}'s status")
-                    })
+                    right
+                        .then_some(())
+                        .ok_or_else(|| format!("the answer is not order {order}'s status"))
                 }),
             Self::Accepted => serde_json::from_slice::<Accepted>(body)
                 .map_err(|e| e.to_string())
@@ -96,10 +96,18 @@ mod tests {
 
     #[test]
     fn an_order_status_answer_must_name_the_order_asked_and_its_status() {
-        let check = |status, body: &str| Expect::OrderStatus.check("CU002", status, body.as_bytes());
-        assert_eq!(check(200, r#"{"number":"CU002","status":"Pending"}"#), Ok(()));
+        let check =
+            |status, body: &str| Expect::OrderStatus.check("CU002", status, body.as_bytes());
+        assert_eq!(
+            check(200, r#"{"number":"CU002","status":"Pending"}"#),
+            Ok(())
+        );
         // A plugin that stopped replying: 2xx, but no answer.
-        assert!(check(204, "").unwrap_err().starts_with("204 instead of 200"));
+        assert!(
+            check(204, "")
+                .unwrap_err()
+                .starts_with("204 instead of 200")
+        );
         assert!(check(200, r#"{"number":"CU001","status":"Shipped"}"#).is_err());
         assert!(check(200, r#"{"number":"CU002","status":"Unknown"}"#).is_err());
         assert!(check(200, r#"{"number":"CU002"}"#).is_err());

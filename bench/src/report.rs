@@ -302,7 +302,11 @@ impl Report {
                     rounds.join(" ")
                 );
                 if let Some(attack) = &measured.attack {
-                    let _ = writeln!(out, "The attack, in the median round: {}.", describe(attack));
+                    let _ = writeln!(
+                        out,
+                        "The attack, in the median round: {}.",
+                        describe(attack)
+                    );
                 }
             }
         }
@@ -365,7 +369,11 @@ fn describe(attack: &attack::Summary) -> String {
         )
     };
     let requests = |what: &str, t: &attack::RequestTally| {
-        let statuses: Vec<String> = t.statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+        let statuses: Vec<String> = t
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect();
         format!(
             "{} {what} clients sent {} requests (answers {})",
             t.clients,

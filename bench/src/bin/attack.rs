@@ -47,9 +47,7 @@ fn main() -> anyhow::Result<()> {
         println!("attacking");
         let mut input = tokio::io::stdin();
         let mut buf = [0u8; 64];
-        let until_closed = async {
-            while input.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-        };
+        let until_closed = async { while input.read(&mut buf).await.is_ok_and(|n| n > 0) {} };
         let _ = tokio::time::timeout(Duration::from_secs_f64(args.max_seconds), until_closed).await;
         let summary = running.stop().await?;
         println!("{}", serde_json::to_string(&summary)?);

@@ -24,7 +24,12 @@ const ATTACK_WAIT: Duration = Duration::from_secs(60);
 
 impl Bench<'_> {
     /// One round of the row, on a site of its own.
-    pub(super) fn attacked_row(&self, id: &str, round: usize, wasm: &Path) -> anyhow::Result<Measured> {
+    pub(super) fn attacked_row(
+        &self,
+        id: &str,
+        round: usize,
+        wasm: &Path,
+    ) -> anyhow::Result<Measured> {
         let routes = format!(
             "[[route]]\nname = \"orders\"\npath = \"/hooks/orders\"\nprovider = \"goflow\"\n\
              secret = \"env:BENCH_GOFLOW_TOKEN\"\nplugins = [\"order-status\"]\nmode = \"respond\"\n\n\

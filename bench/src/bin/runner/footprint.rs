@@ -17,10 +17,9 @@ impl Bench<'_> {
     /// Memory and start-up with ten Rust order-status components, and
     /// with the Python and JavaScript ones.
     pub(super) fn footprints(&self) -> anyhow::Result<Vec<Footprint>> {
-        let ten = self.ten_rust().and_then(|ten| {
-            self.footprint("ten-rust", &ten)
-                .map_err(|e| failed(&e))
-        });
+        let ten = self
+            .ten_rust()
+            .and_then(|ten| self.footprint("ten-rust", &ten).map_err(|e| failed(&e)));
         let mut footprints = vec![Footprint {
             name: "ten Rust order-status".to_owned(),
             result: ten,

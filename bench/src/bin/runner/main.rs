@@ -197,10 +197,18 @@ struct Setup {
 /// What a line of the table starts and puts the load on.
 enum Target {
     Limit,
-    Wirehook { setup: Setup, wasm: PathBuf },
+    Wirehook {
+        setup: Setup,
+        wasm: PathBuf,
+    },
     /// Row 2's route while `wirehook-attack` attacks.
-    UnderAttack { wasm: PathBuf },
-    Express { dir: PathBuf, workers: usize },
+    UnderAttack {
+        wasm: PathBuf,
+    },
+    Express {
+        dir: PathBuf,
+        workers: usize,
+    },
 }
 
 /// A line of the table: its target, or why it has none ("not built",
