@@ -40,7 +40,7 @@ pub struct Outcome {
     pub label: String,
     pub connections: usize,
     pub seconds: f64,
-    /// Requests answered inside the timed window.
+    /// Requests answered rightly inside the timed window.
     pub requests: u64,
     pub rps: f64,
     pub p50_us: u64,
@@ -182,6 +182,7 @@ async fn drive(
             if !broken {
                 tally.answered += 1;
             }
+            let right = matches!(answer, Some((_, Ok(()))));
             let key = match answer {
                 Some((status, Ok(()))) => status.to_string(),
                 Some((status, Err(wrong))) => {
@@ -196,8 +197,12 @@ async fn drive(
                 }
             };
             if sent >= window_start && done <= end {
-                let micros = done.duration_since(sent).as_micros() as u64;
-                tally.latencies.record(micros.clamp(1, MAX_LATENCY_US))?;
+                // Throughput and latency are of right answers only: a
+                // wrong one is no faster for being counted.
+                if right {
+                    let micros = done.duration_since(sent).as_micros() as u64;
+                    tally.latencies.record(micros.clamp(1, MAX_LATENCY_US))?;
+                }
                 *tally.statuses.entry(key).or_default() += 1;
             }
             if broken {
