@@ -136,6 +136,16 @@ impl Row {
     }
 }
 
+/// Each round's throughput over `baseline`'s in the same round, for the
+/// rounds in which both were measured.
+pub fn round_ratios(rounds: &[Option<f64>], baseline: &[Option<f64>]) -> Vec<f64> {
+    rounds
+        .iter()
+        .zip(baseline)
+        .filter_map(|(rps, base)| Some((*rps)? / base.filter(|b| *b > 0.0)?))
+        .collect()
+}
+
 /// The median of `values` (the lower one of an even number).
 pub fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
@@ -471,6 +481,17 @@ mod tests {
             median.load.first_wrong.as_deref(),
             Some("204 instead of 200: empty body")
         );
+    }
+
+    #[test]
+    fn the_attacked_row_is_compared_round_by_round() {
+        let attacked = [Some(40.0), Some(10.0), None, Some(30.0)];
+        let unattacked = [Some(50.0), Some(40.0), Some(10.0), None];
+        let ratios = round_ratios(&attacked, &unattacked);
+        assert_eq!(ratios, vec![0.8, 0.25]);
+        assert_eq!(median(&ratios), Some(0.25));
+        assert_eq!(median(&[0.9, 0.5, 0.7]), Some(0.7));
+        assert_eq!(median(&[]), None);
     }
 
     #[test]

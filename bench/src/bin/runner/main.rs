@@ -1,5 +1,7 @@
 //! `wirehook-bench`: runs every target of the side-by-side table one after
 //! another on 127.0.0.1 with the same load, round after round (`--rounds`),
+//! with row 7 under attack (`attacked`), each measured by the load
+//! generator (`measure`), the Express peer installed first (`express`);
 //! measures memory and start-up (`footprint`), reads the plugin-call
 //! micro-benchmark if it ran, and prints the report.
 //! `bench/run` builds everything and calls this.
@@ -7,17 +9,17 @@
 #![forbid(unsafe_code)]
 
 mod attacked;
+mod express;
 mod footprint;
+mod measure;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
-use clap::{Parser, ValueEnum as _};
+use clap::Parser;
 use wirehook_bench::expect::Expect;
-use wirehook_bench::load::Outcome;
-use wirehook_bench::report::{LIMIT, Machine, Measured, Micro, RESPOND, Report, Row};
-use wirehook_bench::targets::{self, GOFLOW_TOKEN, Running, Site, TRUORA_SECRET};
+use wirehook_bench::report::{LIMIT, Machine, Measured, Micro, RESPOND, Report, Row, round_ratios};
+use wirehook_bench::targets::{self, Site};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -370,11 +372,7 @@ impl Bench<'_> {
                         .collect();
                     let mut row = Row::from_rounds(line.id, line.name, rounds, &limits);
                     if matches!(target, Target::UnderAttack { .. }) {
-                        row.versus_unattacked = attacked
-                            .iter()
-                            .zip(&unattacked)
-                            .filter_map(|(a, u)| Some(a.as_ref()? / u.filter(|u| *u > 0.0)?))
-                            .collect();
+                        row.versus_unattacked = round_ratios(&attacked, &unattacked);
                     }
                     row
                 }
@@ -463,112 +461,5 @@ impl Bench<'_> {
         // A queue row's store holds every event of its round.
         let _ = std::fs::remove_dir_all(&dir);
         Ok(measured)
-    }
-
-    /// Installs the Express peer (`bench/express-peer`) into target/,
-    /// never into the repository: `npm ci` from its pinned lock file,
-    /// again whenever the lock file changes.
-    fn express_dir(&self) -> Result<PathBuf, String> {
-        let source = self.paths.root.join("bench/express-peer");
-        let dir = self.paths.target.join("bench/express-peer");
-        let lock = "package-lock.json";
-        let install = || -> anyhow::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let installed = std::fs::read(dir.join(lock)).ok();
-            let wanted = std::fs::read(source.join(lock))
-                .with_context(|| format!("reading {}", source.join(lock).display()))?;
-            for file in ["server.js", "package.json", lock] {
-                std::fs::copy(source.join(file), dir.join(file))
-                    .with_context(|| format!("copying {file}"))?;
-            }
-            if installed.as_deref() != Some(&wanted[..])
-                || !dir.join("node_modules/express").is_dir()
-            {
-                let status = Command::new("npm")
-                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                    .current_dir(&dir)
-                    .stdout(Stdio::null())
-                    .status()
-                    .context("running npm")?;
-                if !status.success() {
-                    // The next run must not take a half install for done.
-                    let _ = std::fs::remove_file(dir.join(lock));
-                    bail!("npm ci failed: {status}");
-                }
-            }
-            Ok(())
-        };
-        install().map_err(|e| format!("not available: {e:#}"))?;
-        Ok(dir)
-    }
-
-    /// Runs the load generator against `running` and reads its line.
-    fn measure(
-        &self,
-        running: &Running,
-        label: &str,
-        provider: &str,
-        expect: Expect,
-        paths: &[&str],
-    ) -> anyhow::Result<Measured> {
-        let cpu_before = running.cpu_time();
-        let load = self.load(running, label, provider, expect, paths, self.args.duration)?;
-        let cpu = running.cpu_time().saturating_sub(cpu_before);
-        let cpu_us_per_request = (load.answered_in_run > 0)
-            .then(|| cpu.as_secs_f64() * 1e6 / load.answered_in_run as f64);
-        Ok(Measured {
-            load,
-            rss_kib: running.rss_kib(),
-            cpu_us_per_request,
-            backlog: None,
-            attack: None,
-        })
-    }
-
-    fn load(
-        &self,
-        running: &Running,
-        label: &str,
-        provider: &str,
-        expect: Expect,
-        paths: &[&str],
-        duration: f64,
-    ) -> anyhow::Result<Outcome> {
-        let secret = if provider == "truora" {
-            TRUORA_SECRET
-        } else {
-            GOFLOW_TOKEN
-        };
-        let mut command = Command::new(self.paths.exe("wirehook-loadgen"));
-        command
-            .arg("--addr")
-            .arg(running.addr.to_string())
-            .args(["--provider", provider, "--secret", secret, "--label", label])
-            .arg("--connections")
-            .arg(self.args.connections.to_string())
-            .arg("--warmup")
-            .arg(self.args.warmup.to_string())
-            .arg("--duration")
-            .arg(duration.to_string())
-            .arg("--expect")
-            .arg(
-                expect
-                    .to_possible_value()
-                    .expect("every expectation has a name")
-                    .get_name(),
-            );
-        for path in paths {
-            command.args(["--path", path]);
-        }
-        let output = command
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running the load generator")?;
-        if !output.status.success() {
-            bail!("the load generator failed on {label}: {}", output.status);
-        }
-        let line = String::from_utf8_lossy(&output.stdout);
-        serde_json::from_str(line.trim())
-            .with_context(|| format!("reading the load generator's line: {line}"))
     }
 }
