@@ -301,9 +301,10 @@ impl Slow {
     async fn run(self, mut stopped: watch::Receiver<bool>, opened: tokio::sync::mpsc::Sender<()>) {
         let mut first = Some(opened);
         while !*stopped.borrow() {
-            let stream = match TcpStream::connect(self.addr).await {
-                Ok(stream) => stream,
-                Err(_) => {
+            let connect = tokio::time::timeout(ANSWER_WAIT, TcpStream::connect(self.addr));
+            let stream = match connect.await {
+                Ok(Ok(stream)) => stream,
+                _ => {
                     self.counters.refused.fetch_add(1, Ordering::Relaxed);
                     if pause(&mut stopped, REOPEN).await {
                         break;
@@ -313,7 +314,12 @@ impl Slow {
             };
             self.counters.opened.fetch_add(1, Ordering::Relaxed);
             let (mut read, mut write) = stream.into_split();
-            let mut closed = write.write_all(self.prefix.as_bytes()).await.is_err();
+            // A daemon that reads nothing can hold this write: the stop
+            // must still end it.
+            let mut closed = tokio::select! {
+                written = write.write_all(self.prefix.as_bytes()) => written.is_err(),
+                _ = stopped.changed() => return,
+            };
             if let Some(opened) = first.take() {
                 let _ = opened.send(()).await;
             }

@@ -22,6 +22,8 @@ use crate::requests::Requests;
 
 /// Latencies are recorded in microseconds up to a minute.
 const MAX_LATENCY_US: u64 = 60_000_000;
+/// How long a request may wait for its whole answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 /// How one run is shaped.
 #[derive(Debug, Clone)]
@@ -149,8 +151,10 @@ async fn drive(
     let mut tally = Tally::new();
     let mut sequence = 0u64;
     'connect: while Instant::now() < end {
-        let stream = TcpStream::connect(addr)
+        let stream = tokio::time::timeout(ANSWER_WAIT, TcpStream::connect(addr))
             .await
+            .map_err(|_| anyhow::anyhow!("no connection within {ANSWER_WAIT:?}"))
+            .and_then(|connected| Ok(connected?))
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -166,17 +170,18 @@ async fn drive(
             let order = requests.order(sequence);
             sequence += 1;
             // The status, and whether the answer was the right one.
-            let answer = match sender.send_request(request).await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    // The whole body, as a provider's client would read it.
-                    match response.into_body().collect().await {
-                        Ok(body) => Some((status, expect.check(order, status, &body.to_bytes()))),
-                        Err(_) => None,
-                    }
-                }
-                Err(_) => None,
+            let exchange = async {
+                let response = sender.send_request(request).await.ok()?;
+                let status = response.status().as_u16();
+                // The whole body, as a provider's client would read it.
+                let body = response.into_body().collect().await.ok()?;
+                Some((status, expect.check(order, status, &body.to_bytes())))
             };
+            // No answer in time is a broken connection: the run ends.
+            let answer = tokio::time::timeout(ANSWER_WAIT, exchange)
+                .await
+                .ok()
+                .flatten();
             let done = Instant::now();
             let broken = answer.is_none();
             if !broken {
