@@ -1,10 +1,12 @@
 //! wirehook's benchmark harness: the load generator's engine
-//! ([`load`], [`requests`]), the targets it is run against
+//! ([`load`], [`requests`], the answers it checks in [`expect`]), the targets it is run against
 //! ([`targets`]: wirehook, the bare-axum limit, the Express peer) and the
-//! report ([`report`]). `bench/run` drives it all; see `bench/README.md`.
+//! report ([`report`]); the attack of the "under attack" row ([`attack`]). `bench/run` drives it all; see `bench/README.md`.
 
 #![forbid(unsafe_code)]
 
+pub mod attack;
+pub mod expect;
 pub mod load;
 pub mod report;
 pub mod requests;

@@ -17,10 +17,13 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
+use crate::expect::Expect;
 use crate::requests::Requests;
 
 /// Latencies are recorded in microseconds up to a minute.
 const MAX_LATENCY_US: u64 = 60_000_000;
+/// How long a request may wait for its whole answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 /// How one run is shaped.
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ pub struct Shape {
     pub connections: usize,
     pub warmup: Duration,
     pub duration: Duration,
+    /// What every answer must be.
+    pub expect: Expect,
 }
 
 /// What one run measured: the JSON line the load generator prints.
@@ -37,21 +42,29 @@ pub struct Outcome {
     pub label: String,
     pub connections: usize,
     pub seconds: f64,
-    /// Requests answered inside the timed window.
+    /// Requests answered rightly inside the timed window.
     pub requests: u64,
     pub rps: f64,
     pub p50_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
-    /// Answers outside 2xx and transport errors, over the whole run.
+    /// Wrong answers (see [`Expect`]) and transport errors, over the
+    /// whole run.
     pub errors: u64,
+    /// Of the errors, answers with the wrong status or body.
+    #[serde(default)]
+    pub wrong_answers: u64,
+    /// The first wrong answer, to say what was wrong.
+    #[serde(default)]
+    pub first_wrong: Option<String>,
     /// Requests answered over the whole run, warm-up included: what the
     /// target's CPU time over the run is divided by.
     #[serde(default)]
     pub answered_in_run: u64,
     /// Answers by HTTP status over the timed window ("io" for transport
-    /// errors).
+    /// errors, "wrong N" for answers with status N and a wrong status or
+    /// body).
     pub statuses: BTreeMap<String, u64>,
 }
 
@@ -60,6 +73,8 @@ struct Tally {
     latencies: Histogram<u64>,
     statuses: BTreeMap<String, u64>,
     errors: u64,
+    wrong: u64,
+    first_wrong: Option<String>,
     answered: u64,
 }
 
@@ -70,6 +85,8 @@ impl Tally {
                 .expect("static histogram bounds"),
             statuses: BTreeMap::new(),
             errors: 0,
+            wrong: 0,
+            first_wrong: None,
             answered: 0,
         }
     }
@@ -83,8 +100,10 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
     let tasks: Vec<_> = (0..shape.connections)
         .map(|connection| {
             let requests = requests.clone();
-            let addr = shape.addr;
-            tokio::spawn(async move { drive(addr, connection, &requests, window_start, end).await })
+            let (addr, expect) = (shape.addr, shape.expect);
+            tokio::spawn(async move {
+                drive(addr, expect, connection, &requests, window_start, end).await
+            })
         })
         .collect();
     let mut total = Tally::new();
@@ -92,6 +111,8 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
         let tally = task.await.context("a connection task panicked")??;
         total.latencies.add(&tally.latencies)?;
         total.errors += tally.errors;
+        total.wrong += tally.wrong;
+        total.first_wrong = total.first_wrong.or(tally.first_wrong);
         total.answered += tally.answered;
         for (status, n) in tally.statuses {
             *total.statuses.entry(status).or_default() += n;
@@ -110,6 +131,8 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
         p999_us: total.latencies.value_at_quantile(0.999),
         max_us: total.latencies.max(),
         errors: total.errors,
+        wrong_answers: total.wrong,
+        first_wrong: total.first_wrong,
         answered_in_run: total.answered,
         statuses: total.statuses,
     })
@@ -119,6 +142,7 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
 /// window. A broken connection is counted as an error and reopened.
 async fn drive(
     addr: SocketAddr,
+    expect: Expect,
     connection: usize,
     requests: &Requests,
     window_start: Instant,
@@ -127,8 +151,10 @@ async fn drive(
     let mut tally = Tally::new();
     let mut sequence = 0u64;
     'connect: while Instant::now() < end {
-        let stream = TcpStream::connect(addr)
+        let stream = tokio::time::timeout(ANSWER_WAIT, TcpStream::connect(addr))
             .await
+            .map_err(|_| anyhow::anyhow!("no connection within {ANSWER_WAIT:?}"))
+            .and_then(|connected| Ok(connected?))
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -141,33 +167,50 @@ async fn drive(
                 break 'connect;
             }
             let request = build(requests, connection, sequence, addr)?;
+            let order = requests.order(sequence);
             sequence += 1;
-            let status = match sender.send_request(request).await {
-                Ok(response) => {
-                    let status = response.status();
-                    // The whole body, as a provider's client would read it.
-                    match response.into_body().collect().await {
-                        Ok(_) => Some(status.as_u16()),
-                        Err(_) => None,
-                    }
-                }
-                Err(_) => None,
+            // The status, and whether the answer was the right one.
+            let exchange = async {
+                let response = sender.send_request(request).await.ok()?;
+                let status = response.status().as_u16();
+                // The whole body, as a provider's client would read it.
+                let body = response.into_body().collect().await.ok()?;
+                Some((status, expect.check(order, status, &body.to_bytes())))
             };
+            // No answer in time is a broken connection: the run ends.
+            let answer = tokio::time::timeout(ANSWER_WAIT, exchange)
+                .await
+                .ok()
+                .flatten();
             let done = Instant::now();
-            if status.is_some() {
+            let broken = answer.is_none();
+            if !broken {
                 tally.answered += 1;
             }
-            let ok = matches!(status, Some(s) if (200..300).contains(&s));
-            if !ok {
-                tally.errors += 1;
-            }
+            let right = matches!(answer, Some((_, Ok(()))));
+            let key = match answer {
+                Some((status, Ok(()))) => status.to_string(),
+                Some((status, Err(wrong))) => {
+                    tally.errors += 1;
+                    tally.wrong += 1;
+                    tally.first_wrong.get_or_insert(wrong);
+                    format!("wrong {status}")
+                }
+                None => {
+                    tally.errors += 1;
+                    "io".to_owned()
+                }
+            };
             if sent >= window_start && done <= end {
-                let micros = done.duration_since(sent).as_micros() as u64;
-                tally.latencies.record(micros.clamp(1, MAX_LATENCY_US))?;
-                let key = status.map_or_else(|| "io".to_owned(), |s| s.to_string());
+                // Throughput and latency are of right answers only: a
+                // wrong one is no faster for being counted.
+                if right {
+                    let micros = done.duration_since(sent).as_micros() as u64;
+                    tally.latencies.record(micros.clamp(1, MAX_LATENCY_US))?;
+                }
                 *tally.statuses.entry(key).or_default() += 1;
             }
-            if status.is_none() {
+            if broken {
                 continue 'connect;
             }
         }

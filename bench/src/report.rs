@@ -8,10 +8,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::attack;
 use crate::load::Outcome;
 
 /// The row every ratio is taken against.
 pub const LIMIT: &str = "1";
+/// The respond row the "under attack" row is compared with.
+pub const RESPOND: &str = "2";
 
 /// The machine the run happened on.
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +77,9 @@ pub struct Row {
     /// Each round's throughput over the limit's in the same round, in
     /// round order; empty without a measurement.
     pub ratios: Vec<f64>,
+    /// The "under attack" row: each round's throughput over the
+    /// unattacked respond row's ([`RESPOND`]) in the same round.
+    pub versus_unattacked: Vec<f64>,
 }
 
 impl Row {
@@ -93,6 +99,7 @@ impl Row {
             name: name.to_owned(),
             result,
             ratios,
+            versus_unattacked: Vec::new(),
         };
         let measured: Result<Vec<Measured>, String> = rounds.into_iter().collect();
         let mut measured = match measured {
@@ -114,17 +121,36 @@ impl Row {
         // A round that answered with errors must not hide behind a
         // median round that did not.
         let errors = measured.iter().map(|m| m.load.errors).sum();
+        let wrong_answers = measured.iter().map(|m| m.load.wrong_answers).sum();
+        let first_wrong = measured.iter().find_map(|m| m.load.first_wrong.clone());
         let mut median = measured.swap_remove(order[(order.len() - 1) / 2]);
         median.load.errors = errors;
+        median.load.wrong_answers = wrong_answers;
+        median.load.first_wrong = first_wrong;
         row(Ok(median), ratios)
     }
 
     /// The median of the rounds' ratios: the median round's.
     pub fn ratio(&self) -> Option<f64> {
-        let mut sorted = self.ratios.clone();
-        sorted.sort_by(f64::total_cmp);
-        sorted.get(sorted.len().checked_sub(1)? / 2).copied()
+        median(&self.ratios)
     }
+}
+
+/// Each round's throughput over `baseline`'s in the same round, for the
+/// rounds in which both were measured.
+pub fn round_ratios(rounds: &[Option<f64>], baseline: &[Option<f64>]) -> Vec<f64> {
+    rounds
+        .iter()
+        .zip(baseline)
+        .filter_map(|(rps, base)| Some((*rps)? / base.filter(|b| *b > 0.0)?))
+        .collect()
+}
+
+/// The median of `values` (the lower one of an even number).
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len().checked_sub(1)? / 2).copied()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,6 +166,8 @@ pub struct Measured {
     /// Queue rows: events accepted but not yet delivered when the load
     /// stopped, the workers having delivered on the same cores meanwhile.
     pub backlog: Option<u64>,
+    /// The "under attack" row: what the attack did meanwhile.
+    pub attack: Option<attack::Summary>,
 }
 
 /// Memory and start-up of one set of plugins.
@@ -255,6 +283,44 @@ impl Report {
             }
         }
         for row in &self.rows {
+            if let Ok(Measured { load, .. }) = &row.result
+                && load.wrong_answers > 0
+            {
+                let _ = writeln!(
+                    out,
+                    "\nRow {} ({}): {} wrong answers; the first: {}.",
+                    row.id,
+                    row.name,
+                    load.wrong_answers,
+                    load.first_wrong.as_deref().unwrap_or("?")
+                );
+            }
+        }
+        for row in &self.rows {
+            if let (Ok(measured), Some(ratio)) = (&row.result, median(&row.versus_unattacked)) {
+                let rounds: Vec<String> = row
+                    .versus_unattacked
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "\nRow {} ({}): {ratio:.2}× the unattacked respond row (row {RESPOND}) of the same round \
+                     (rounds: {}; target ≥ 0.8×).",
+                    row.id,
+                    row.name,
+                    rounds.join(" ")
+                );
+                if let Some(attack) = &measured.attack {
+                    let _ = writeln!(
+                        out,
+                        "The attack, in the median round: {}.",
+                        describe(attack)
+                    );
+                }
+            }
+        }
+        for row in &self.rows {
             if let Ok(Measured {
                 backlog: Some(backlog),
                 ..
@@ -304,6 +370,36 @@ impl Report {
     }
 }
 
+/// What an attack did, in a sentence.
+fn describe(attack: &attack::Summary) -> String {
+    let slow = |what: &str, t: &attack::SlowTally| {
+        format!(
+            "{} {what} connections held open ({} opened, {} closed by the daemon, {} refused)",
+            t.clients, t.opened, t.closed_by_daemon, t.refused
+        )
+    };
+    let requests = |what: &str, t: &attack::RequestTally| {
+        let statuses: Vec<String> = t
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect();
+        format!(
+            "{} {what} clients sent {} requests (answers {})",
+            t.clients,
+            t.sent,
+            statuses.join(", ")
+        )
+    };
+    [
+        slow("slow-header", &attack.slow_headers),
+        slow("stalled-body", &attack.stalled_bodies),
+        requests("OneRoute bad-HMAC 1 MiB", &attack.oneroute),
+        requests("goflow wrong-token", &attack.goflow),
+    ]
+    .join("; ")
+}
+
 fn micros(us: u64) -> String {
     if us >= 10_000 {
         format!("{:.0} ms", us as f64 / 1000.0)
@@ -335,12 +431,15 @@ mod tests {
                 p999_us: 0,
                 max_us: 0,
                 errors: 0,
+                wrong_answers: 0,
+                first_wrong: None,
                 answered_in_run: rps as u64,
                 statuses: Default::default(),
             },
             rss_kib: 0,
             cpu_us_per_request: None,
             backlog: None,
+            attack: None,
         })
     }
 
@@ -368,12 +467,31 @@ mod tests {
     #[test]
     fn every_rounds_errors_count() {
         let mut with_errors = measured(10.0);
-        with_errors.as_mut().unwrap().load.errors = 3;
+        let load = &mut with_errors.as_mut().unwrap().load;
+        load.errors = 3;
+        load.wrong_answers = 2;
+        load.first_wrong = Some("204 instead of 200: empty body".into());
         let rounds = vec![measured(20.0), with_errors, measured(30.0)];
         let row = Row::from_rounds("2", "respond", rounds, &[Some(100.0); 3]);
         let median = row.result.unwrap();
         assert_eq!(median.load.rps, 20.0);
         assert_eq!(median.load.errors, 3);
+        assert_eq!(median.load.wrong_answers, 2);
+        assert_eq!(
+            median.load.first_wrong.as_deref(),
+            Some("204 instead of 200: empty body")
+        );
+    }
+
+    #[test]
+    fn the_attacked_row_is_compared_round_by_round() {
+        let attacked = [Some(40.0), Some(10.0), None, Some(30.0)];
+        let unattacked = [Some(50.0), Some(40.0), Some(10.0), None];
+        let ratios = round_ratios(&attacked, &unattacked);
+        assert_eq!(ratios, vec![0.8, 0.25]);
+        assert_eq!(median(&ratios), Some(0.25));
+        assert_eq!(median(&[0.9, 0.5, 0.7]), Some(0.7));
+        assert_eq!(median(&[]), None);
     }
 
     #[test]

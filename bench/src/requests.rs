@@ -63,6 +63,11 @@ impl Requests {
         &self.paths[(sequence % self.paths.len() as u64) as usize]
     }
 
+    /// The order request `sequence` asks about: the orders in turn.
+    pub fn order(&self, sequence: u64) -> &'static str {
+        ORDERS[(sequence % ORDERS.len() as u64) as usize]
+    }
+
     pub fn next(
         &self,
         connection: usize,
@@ -70,7 +75,7 @@ impl Requests {
         now: SystemTime,
     ) -> anyhow::Result<Signed> {
         let id = format!("{}-{connection}-{sequence}", self.run);
-        let order = ORDERS[(sequence % ORDERS.len() as u64) as usize];
+        let order = self.order(sequence);
         let payload = match self.kind {
             Kind::Goflow => serde_json::json!({
                 "contact": {"uuid": format!("c-{id}"), "name": "Ben Haggerty", "urn": "tel:+12065551212"},

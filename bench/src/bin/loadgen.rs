@@ -1,6 +1,7 @@
 //! `wirehook-loadgen`: sends signed provider requests at a fixed
 //! concurrency over keep-alive HTTP/1.1 connections and prints one JSON
-//! line: throughput and p50/p99/p99.9 latency over the timed window.
+//! line: throughput and p50/p99/p99.9 latency over the timed window, and
+//! how many answers were not the one expected.
 
 #![forbid(unsafe_code)]
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use wirehook_bench::expect::Expect;
 use wirehook_bench::load::{self, Shape};
 use wirehook_bench::requests::{Kind, Requests};
 
@@ -30,6 +32,9 @@ struct Args {
     /// The route's secret (goflow: the token; truora: the JWT key).
     #[arg(long)]
     secret: String,
+    /// What every answer must be; any other answer is an error.
+    #[arg(long, value_enum)]
+    expect: Expect,
     /// Open connections, each with one request in flight.
     #[arg(long, default_value_t = 32)]
     connections: usize,
@@ -60,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         connections: args.connections.max(1),
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration),
+        expect: args.expect,
     };
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()

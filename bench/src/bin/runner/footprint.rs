@@ -1,27 +1,28 @@
 //! The footprint tables: start-up with an empty and a filled compilation
-//! cache, and resident memory idle and under load, with ten copies of the
-//! Rust order-status and with the Python and JavaScript ones.
+//! cache, and resident memory idle and under load, with ten Rust
+//! order-status components and with the Python and JavaScript ones.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
+use wirehook_bench::expect::Expect;
 use wirehook_bench::report::{Footprint, FootprintFigures};
 use wirehook_bench::targets::Site;
 
-use super::{Bench, failed};
+use super::{Bench, FAILED, failed};
 
 impl Bench<'_> {
-    /// Memory and start-up with ten copies of the Rust order-status, and
+    /// Memory and start-up with ten Rust order-status components, and
     /// with the Python and JavaScript ones.
     pub(super) fn footprints(&self) -> anyhow::Result<Vec<Footprint>> {
-        let rust = self.paths.plugin("order-status").expect("checked at start");
-        let ten: Vec<_> = (0..10)
-            .map(|i| (format!("order-status-{i}"), rust.clone()))
-            .collect();
+        let ten = self
+            .ten_rust()
+            .and_then(|ten| self.footprint("ten-rust", &ten).map_err(|e| failed(&e)));
         let mut footprints = vec![Footprint {
             name: "ten Rust order-status".to_owned(),
-            result: self.footprint("ten-rust", &ten).map_err(|e| failed(&e)),
+            result: ten,
         }];
         for (name, plugin) in [
             ("Python order-status-py", "order-status-py"),
@@ -37,6 +38,27 @@ impl Bench<'_> {
             });
         }
         Ok(footprints)
+    }
+
+    /// The ten copies of order-status `plugins/build --bench` builds, each
+    /// answering one more order: ten different components, so that an
+    /// empty cache compiles ten times.
+    fn ten_rust(&self) -> Result<Vec<(String, PathBuf)>, String> {
+        let dir = self.paths.target.join("bench-plugins");
+        let mut seen = HashSet::new();
+        (0..10)
+            .map(|n| {
+                let name = format!("order-status-{n}");
+                let wasm = dir.join(format!("{name}.wasm"));
+                let bytes = std::fs::read(&wasm).map_err(|_| {
+                    format!("not built ({}: plugins/build --bench)", wasm.display())
+                })?;
+                if !seen.insert(bytes) {
+                    return Err(format!("{FAILED}: {} is a copy of another", wasm.display()));
+                }
+                Ok((name, wasm))
+            })
+            .collect()
     }
 
     /// Starts with an empty cache, restarts with the cache it filled
@@ -72,11 +94,16 @@ impl Bench<'_> {
             &running,
             &format!("footprint-{name}"),
             "goflow",
+            Expect::OrderStatus,
             &paths,
             duration,
         )?;
         if load.errors > 0 {
-            bail!("{name}: {} errors under load", load.errors);
+            bail!(
+                "{name}: {} errors under load (first wrong answer: {})",
+                load.errors,
+                load.first_wrong.as_deref().unwrap_or("none")
+            );
         }
         let figures = FootprintFigures {
             cold_start_ms: millis(cold),

@@ -1,21 +1,25 @@
 //! `wirehook-bench`: runs every target of the side-by-side table one after
 //! another on 127.0.0.1 with the same load, round after round (`--rounds`),
+//! with row 7 under attack (`attacked`), each measured by the load
+//! generator (`measure`), the Express peer installed first (`express`);
 //! measures memory and start-up (`footprint`), reads the plugin-call
 //! micro-benchmark if it ran, and prints the report.
 //! `bench/run` builds everything and calls this.
 
 #![forbid(unsafe_code)]
 
+mod attacked;
+mod express;
 mod footprint;
+mod measure;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use wirehook_bench::load::Outcome;
-use wirehook_bench::report::{LIMIT, Machine, Measured, Micro, Report, Row};
-use wirehook_bench::targets::{self, GOFLOW_TOKEN, Running, Site, TRUORA_SECRET};
+use wirehook_bench::expect::Expect;
+use wirehook_bench::report::{LIMIT, Machine, Measured, Micro, RESPOND, Report, Row, round_ratios};
+use wirehook_bench::targets::{self, Site};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,15 +44,16 @@ struct Args {
     /// round. Single runs of a row move by ±15 % on a shared machine.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// The Express peer's directory (server.js, package.json).
-    #[arg(long, env = "BENCH_EXPRESS_DIR")]
-    express: Option<PathBuf>,
     /// The repository root (plugins/dist is read from it).
     #[arg(long)]
     root: Option<PathBuf>,
     /// Where the JSON report goes; default <target>/bench/report.json.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Measure only these rows of the throughput table (e.g. `1,2,7`),
+    /// and no footprint.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// Where the binaries and the repository are.
@@ -112,7 +117,11 @@ fn main() -> anyhow::Result<()> {
     };
     let machine = Machine::describe();
     let rows = bench.rows();
-    let footprints = bench.footprints()?;
+    let footprints = if args.only.is_empty() {
+        bench.footprints()?
+    } else {
+        Vec::new()
+    };
     // A smoke run does not run the micro-benchmark: old medians would lie.
     let micro = if args.smoke {
         Vec::new()
@@ -190,8 +199,18 @@ struct Setup {
 /// What a line of the table starts and puts the load on.
 enum Target {
     Limit,
-    Wirehook { setup: Setup, wasm: PathBuf },
-    Express { dir: PathBuf, workers: usize },
+    Wirehook {
+        setup: Setup,
+        wasm: PathBuf,
+    },
+    /// Row 2's route while `wirehook-attack` attacks.
+    UnderAttack {
+        wasm: PathBuf,
+    },
+    Express {
+        dir: PathBuf,
+        workers: usize,
+    },
 }
 
 /// A line of the table: its target, or why it has none ("not built",
@@ -280,13 +299,23 @@ impl Bench<'_> {
             ),
             express(1, "Express peer, one process"),
             express(2, "Express peer, WORKERS=2 cluster"),
+            Line {
+                id: "7",
+                name: "wirehook respond: goflow token + Rust order-status, under attack",
+                target: self
+                    .paths
+                    .plugin("order-status")
+                    .map(|wasm| Target::UnderAttack { wasm }),
+            },
         ]
     }
 
     /// Measures every line once a round, in table order, so that each
     /// ratio divides by a limit measured minutes, not a whole run, away.
     fn rows(&self) -> Vec<Row> {
-        let lines = self.lines();
+        let only = &self.args.only;
+        let mut lines = self.lines();
+        lines.retain(|line| only.is_empty() || only.iter().any(|id| id == line.id));
         let rounds = self.args.rounds;
         let mut measured: Vec<Vec<Result<Measured, String>>> =
             lines.iter().map(|_| Vec::new()).collect();
@@ -309,17 +338,22 @@ impl Bench<'_> {
                 results.push(result);
             }
         }
-        let limits: Vec<Option<f64>> = lines
-            .iter()
-            .zip(&measured)
-            .find(|(line, _)| line.id == LIMIT)
-            .map(|(_, rounds)| {
-                rounds
-                    .iter()
-                    .map(|r| r.as_ref().ok().map(|m| m.load.rps))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Each round's throughput of the first line with `id`.
+        let throughputs = |id: &str| -> Vec<Option<f64>> {
+            lines
+                .iter()
+                .zip(&measured)
+                .find(|(line, _)| line.id == id)
+                .map(|(_, rounds)| {
+                    rounds
+                        .iter()
+                        .map(|r| r.as_ref().ok().map(|m| m.load.rps))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let limits = throughputs(LIMIT);
+        let unattacked = throughputs(RESPOND);
         lines
             .into_iter()
             .zip(measured)
@@ -329,8 +363,19 @@ impl Bench<'_> {
                     name: line.name.to_owned(),
                     result: Err(why),
                     ratios: Vec::new(),
+                    versus_unattacked: Vec::new(),
                 },
-                Ok(_) => Row::from_rounds(line.id, line.name, rounds, &limits),
+                Ok(target) => {
+                    let attacked: Vec<Option<f64>> = rounds
+                        .iter()
+                        .map(|r| r.as_ref().ok().map(|m| m.load.rps))
+                        .collect();
+                    let mut row = Row::from_rounds(line.id, line.name, rounds, &limits);
+                    if matches!(target, Target::UnderAttack { .. }) {
+                        row.versus_unattacked = round_ratios(&attacked, &unattacked);
+                    }
+                    row
+                }
             })
             .collect()
     }
@@ -340,15 +385,17 @@ impl Bench<'_> {
         match target {
             Target::Limit => {
                 let limit = targets::limit(&self.paths.exe("wirehook-limit"))?;
-                self.measure(&limit, "limit", "goflow", &["/hooks/orders"])
+                self.measure(&limit, "limit", "goflow", Expect::Ok, &["/hooks/orders"])
             }
             Target::Wirehook { setup, wasm } => self.wirehook_row(id, round, setup, wasm),
+            Target::UnderAttack { wasm } => self.attacked_row(id, round, wasm),
             Target::Express { dir, workers } => {
                 let running = targets::express(dir, *workers)?;
                 self.measure(
                     &running,
                     &format!("express-{workers}"),
                     "goflow",
+                    Expect::OrderStatus,
                     &["/hooks/orders"],
                 )
             }
@@ -399,8 +446,13 @@ impl Bench<'_> {
         let measured = {
             let running = site.start(&self.paths.exe("wirehook"))?;
             let label = format!("{}-{}-{}", setup.mode, setup.provider, setup.plugin);
+            let expect = if setup.mode == "queue" {
+                Expect::Accepted
+            } else {
+                Expect::OrderStatus
+            };
             let mut measured =
-                self.measure(&running, &label, setup.provider, &["/hooks/orders"])?;
+                self.measure(&running, &label, setup.provider, expect, &["/hooks/orders"])?;
             if setup.mode == "queue" {
                 measured.backlog = Some(site.backlog()?);
             }
@@ -409,98 +461,5 @@ impl Bench<'_> {
         // A queue row's store holds every event of its round.
         let _ = std::fs::remove_dir_all(&dir);
         Ok(measured)
-    }
-
-    /// Installs the Express peer into target/ (never into the repository).
-    fn express_dir(&self) -> Result<PathBuf, String> {
-        let source = self
-            .args
-            .express
-            .clone()
-            .unwrap_or_else(|| self.paths.root.join("../shared/bench/express-peer"));
-        if !source.join("server.js").is_file() {
-            return Err(format!("not available ({})", source.display()));
-        }
-        let dir = self.paths.target.join("bench/express-peer");
-        let install = || -> anyhow::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            for file in ["server.js", "package.json"] {
-                std::fs::copy(source.join(file), dir.join(file))?;
-            }
-            if !dir.join("node_modules/express").is_dir() {
-                let status = Command::new("npm")
-                    .args(["install", "--no-audit", "--no-fund", "--silent"])
-                    .current_dir(&dir)
-                    .stdout(Stdio::null())
-                    .status()
-                    .context("running npm")?;
-                if !status.success() {
-                    bail!("npm install failed: {status}");
-                }
-            }
-            Ok(())
-        };
-        install().map_err(|e| format!("not available: {e:#}"))?;
-        Ok(dir)
-    }
-
-    /// Runs the load generator against `running` and reads its line.
-    fn measure(
-        &self,
-        running: &Running,
-        label: &str,
-        provider: &str,
-        paths: &[&str],
-    ) -> anyhow::Result<Measured> {
-        let cpu_before = running.cpu_time();
-        let load = self.load(running, label, provider, paths, self.args.duration)?;
-        let cpu = running.cpu_time().saturating_sub(cpu_before);
-        let cpu_us_per_request = (load.answered_in_run > 0)
-            .then(|| cpu.as_secs_f64() * 1e6 / load.answered_in_run as f64);
-        Ok(Measured {
-            load,
-            rss_kib: running.rss_kib(),
-            cpu_us_per_request,
-            backlog: None,
-        })
-    }
-
-    fn load(
-        &self,
-        running: &Running,
-        label: &str,
-        provider: &str,
-        paths: &[&str],
-        duration: f64,
-    ) -> anyhow::Result<Outcome> {
-        let secret = if provider == "truora" {
-            TRUORA_SECRET
-        } else {
-            GOFLOW_TOKEN
-        };
-        let mut command = Command::new(self.paths.exe("wirehook-loadgen"));
-        command
-            .arg("--addr")
-            .arg(running.addr.to_string())
-            .args(["--provider", provider, "--secret", secret, "--label", label])
-            .arg("--connections")
-            .arg(self.args.connections.to_string())
-            .arg("--warmup")
-            .arg(self.args.warmup.to_string())
-            .arg("--duration")
-            .arg(duration.to_string());
-        for path in paths {
-            command.args(["--path", path]);
-        }
-        let output = command
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running the load generator")?;
-        if !output.status.success() {
-            bail!("the load generator failed on {label}: {}", output.status);
-        }
-        let line = String::from_utf8_lossy(&output.stdout);
-        serde_json::from_str(line.trim())
-            .with_context(|| format!("reading the load generator's line: {line}"))
     }
 }
