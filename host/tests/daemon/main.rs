@@ -9,6 +9,7 @@ mod conformance;
 mod delivery;
 mod exposition;
 mod fixtures;
+mod gate;
 mod goflow;
 mod ops;
 mod pool;

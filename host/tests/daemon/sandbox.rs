@@ -27,7 +27,7 @@ isolation = "{isolation}"
 
 /// Sends `command` as the flow's input text; the probe acts on it.
 async fn send(daemon: &Daemon, command: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = crate::harness::client()
         .post(daemon.url("/hooks/probe"))
         .header("Authorization", "Token t")
         .json(&json!({"input": {"text": command}}))
