@@ -251,13 +251,15 @@ impl Daemon {
 
     /// SIGTERM, then waits for the exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit()
+    }
+
+    /// Waits for the daemon to exit (after a signal sent with
+    /// [`Daemon::signal`]) and for its log to end.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = wait::child_exit(&mut child, EXIT_WAIT, "the daemon to exit on SIGTERM");
+        let exit = wait::child_exit(&mut child, EXIT_WAIT, "the daemon to exit");
         self.wait_for_nth(self.runs, |l| l["message"] == CLOSED);
         exit
     }

@@ -4,6 +4,7 @@
 mod harness;
 
 mod capabilities;
+mod chain;
 mod check;
 mod conformance;
 mod delivery;
@@ -11,6 +12,7 @@ mod exposition;
 mod fixtures;
 mod gate;
 mod goflow;
+mod inflight;
 mod ops;
 mod pool;
 mod providers;
