@@ -126,6 +126,53 @@ settings = {{ crm_url = "http://{crm}" }}
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
+// Multi-threaded: the CRM must answer while the test blocks on the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crm_drops_a_contact_the_crm_refuses_with_a_4xx() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let crm = serve(Router::new().route(
+        "/contacts",
+        post(move |_: axum::Json<Value>| async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            StatusCode::UNPROCESSABLE_ENTITY
+        }),
+    ))
+    .await;
+    let daemon = DaemonBuilder::new(&format!(
+        r#"
+[[route]]
+name = "contacts"
+path = "/hooks/contacts"
+provider = "goflow"
+secret = "env:TEST_TOKEN"
+plugins = ["crm"]
+mode = "queue"
+backoff_ms = 10
+
+[plugin.crm]
+allow_http = ["http://{crm}"]
+settings = {{ crm_url = "http://{crm}" }}
+"#
+    ))
+    .plugin("crm")
+    .env("TEST_TOKEN", "t")
+    .start();
+    let (status, _) = ask(&daemon, "/hooks/contacts", "hi").await;
+    assert_eq!(status, 202);
+    // A dead letter at the first attempt: sending it again would not help.
+    let dead =
+        tokio::task::block_in_place(|| daemon.wait_for_log(|l| l["message"] == "dead letter"));
+    assert_eq!(dead["attempt"], 1, "{dead}");
+    assert!(
+        dead["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("CRM refused contact") && e.contains("422")),
+        "{dead}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn fetch_is_refused_outside_the_grant() {
     let other = serve(Router::new().route("/ok", get(|| async { "other" }))).await;

@@ -20,5 +20,6 @@ mod refusals;
 mod reload;
 mod sandbox;
 mod scaffold;
+mod secrets;
 mod sign;
 mod truora;

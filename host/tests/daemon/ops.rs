@@ -143,13 +143,13 @@ fn systemd_accepts_the_unit_and_its_exposure_is_the_one_in_the_readme() {
 }
 
 /// A CA and a certificate it signed for `wirehook.test`, as PEM.
-struct TestPki {
-    ca: reqwest::Certificate,
-    cert: String,
-    key: String,
+pub struct TestPki {
+    pub ca: reqwest::Certificate,
+    pub cert: String,
+    pub key: String,
 }
 
-fn test_pki(name: &str) -> TestPki {
+pub fn test_pki(name: &str) -> TestPki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params

@@ -268,3 +268,76 @@ mode = "respond"
     let reply: Value = response.json().await.unwrap();
     assert_eq!(reply["route"], "support");
 }
+
+#[tokio::test]
+async fn listener_changes_are_logged_as_needing_a_restart() {
+    let daemon = daemon("debounce_ms = 50");
+    let certs = tempfile::tempdir().unwrap();
+    let pki = crate::ops::test_pki("restart");
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, &pki.cert).unwrap();
+    std::fs::write(&key, &pki.key).unwrap();
+    daemon.edit_config(|c| {
+        c.replacen(
+            "listen = \"127.0.0.1:0\"",
+            &format!(
+                "listen = \"127.0.0.1:1\"\nmetrics_listen = \"127.0.0.1:0\"\ntls = {{ cert = {cert:?}, key = {key:?} }}"
+            ),
+            1,
+        )
+        .replace("old-token", "new-token")
+    });
+    daemon.wait_for_log(|l| l["message"] == "reloaded");
+    let warned =
+        |message: &str| daemon.log_lines(|l| l["message"] == message && l["level"] == "WARN");
+    let listen = warned("server.listen changed: the new address needs a restart");
+    assert_eq!(listen.len(), 1, "{listen:?}");
+    assert_eq!(listen[0]["configured"], "127.0.0.1:1");
+    assert_eq!(listen[0]["serving"], "127.0.0.1:0");
+    for message in [
+        "server.metrics_listen changed: the change needs a restart",
+        "server.tls was added or removed: the change needs a restart",
+    ] {
+        assert_eq!(warned(message).len(), 1, "{message}");
+    }
+    // The rest of the change took: plain HTTP on the old address, the
+    // new secret.
+    let (status, _) = order(&daemon, "/hooks/orders", "new-token").await;
+    assert_eq!(status, 200);
+}
+
+/// A deploy that copies the new `.wasm` over the old one in place: the
+/// watcher may see the file half-written. That reload fails and changes
+/// nothing; once the copy completes the plugin loads.
+#[tokio::test]
+async fn a_half_written_plugin_fails_once_and_loads_when_the_copy_completes() {
+    use std::io::Write;
+    let daemon = daemon("debounce_ms = 50");
+    let target = daemon.plugins_dir().join("order-status.wasm");
+    let new = std::fs::read(plugin_wasm("probe")).unwrap();
+    let mut copy = std::fs::File::create(&target).unwrap();
+    copy.write_all(&new[..new.len() / 2]).unwrap();
+    copy.flush().unwrap();
+    let failed = |l: &Value| {
+        l["message"].as_str().is_some_and(|m| {
+            m.starts_with("reload failed") && m.contains("is not a valid component")
+        })
+    };
+    daemon.wait_for_log(failed);
+    let (status, reply) = order(&daemon, "/hooks/orders", "old-token").await;
+    assert_eq!(status, 200);
+    assert_eq!(reply, json!({"number": "CU001", "status": "Shipped"}));
+    copy.write_all(&new[new.len() / 2..]).unwrap();
+    drop(copy);
+    daemon.wait_for_log(|l| l["message"] == "reloaded");
+    let (status, reply) = order(&daemon, "/hooks/orders", "old-token").await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["payload"]["type"], "flow-call", "{reply}");
+    // Nothing failed once the copy was complete.
+    let lines = daemon.log_lines(|_| true);
+    let reloaded = lines
+        .iter()
+        .position(|l| l["message"] == "reloaded")
+        .unwrap();
+    assert!(!lines[reloaded..].iter().any(failed), "{lines:?}");
+}

@@ -23,6 +23,8 @@
 //! | `chatter N` | logs N lines through the host; replies `{"ok": true}` |
 //! | `reply STATUS TEXT` | replies with that status and TEXT as its JSON, valid or not |
 //! | `sockets ADDR` | tries TCP to ADDR, a UDP socket and a name lookup; replies `{"tcp": B, "udp": B, "dns": B}`, each whether it worked |
+//! | `count` | replies `{"count": N}`: how many events this instance has seen |
+//! | `keep N` | allocates N MiB and keeps it for the instance's life; then as `count` |
 //! | `configured` | logs `ran <plugin setting "name">`, then runs the command in its setting `command` |
 //! | anything else | echoes the whole typed event as JSON |
 //!
@@ -67,6 +69,12 @@ impl Guest for Probe {
             Some("fail-twice") => record(&e),
             Some(command) if is_capability(command) => Ok(Some(reply(&capability(command)))),
             Some(command) if command.starts_with("reply ") => Ok(Some(raw_reply(command))),
+            Some("count") => Ok(Some(reply(&count()))),
+            Some(command) if command.starts_with("keep ") => {
+                let mib: usize = command["keep ".len()..].parse().unwrap_or(0);
+                KEPT.lock().unwrap().push(black_box(vec![1u8; mib << 20]));
+                Ok(Some(reply(&count())))
+            }
             Some(command) if command.starts_with("sockets ") => {
                 Ok(Some(reply(&sockets(&command["sockets ".len()..]))))
             }
@@ -143,6 +151,17 @@ fn command(payload: &Payload) -> Option<&str> {
             .map(|(_, value)| value.as_str()),
         _ => None,
     }
+}
+
+/// Events this instance has counted: a fresh instance starts at one.
+static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Memory `keep` holds on to, so the instance's peak stays high.
+static KEPT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+fn count() -> Value {
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    json!({ "count": n })
 }
 
 /// `reply STATUS TEXT`: exactly that, for the host to judge.
