@@ -387,7 +387,9 @@ impl Daemon {
         self.wait_within(LOG_WAIT, n, matches)
     }
 
-    fn wait_within(
+    /// [`Daemon::wait_for_nth`] with a deadline of `wait`, for what the
+    /// daemon does on a timer of its own longer than [`WAIT`].
+    pub fn wait_within(
         &self,
         wait: Duration,
         n: usize,
