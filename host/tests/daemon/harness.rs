@@ -224,13 +224,17 @@ impl Daemon {
                 let Ok(line) = line else { break };
                 let value = serde_json::from_str(&line)
                     .unwrap_or_else(|_| serde_json::json!({ "message": line }));
-                log.lines.lock().unwrap().push(value);
+                // A test that failed while holding the lock poisoned it;
+                // the lines still go on being read.
+                let mut lines = log.lines.lock().unwrap_or_else(|e| e.into_inner());
+                lines.push(value);
+                drop(lines);
                 log.grew.notify_all();
             }
             // EOF: wake waiters so they notice the exit.
             log.lines
                 .lock()
-                .unwrap()
+                .unwrap_or_else(|e| e.into_inner())
                 .push(serde_json::json!({ "message": CLOSED }));
             log.grew.notify_all();
         });
