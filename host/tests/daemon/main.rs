@@ -9,6 +9,7 @@ mod check;
 mod conformance;
 mod delivery;
 mod exposition;
+mod fetch_limits;
 mod fixtures;
 mod gate;
 mod goflow;
