@@ -185,6 +185,7 @@ impl Reloader {
         if plugins_dir.is_dir() {
             watcher.watch(plugins_dir, RecursiveMode::NonRecursive)?;
         }
+        tracing::debug!(config = %self.config_path.display(), plugins = %plugins_dir.display(), "watching for changes");
         let reloader = self.clone();
         tokio::spawn(async move {
             while changes.recv().await.is_some() {

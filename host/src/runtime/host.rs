@@ -298,3 +298,31 @@ impl host::Host for State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The clock is the caller's: each step of the bucket is exact.
+    #[test]
+    fn log_budget_allows_a_burst_of_twice_the_rate_then_the_rate() {
+        let mut budget = LogBudget::new(10);
+        let start = budget.refilled;
+        let burst = (0..500).filter(|_| budget.take(start).is_some()).count();
+        assert_eq!(burst, 20);
+        // Two tenths of a second refill two lines; the first reports the
+        // ones suppressed since the last line that was written.
+        let later = start + Duration::from_millis(200);
+        assert_eq!(budget.take(later), Some(480));
+        assert_eq!(budget.take(later), Some(0));
+        assert_eq!(budget.take(later), None);
+        // However long the plugin was quiet, the burst stays twice the rate.
+        let much_later = later + Duration::from_secs(3600);
+        let burst = (0..500)
+            .filter(|_| budget.take(much_later).is_some())
+            .count();
+        assert_eq!(burst, 20);
+    }
+}

@@ -15,19 +15,10 @@ use sha2::Sha512;
 
 use crate::exposition::{metrics_url, scrape};
 use crate::fixtures::{ONEROUTE_SECRET, builder, meta_signature, meta_text_message};
-use crate::harness::Daemon;
+use crate::harness::{Daemon, client};
 
-/// Generous for a loaded machine; a request that needs it is a failure.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most events one request may carry (`MAX_EVENTS_PER_REQUEST`).
 const MAX_EVENTS: usize = 1000;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(CLIENT_TIMEOUT)
-        .build()
-        .unwrap()
-}
 
 fn oneroute_signature(body: &str) -> String {
     let mut mac = Hmac::<Sha512>::new_from_slice(ONEROUTE_SECRET.as_bytes()).unwrap();

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::harness::{Daemon, DaemonBuilder, within};
 
 /// A loopback HTTP server for plugins to call.
 pub async fn serve(router: Router) -> SocketAddr {
@@ -56,7 +56,7 @@ pub async fn ask(daemon: &Daemon, path: &str, text: &str) -> (u16, Value) {
 
 /// [`ask`] by URL, for a task that cannot borrow the daemon.
 pub async fn ask_at(url: &str, text: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = crate::harness::client()
         .post(url)
         .header("Authorization", "Token t")
         .json(&json!({"input": {"text": text}, "contact": {"uuid": "c-1", "urn": "tel:+5511999990000", "name": "Ana"}}))
@@ -67,7 +67,7 @@ pub async fn ask_at(url: &str, text: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn error_of(reply: &Value) -> &str {
+pub fn error_of(reply: &Value) -> &str {
     reply["error"]
         .as_str()
         .unwrap_or_else(|| panic!("expected an error: {reply}"))
@@ -113,7 +113,7 @@ settings = {{ crm_url = "http://{crm}" }}
     let (status, _) = ask(&daemon, "/hooks/contacts", "hi").await;
     assert_eq!(status, 202);
     for _ in 0..2 {
-        let body = bodies.recv().await.unwrap();
+        let body = within("a call to the CRM", bodies.recv()).await.unwrap();
         assert_eq!(body["phone"], "+5511999990000");
         assert_eq!(body["name"], "Ana");
         assert_eq!(body["id"], "c-1");
@@ -123,6 +123,53 @@ settings = {{ crm_url = "http://{crm}" }}
         l["message"] == "upserted contact +5511999990000" && l["plugin"] == "crm"
     });
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+// Multi-threaded: the CRM must answer while the test blocks on the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crm_drops_a_contact_the_crm_refuses_with_a_4xx() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let crm = serve(Router::new().route(
+        "/contacts",
+        post(move |_: axum::Json<Value>| async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            StatusCode::UNPROCESSABLE_ENTITY
+        }),
+    ))
+    .await;
+    let daemon = DaemonBuilder::new(&format!(
+        r#"
+[[route]]
+name = "contacts"
+path = "/hooks/contacts"
+provider = "goflow"
+secret = "env:TEST_TOKEN"
+plugins = ["crm"]
+mode = "queue"
+backoff_ms = 10
+
+[plugin.crm]
+allow_http = ["http://{crm}"]
+settings = {{ crm_url = "http://{crm}" }}
+"#
+    ))
+    .plugin("crm")
+    .env("TEST_TOKEN", "t")
+    .start();
+    let (status, _) = ask(&daemon, "/hooks/contacts", "hi").await;
+    assert_eq!(status, 202);
+    // A dead letter at the first attempt: sending it again would not help.
+    let dead =
+        tokio::task::block_in_place(|| daemon.wait_for_log(|l| l["message"] == "dead letter"));
+    assert_eq!(dead["attempt"], 1, "{dead}");
+    assert!(
+        dead["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("CRM refused contact") && e.contains("422")),
+        "{dead}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -192,40 +239,6 @@ allow_http = ["http://{granted}", "http://localhost:{port}"]"#
             l["message"] == "capability refused" && l["capability"] == "fetch"
         });
     }
-}
-
-#[tokio::test]
-async fn fetch_caps_response_size_and_request_time() {
-    let server = serve(
-        Router::new()
-            .route("/big", get(|| async { "x".repeat(5000) }))
-            .route("/slow", get(std::future::pending::<String>)),
-    )
-    .await;
-    let daemon = probe_daemon(
-        &format!("[plugin.probe]\nallow_http = [\"http://{server}\"]"),
-        "fetch_max_response_bytes = 1000\nfetch_timeout_ms = 100\ntimeout_ms = 5000",
-    );
-    let (_, reply) = ask(
-        &daemon,
-        "/hooks/probe",
-        &format!("fetch http://{server}/big"),
-    )
-    .await;
-    assert!(
-        error_of(&reply).contains("larger than 1000 bytes"),
-        "{reply}"
-    );
-    // The request times out before the plugin's deadline, and the plugin
-    // sees the error.
-    let (status, reply) = ask(
-        &daemon,
-        "/hooks/probe",
-        &format!("fetch http://{server}/slow"),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert!(error_of(&reply).contains("timed out"), "{reply}");
 }
 
 #[tokio::test]
@@ -370,6 +383,8 @@ settings = { api_key = "env:TEST_CRM_KEY", region = "br" }"#,
     assert_eq!(reply, json!({"value": "k-123"}));
     let (_, reply) = ask(&daemon, "/hooks/probe", "setting region").await;
     assert_eq!(reply, json!({"value": "br"}));
+    // The second call's line comes after anything the first one logged.
+    daemon.wait_plugin_calls("probe", 2);
     assert!(
         daemon
             .log_lines(|l| l.to_string().contains("k-123"))
@@ -380,7 +395,9 @@ settings = { api_key = "env:TEST_CRM_KEY", region = "br" }"#,
 #[tokio::test]
 async fn a_chatty_plugin_is_rate_limited() {
     let daemon = probe_daemon("", "log_lines_per_sec = 10");
+    let started = std::time::Instant::now();
     let (_, reply) = ask(&daemon, "/hooks/probe", "chatter 500").await;
+    let took = started.elapsed().as_secs_f64();
     assert_eq!(reply, json!({"ok": true}));
     // A marker after the chatter: every chatter line that made it is in.
     let (_, _) = ask(&daemon, "/hooks/probe", "hello").await;
@@ -390,9 +407,13 @@ async fn a_chatty_plugin_is_rate_limited() {
             .as_str()
             .is_some_and(|m| m.starts_with("chatter "))
     });
+    // The burst (twice the rate) and what refilled while the call ran,
+    // which the call's own duration bounds from above however slow the
+    // machine (the exact bucket is the unit test's, on its own clock).
+    let most = 20 + (10.0 * took).ceil() as usize;
     assert!(
-        (10..=25).contains(&lines.len()),
-        "{} lines got through",
+        (20..=most).contains(&lines.len()),
+        "{} lines got through in {took} s",
         lines.len()
     );
     assert!(
@@ -426,7 +447,7 @@ mode = "respond"
     .env("TEST_TOKEN", "t")
     .start();
     let send = |input: &'static str| {
-        reqwest::Client::new()
+        crate::harness::client()
             .post(daemon.url("/hooks/http"))
             .header("Authorization", "Token t")
             .json(&json!({"input": {"text": input}}))

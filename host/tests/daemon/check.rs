@@ -6,18 +6,19 @@ use std::process::Output;
 use crate::harness::{plugin_wasm, shared_cache_dir, wirehook, workspace_root};
 
 fn check(config: &std::path::Path) -> Output {
-    wirehook()
-        .args(["check", "--config"])
-        .arg(config)
-        .current_dir(workspace_root())
-        .env("GOFLOW_TOKEN", "check-token")
-        .env("TRUORA_SECRET", "check-secret")
-        // The shipped config loads every example plugin, Python and
-        // JavaScript too: compile them once for all tests.
-        .env("WIREHOOK_PLUGINS__CACHE_DIR", shared_cache_dir())
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap()
+    crate::harness::output(
+        wirehook()
+            .args(["check", "--config"])
+            .arg(config)
+            .current_dir(workspace_root())
+            .env("GOFLOW_TOKEN", "check-token")
+            .env("TRUORA_SECRET", "check-secret")
+            // The shipped config loads every example plugin, Python and
+            // JavaScript too: compile them once for all tests.
+            .env("WIREHOOK_PLUGINS__CACHE_DIR", shared_cache_dir())
+            .env("RUST_LOG", "off"),
+        crate::harness::COMPILE_WAIT,
+    )
 }
 
 #[test]
@@ -33,14 +34,15 @@ fn shipped_config_passes() {
 
 #[test]
 fn an_unknown_environment_key_fails_saying_where_it_came_from() {
-    let output = wirehook()
-        .args(["check", "--config"])
-        .arg(workspace_root().join("config/wirehook.toml"))
-        .current_dir(workspace_root())
-        .env("WIREHOOK_SERVER__LISTN", "127.0.0.1:9")
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
+    let output = crate::harness::output(
+        wirehook()
+            .args(["check", "--config"])
+            .arg(workspace_root().join("config/wirehook.toml"))
+            .current_dir(workspace_root())
+            .env("WIREHOOK_SERVER__LISTN", "127.0.0.1:9")
+            .env("RUST_LOG", "off"),
+        crate::harness::WAIT,
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "{stdout}");
     assert!(

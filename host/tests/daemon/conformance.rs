@@ -76,7 +76,7 @@ async fn send(
     headers: &[(&str, String)],
     body: &str,
 ) -> (u16, String) {
-    let mut request = reqwest::Client::new()
+    let mut request = crate::harness::client()
         .post(daemon.url(path))
         .header("content-type", "application/json")
         .body(body.to_owned());
@@ -243,26 +243,21 @@ async fn every_language_answers_as_rust_does() {
     let daemon = daemon();
     let token = [("authorization", format!("Token {GOFLOW_TOKEN}"))];
 
-    let mut statuses = Vec::new();
     for (case, body) in order_cases() {
         let (status, reply) = same_everywhere(&daemon, "orders", &token, &body, &case).await;
-        statuses.push(status);
+        // Every case, the malformed ones too, reaches the plugins and is
+        // answered: none is refused as undecodable.
+        assert_eq!(status, 200, "{case:?}: {reply:.200}");
         if case == "CU001" {
             assert_eq!(reply, r#"{"number":"CU001","status":"Shipped"}"#);
         }
         if case == "huge" {
-            assert_eq!(status, 200, "the huge order number was not answered");
             assert!(
                 reply.ends_with(r#"CU001","status":"Unknown"}"#),
                 "{reply:.200}"
             );
         }
     }
-    // Every case but the malformed ones reached the plugins and was answered.
-    assert!(
-        statuses.iter().filter(|s| **s == 200).count() >= statuses.len() - 3,
-        "{statuses:?}"
-    );
 
     let mut replies = Vec::new();
     for (id, text) in router_texts().iter().enumerate() {

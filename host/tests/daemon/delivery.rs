@@ -7,11 +7,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::exposition::{metrics_url, scrape};
+use crate::gate::Gate;
+use crate::harness::{Daemon, DaemonBuilder, eventually};
 
 const TOKEN: &str = "queue-token";
 
 fn daemon(route_extra: &str, delivery: &str) -> Daemon {
+    site(route_extra, delivery).start()
+}
+
+/// [`daemon`], to be started once the caller has added to it. No test
+/// here races the plugin deadline: a busy machine may take its time.
+fn site(route_extra: &str, delivery: &str) -> DaemonBuilder {
     DaemonBuilder::new(&format!(
         r#"
 [delivery]
@@ -28,10 +36,9 @@ mode = "queue"
 "#
     ))
     // The probe records deliveries through its log: no rate limit here.
-    .plugins_settings("timeout_ms = 300\nlog_lines_per_sec = 1000000\n")
+    .plugins_settings("timeout_ms = 60000\nfetch_timeout_ms = 60000\nlog_lines_per_sec = 1000000\n")
     .plugin("probe")
     .env("TEST_QUEUE_TOKEN", TOKEN)
-    .start()
 }
 
 /// A flow call whose input text is the probe's command; `n` makes the
@@ -73,7 +80,7 @@ fn blast(
     concurrency: usize,
     offset: usize,
 ) -> tokio::task::JoinHandle<Vec<String>> {
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     let url = daemon.url("/hooks/queue");
     let next = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
@@ -175,7 +182,7 @@ async fn sigterm_under_load_exits_cleanly_and_keeps_every_event() {
 #[tokio::test]
 async fn failures_retry_then_succeed_or_end_as_dead_letters() {
     let daemon = daemon("max_attempts = 3\nbackoff_ms = 10\nbackoff_max_ms = 50", "");
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     // Fails attempts 1 and 2, succeeds on the third.
     let flaky = send(&client, &daemon, &body("fail-twice", 1))
         .await
@@ -237,7 +244,7 @@ async fn failures_retry_then_succeed_or_end_as_dead_letters() {
 #[tokio::test]
 async fn a_delivery_sent_twice_reaches_the_plugin_once() {
     let daemon = daemon("", "workers = 1");
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     let first = send(&client, &daemon, &body("record", 7)).await.unwrap();
     assert_eq!(first.status(), 202);
     let id = first.json::<Value>().await.unwrap()["accepted"][0]
@@ -265,7 +272,7 @@ async fn a_delivery_sent_twice_reaches_the_plugin_once() {
 #[tokio::test]
 async fn a_delivery_sent_again_after_a_crash_is_still_a_duplicate() {
     let mut daemon = daemon("", "");
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     let first = send(&client, &daemon, &body("record", 7)).await.unwrap();
     let id = first.json::<Value>().await.unwrap()["accepted"][0]
         .as_str()
@@ -284,13 +291,14 @@ async fn a_delivery_sent_again_after_a_crash_is_still_a_duplicate() {
 #[tokio::test]
 async fn a_second_daemon_on_the_same_store_is_refused() {
     let daemon = daemon("", "");
-    let second = crate::harness::wirehook()
-        .args(["run", "--config"])
-        .arg(&daemon.config)
-        .env("RUST_LOG", "error")
-        .env("TEST_QUEUE_TOKEN", TOKEN)
-        .output()
-        .unwrap();
+    let second = crate::harness::output(
+        crate::harness::wirehook()
+            .args(["run", "--config"])
+            .arg(&daemon.config)
+            .env("RUST_LOG", "error")
+            .env("TEST_QUEUE_TOKEN", TOKEN),
+        crate::harness::WAIT,
+    );
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -298,28 +306,115 @@ async fn a_second_daemon_on_the_same_store_is_refused() {
         "{stderr}"
     );
     // The first one goes on.
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     let answer = send(&client, &daemon, &body("record", 1)).await.unwrap();
     assert_eq!(answer.status(), 202);
 }
 
-#[tokio::test]
+// Multi-threaded: the gate's server must answer while the test blocks
+// on the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_until_it_drains() {
-    // One worker stuck in endless loops (300 ms deadline each), room for two.
-    let daemon = daemon("max_attempts = 1", "workers = 1\nmax_queue_depth = 2");
-    let client = reqwest::Client::new();
+    // One worker held at the gate, room for two.
+    let gate = Gate::serve().await;
+    let daemon = site("max_attempts = 1", "workers = 1\nmax_queue_depth = 2")
+        .plugins_settings(&format!(
+            "timeout_ms = 60000\nfetch_timeout_ms = 60000\n\n[plugin.probe]\nallow_http = [\"{}\"]",
+            gate.origin()
+        ))
+        .server_settings("metrics_listen = \"127.0.0.1:0\"")
+        .start();
+    let metrics = metrics_url(&daemon);
+    let client = crate::harness::client();
     for n in 0..2 {
-        let response = send(&client, &daemon, &body("loop", n)).await.unwrap();
+        let response = send(&client, &daemon, &body(&gate.command(), n))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 202);
     }
+    gate.arrival("the first queued event").await;
     let full = send(&client, &daemon, &body("record", 10)).await.unwrap();
     assert_eq!(full.status(), 503);
     assert_eq!(full.headers()["retry-after"], "5");
-    daemon.wait_for_log(|l| {
-        l["message"] == "queue full: asking the provider to retry later" && l["depth"] == 2
+    tokio::task::block_in_place(|| {
+        daemon.wait_for_log(|l| {
+            l["message"] == "queue full: asking the provider to retry later" && l["depth"] == 2
+        })
     });
-    // Both loops time out and become dead letters: room again.
-    daemon.wait_for_nth(2, |l| l["message"] == "dead letter");
+    // Both are delivered once released: room again.
+    gate.release(1);
+    gate.arrival("the second queued event").await;
+    gate.release(1);
+    eventually("the queue to drain", || async {
+        (scrape(&client, &metrics).await["wirehook_queue_depth"] == 0.0).then_some(())
+    })
+    .await;
     let room = send(&client, &daemon, &body("record", 10)).await.unwrap();
     assert_eq!(room.status(), 202);
+}
+
+/// Housekeeping runs in the daemon once a minute: finished events past
+/// `retention_hours` are deleted, and the queue depth is counted again
+/// from the store, which events re-queued by another process changed
+/// behind the daemon's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_prunes_finished_events_and_recounts_the_queue() {
+    let daemon = site("max_attempts = 1", "retention_hours = 0")
+        .server_settings("metrics_listen = \"127.0.0.1:0\"")
+        .start();
+    let metrics = metrics_url(&daemon);
+    let client = crate::harness::client();
+    let accepted = |reply: Value| reply["accepted"][0].as_str().unwrap().to_owned();
+    let delivered = accepted(
+        send(&client, &daemon, &body("record", 1))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    let doomed = accepted(
+        send(&client, &daemon, &body("retry", 2))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    let dead_letter = |n| {
+        tokio::task::block_in_place(|| {
+            daemon.wait_for_nth(n, |l| {
+                l["message"] == "dead letter" && l["delivery_id"] == doomed
+            })
+        })
+    };
+    dead_letter(1);
+    // Replayed by the CLI, another process: the daemon's count never
+    // saw it queued, so its second end takes the count below zero.
+    let dead = daemon.cli_json(&["dead-letters", "list", "--json"]);
+    let replayed = daemon.cli(&["dead-letters", "replay", &dead[0]["id"].to_string()]);
+    assert!(replayed.status.success(), "{replayed:?}");
+    dead_letter(2);
+    let depth = |wanted: f64| {
+        let (client, metrics) = (&client, &metrics);
+        async move { (scrape(client, metrics).await["wirehook_queue_depth"] == wanted).then_some(()) }
+    };
+    eventually("the queue depth gauge at -1", || depth(-1.0)).await;
+    let stored = |id: &str| {
+        let events = daemon.cli_json(&["events", "--json"]);
+        events.iter().any(|e| e["delivery_id"] == id)
+    };
+    assert!(stored(&delivered));
+    // The first tick, a minute after the start.
+    tokio::task::block_in_place(|| {
+        daemon.wait_within(std::time::Duration::from_secs(180), 1, |l| {
+            l["message"] == "pruned finished events" && l["events"] == 1
+        })
+    });
+    eventually("the queue depth recounted to 0", || depth(0.0)).await;
+    assert!(
+        !stored(&delivered),
+        "a delivered event outlived its retention"
+    );
+    assert!(stored(&doomed), "a dead letter was pruned");
 }

@@ -205,10 +205,7 @@ mode = "respond"
     ))
     .plugin("order-status")
     .start();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = crate::harness::client();
     let order = |token: &'static str| {
         client
             .post(daemon.url("/hooks/orders"))

@@ -164,7 +164,7 @@ pub async fn post(
     headers: &[(String, String)],
     body: &str,
 ) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
+    let mut request = crate::harness::client()
         .post(daemon.url(path))
         .header("content-type", "application/json")
         .body(body.to_owned());

@@ -2,8 +2,6 @@
 //! through a trusted proxy (the test is the proxy, on 127.0.0.1), and IPv4
 //! clients of a dual-stack `[::]` listener matched against IPv4 entries.
 
-use std::time::Duration;
-
 use crate::harness::{Daemon, DaemonBuilder};
 
 /// The one address the `listed` route lets in (OneRoute's sender).
@@ -34,10 +32,7 @@ fn daemon(allow_ips: &str) -> DaemonBuilder {
 /// Posts a goflow call to `url` with these `X-Forwarded-For` lines, as the
 /// proxy in front of wirehook would; its status.
 async fn forward(url: &str, lines: &[&str]) -> u16 {
-    let mut request = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    let mut request = crate::harness::client()
         .post(url)
         .header("authorization", "Token tok")
         .json(&crate::goflow::call_webhook("CU001"));

@@ -39,7 +39,7 @@ pub fn call_webhook(order: &str) -> Value {
 #[tokio::test]
 async fn order_status_answers_each_order() {
     let daemon = daemon();
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     for (order, status) in [
         ("CU001", "Shipped"),
         ("CU002", "Pending"),
@@ -82,7 +82,7 @@ async fn order_status_answers_each_order() {
 #[tokio::test]
 async fn wrong_or_missing_token_is_refused_before_any_plugin() {
     let daemon = daemon();
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     let requests = [
         client
             .post(daemon.url("/hooks/orders"))
@@ -107,7 +107,7 @@ async fn wrong_or_missing_token_is_refused_before_any_plugin() {
 #[tokio::test]
 async fn unknown_path_and_wrong_method_are_refused() {
     let daemon = daemon();
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     let response = client.post(daemon.url("/hooks/nope")).send().await.unwrap();
     assert_eq!(response.status(), 404);
     let response = client

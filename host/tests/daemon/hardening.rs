@@ -30,10 +30,7 @@ mode = "respond"
 "#;
 
 async fn order(daemon: &Daemon, path: &str, token: &str) -> (u16, Value) {
-    let response = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    let response = crate::harness::client()
         .post(daemon.url(path))
         .header("Authorization", format!("Token {token}"))
         .json(&call_webhook("CU001"))
@@ -259,10 +256,7 @@ backoff_max_ms = 600000
     )
     .plugin("probe")
     .start();
-    let sent = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    let sent = crate::harness::client()
         .post(daemon.url("/hooks/queue"))
         .header("Authorization", "Token the-token")
         .json(&serde_json::json!({"input": {"text": "fail-twice"}, "run": {"uuid": "run-1"}}))

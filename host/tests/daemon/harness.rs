@@ -1,5 +1,11 @@
 //! Starts the real `wirehook` binary on 127.0.0.1:0 with a config and the
-//! compiled plugins a test names, and watches its JSON log.
+//! compiled plugins a test names, and watches its JSON log. Every wait it
+//! offers has a deadline; the secrets a test names are looked for in the
+//! whole log when the daemon is dropped.
+
+mod wait;
+
+pub use wait::{COMPILE_WAIT, WAIT, client, client_builder, eventually, output, skipped, within};
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -12,12 +18,14 @@ use std::time::Duration;
 const CLOSED: &str = "(log closed)";
 
 /// How long to wait for the daemon to log something before failing.
-const LOG_WAIT: Duration = Duration::from_secs(60);
+const LOG_WAIT: Duration = WAIT;
 
-/// How long a start may take: with an empty compilation cache it compiles
-/// the Python and JavaScript plugins, tens of seconds each on a busy
-/// 2-core machine running the other tests.
-const START_WAIT: Duration = Duration::from_secs(600);
+/// How long a SIGTERM may take: the shutdown grace (5 s by default) and
+/// the store's last commit.
+const EXIT_WAIT: Duration = Duration::from_secs(120);
+
+/// How long a start may take: it may compile every plugin.
+const START_WAIT: Duration = COMPILE_WAIT;
 
 /// The workspace's target dir, where `plugins/build` also installs the
 /// toolchains (under `toolchains/`).
@@ -76,6 +84,8 @@ pub struct Daemon {
     json_flag: bool,
     /// How many times the daemon was started; its log spans every run.
     runs: usize,
+    /// Values that must never appear in the log or a CLI's output.
+    secrets: Vec<String>,
     _dir: tempfile::TempDir,
     log: Arc<Log>,
 }
@@ -90,6 +100,7 @@ pub struct DaemonBuilder {
     server_table: String,
     json_flag: bool,
     listen: String,
+    secrets: Vec<String>,
 }
 
 impl DaemonBuilder {
@@ -102,6 +113,7 @@ impl DaemonBuilder {
             server_table: String::new(),
             json_flag: true,
             listen: "127.0.0.1:0".to_owned(),
+            secrets: Vec::new(),
         }
     }
 
@@ -116,8 +128,23 @@ impl DaemonBuilder {
         self
     }
 
+    /// An environment variable for the daemon and its CLI. A value of
+    /// four characters or more under a name that says TOKEN, SECRET or
+    /// KEY is a secret: see [`DaemonBuilder::secret`].
     pub fn env(mut self, key: &str, value: &str) -> Self {
+        let named = ["TOKEN", "SECRET", "KEY"].iter().any(|w| key.contains(w));
+        if named && value.len() >= 4 {
+            self.secrets.push(value.to_owned());
+        }
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A value that must never appear in the daemon's log (checked over
+    /// the whole log when the daemon is dropped) or in the output of a
+    /// CLI run through [`Daemon::cli`].
+    pub fn secret(mut self, value: &str) -> Self {
+        self.secrets.push(value.to_owned());
         self
     }
 
@@ -172,6 +199,7 @@ impl DaemonBuilder {
             env: self.env,
             json_flag: self.json_flag,
             runs: 0,
+            secrets: self.secrets,
             _dir: dir,
             log: Arc::new(Log::default()),
         };
@@ -206,13 +234,17 @@ impl Daemon {
                 let Ok(line) = line else { break };
                 let value = serde_json::from_str(&line)
                     .unwrap_or_else(|_| serde_json::json!({ "message": line }));
-                log.lines.lock().unwrap().push(value);
+                // A test that failed while holding the lock poisoned it;
+                // the lines still go on being read.
+                let mut lines = log.lines.lock().unwrap_or_else(|e| e.into_inner());
+                lines.push(value);
+                drop(lines);
                 log.grew.notify_all();
             }
             // EOF: wake waiters so they notice the exit.
             log.lines
                 .lock()
-                .unwrap()
+                .unwrap_or_else(|e| e.into_inner())
                 .push(serde_json::json!({ "message": CLOSED }));
             log.grew.notify_all();
         });
@@ -227,19 +259,21 @@ impl Daemon {
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("daemon running");
         child.kill().unwrap();
-        child.wait().unwrap();
+        wait::child_exit(&mut child, LOG_WAIT, "the daemon to die of SIGKILL");
         self.wait_for_nth(self.runs, |l| l["message"] == CLOSED);
     }
 
     /// SIGTERM, then waits for the exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit()
+    }
+
+    /// Waits for the daemon to exit (after a signal sent with
+    /// [`Daemon::signal`]) and for its log to end.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = child.wait().unwrap();
+        let exit = wait::child_exit(&mut child, EXIT_WAIT, "the daemon to exit");
         self.wait_for_nth(self.runs, |l| l["message"] == CLOSED);
         exit
     }
@@ -273,18 +307,50 @@ impl Daemon {
         assert!(status.success());
     }
 
-    /// Runs a wirehook subcommand against this daemon's config.
+    /// Runs a wirehook subcommand against this daemon's config. Its
+    /// output must not hold a secret.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         let mut command = wirehook();
         command
             .args(args)
             .arg("--config")
             .arg(&self.config)
-            .env("RUST_LOG", "off");
+            .env("RUST_LOG", "off")
+            .stdin(Stdio::null());
         for (key, value) in &self.env {
             command.env(key, value);
         }
-        command.output().unwrap()
+        let output = wait::output(&mut command, WAIT);
+        for text in [&output.stdout, &output.stderr] {
+            let text = String::from_utf8_lossy(text);
+            self.assert_no_secret(&format!("the output of {args:?}"), &text);
+        }
+        output
+    }
+
+    /// Panics if `text` holds one of the daemon's secrets, naming where
+    /// (never the secret).
+    pub fn assert_no_secret(&self, place: &str, text: &str) {
+        for (n, secret) in self.secrets.iter().enumerate() {
+            assert!(
+                !text.contains(secret.as_str()),
+                "secret #{n} of this test appears in {place}"
+            );
+        }
+    }
+
+    /// Stops the daemon, reads its log to the end and checks that no
+    /// secret appears anywhere in it.
+    fn check_whole_log(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            wait::child_exit(&mut child, LOG_WAIT, "the daemon to die of SIGKILL");
+            self.wait_for_nth(self.runs, |l| l["message"] == CLOSED);
+        }
+        let lines = self.log.lines.lock().unwrap();
+        for (n, line) in lines.iter().enumerate() {
+            self.assert_no_secret(&format!("log line {n}"), &line.to_string());
+        }
     }
 
     /// Runs a wirehook subcommand that prints JSON lines, and parses them.
@@ -335,7 +401,9 @@ impl Daemon {
         self.wait_within(LOG_WAIT, n, matches)
     }
 
-    fn wait_within(
+    /// [`Daemon::wait_for_nth`] with a deadline of `wait`, for what the
+    /// daemon does on a timer of its own longer than [`WAIT`].
+    pub fn wait_within(
         &self,
         wait: Duration,
         n: usize,
@@ -388,10 +456,14 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
+        if std::thread::panicking() {
+            if let Some(child) = &mut self.child {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            return;
         }
+        self.check_whole_log();
     }
 }
 

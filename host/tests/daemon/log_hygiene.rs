@@ -6,13 +6,13 @@
 //! plugin's caller learns nothing of its insides, and colour codes only
 //! go to a terminal.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use crate::exposition::{metrics_url, scrape};
 use crate::fixtures::{GOFLOW_TOKEN, builder, meta_signature, meta_text_message, post};
-use crate::harness::Daemon;
+use crate::harness::{Daemon, client};
 
 /// A delivery id that, written raw, would retitle the terminal (OSC),
 /// clear it and colour what follows (CSI, also as the C1 byte), forge a
@@ -24,13 +24,6 @@ const HOSTILE_KIND: &str = "text\x1b[5m\nFORGED kind\u{202e}";
 
 /// Characters none of the output may hold raw.
 const RAW_CONTROLS: [char; 6] = ['\x1b', '\x07', '\r', '\u{9b}', '\u{202e}', '\u{7f}'];
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
 
 /// A Meta body with one message per `(id, type, text)`.
 fn meta_messages(messages: &[(&str, &str, &str)]) -> String {

@@ -5,16 +5,21 @@ mod harness;
 
 mod amplification;
 mod capabilities;
+mod chain;
 mod check;
 mod conformance;
 mod delivery;
 mod egress;
 mod empty_secrets;
 mod exposition;
+mod fetch_limits;
 mod fixtures;
+
 mod forwarded;
+mod gate;
 mod goflow;
 mod hardening;
+mod inflight;
 mod log_hygiene;
 mod ops;
 mod pool;
@@ -23,5 +28,6 @@ mod refusals;
 mod reload;
 mod sandbox;
 mod scaffold;
+mod secrets;
 mod sign;
 mod truora;

@@ -105,25 +105,28 @@ fn systemd_accepts_the_unit_and_its_exposure_is_the_one_in_the_readme() {
             std::env::var("REQUIRE_SYSTEMD_ANALYZE").as_deref() != Ok("1"),
             "REQUIRE_SYSTEMD_ANALYZE=1 but systemd-analyze is not installed"
         );
-        eprintln!("systemd-analyze is not installed: skipping");
+        crate::harness::skipped(
+            "systemd_accepts_the_unit_and_its_exposure_is_the_one_in_the_readme",
+            "systemd-analyze is not installed",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let unit = shipped_unit(dir.path());
-    let verify = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&unit)
-        .output()
-        .unwrap();
+    let verify = crate::harness::output(
+        Command::new("systemd-analyze").arg("verify").arg(&unit),
+        crate::harness::WAIT,
+    );
     let complaints = String::from_utf8_lossy(&verify.stderr);
     assert!(verify.status.success(), "{complaints}");
     assert!(!complaints.contains("wirehook.service"), "{complaints}");
 
-    let security = Command::new("systemd-analyze")
-        .args(["security", "--offline=true", "--no-pager"])
-        .arg(&unit)
-        .output()
-        .unwrap();
+    let security = crate::harness::output(
+        Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(&unit),
+        crate::harness::WAIT,
+    );
     let report = String::from_utf8_lossy(&security.stdout);
     let exposure = report
         .lines()
@@ -140,13 +143,13 @@ fn systemd_accepts_the_unit_and_its_exposure_is_the_one_in_the_readme() {
 }
 
 /// A CA and a certificate it signed for `wirehook.test`, as PEM.
-struct TestPki {
-    ca: reqwest::Certificate,
-    cert: String,
-    key: String,
+pub struct TestPki {
+    pub ca: reqwest::Certificate,
+    pub cert: String,
+    pub key: String,
 }
 
-fn test_pki(name: &str) -> TestPki {
+pub fn test_pki(name: &str) -> TestPki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -167,7 +170,7 @@ fn test_pki(name: &str) -> TestPki {
 
 /// A client that trusts only `ca` and opens a new connection each time.
 fn https_client(ca: &reqwest::Certificate, daemon: &Daemon) -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::harness::client_builder()
         .tls_built_in_root_certs(false)
         .add_root_certificate(ca.clone())
         .resolve("wirehook.test", daemon.addr)
@@ -200,7 +203,7 @@ async fn tls_routes_answer_over_https_and_a_reload_swaps_the_certificate() {
     assert_eq!(order(&trusts_first, &url, GOFLOW_TOKEN).await.unwrap(), 200);
     // Plain HTTP on the TLS port gets no answer.
     let plain = order(
-        &reqwest::Client::new(),
+        &crate::harness::client(),
         &daemon.url("/hooks/orders"),
         GOFLOW_TOKEN,
     )
@@ -247,7 +250,7 @@ async fn metrics_parse_and_move_with_requests_failures_and_reloads() {
         .server_settings("metrics_listen = \"127.0.0.1:0\"")
         .start();
     let metrics_url = metrics_url(&daemon);
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     let url = daemon.url("/hooks/orders");
 
     let before = scrape(&client, &metrics_url).await;
@@ -332,7 +335,7 @@ plugins = ["order-status"]
     .env("GOFLOW_TOKEN", GOFLOW_TOKEN)
     .log_format_from_config()
     .start();
-    let response = reqwest::Client::new()
+    let response = crate::harness::client()
         .post(daemon.url("/hooks/queued"))
         .header("Authorization", format!("Token {GOFLOW_TOKEN}"))
         .json(&call_webhook("CU002"))
@@ -394,7 +397,7 @@ backoff_max_ms = 10
     .server_settings("metrics_listen = \"127.0.0.1:0\"")
     .start();
     let metrics_url = metrics_url(&daemon);
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     // The probe asks for a retry every time: one retry, then a dead letter.
     let response = client
         .post(daemon.url("/hooks/queue"))

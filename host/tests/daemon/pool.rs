@@ -2,28 +2,10 @@
 //! waits for one to come back, and says so in the metrics, rather than
 //! instantiating another that the full pool would throw away.
 
-use std::sync::Arc;
-
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
-use tokio::sync::{Semaphore, mpsc};
-
-use crate::capabilities::{ask_at, probe_site, serve};
+use crate::capabilities::{ask_at, probe_site};
 use crate::exposition::{metrics_url, scrape};
-
-/// A loopback endpoint that reports each request it gets and answers it
-/// only when the test adds a permit to `gate`.
-struct Held {
-    arrived: mpsc::UnboundedSender<()>,
-    gate: Semaphore,
-}
-
-async fn hold(State(held): State<Arc<Held>>) -> &'static str {
-    held.arrived.send(()).unwrap();
-    held.gate.acquire().await.unwrap().forget();
-    "released"
-}
+use crate::gate::Gate;
+use crate::harness::within;
 
 // Multi-threaded: the log is waited for by blocking, and the calls'
 // tasks must go on being driven meanwhile.
@@ -42,32 +24,22 @@ async fn a_plugins_own_pool_size_bounds_its_instances() {
 /// plugin granted `grant` and `[plugins]` set to `plugins`: two run, the
 /// third waits for one of theirs.
 async fn calls_beyond_two_instances_wait(grant: &str, plugins: &str) {
-    let (arrived, mut arrivals) = mpsc::unbounded_channel();
-    let held = Arc::new(Held {
-        arrived,
-        gate: Semaphore::new(0),
-    });
-    let server = serve(
-        Router::new()
-            .route("/hold", get(hold))
-            .with_state(held.clone()),
-    )
-    .await;
+    let gate = Gate::serve().await;
     let daemon = probe_site(
-        &format!("[plugin.probe]\nallow_http = [\"http://{server}\"]\n{grant}"),
+        &format!(
+            "[plugin.probe]\nallow_http = [\"{}\"]\n{grant}",
+            gate.origin()
+        ),
         &format!("{plugins}\ntimeout_ms = 60000\nfetch_timeout_ms = 60000"),
     )
     .server_settings("metrics_listen = \"127.0.0.1:0\"")
     .start();
     let metrics = metrics_url(&daemon);
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     let waiting = r#"wirehook_plugin_waiting_calls{plugin="probe"}"#;
     // Each call in its own task: the test blocks below while waiting for
     // the log, and a call polled by this task would stall with it.
-    let (url, fetch) = (
-        daemon.url("/hooks/probe"),
-        format!("fetch http://{server}/hold"),
-    );
+    let (url, fetch) = (daemon.url("/hooks/probe"), gate.command());
     let calls: Vec<_> = (0..3)
         .map(|_| {
             let (url, fetch) = (url.clone(), fetch.clone());
@@ -75,22 +47,22 @@ async fn calls_beyond_two_instances_wait(grant: &str, plugins: &str) {
         })
         .collect();
     // Two instances are busy in the endpoint; the third call waits.
-    arrivals.recv().await.unwrap();
-    arrivals.recv().await.unwrap();
+    for n in 1..=2 {
+        let released = gate.arrival(&format!("fetch {n}")).await;
+        assert_eq!(released, 0);
+    }
     tokio::task::block_in_place(|| {
         daemon.wait_for_log(|l| l["message"] == "every instance busy: the call waits for one")
     });
     assert_eq!(scrape(&client, &metrics).await[waiting], 1.0);
-    assert!(
-        arrivals.try_recv().is_err(),
-        "a third instance ran while two were busy"
-    );
-    // One comes back: the waiting call gets it.
-    held.gate.add_permits(1);
-    arrivals.recv().await.unwrap();
-    held.gate.add_permits(2);
+    // One comes back: the waiting call gets it. Its fetch arrives only
+    // now; one from a third instance would have come with nothing released.
+    gate.release(1);
+    let released = gate.arrival("the third fetch").await;
+    assert_eq!(released, 1, "a third instance ran while two were busy");
+    gate.release(2);
     for call in calls {
-        let (status, reply) = call.await.unwrap();
+        let (status, reply) = within("a held call to answer", call).await.unwrap();
         assert_eq!(status, 200, "{reply}");
         assert_eq!(reply["body"], "released", "{reply}");
     }

@@ -265,7 +265,7 @@ async fn meta_many_events_in_one_request() {
 #[tokio::test]
 async fn meta_subscription_handshake() {
     let daemon = builder().start();
-    let client = reqwest::Client::new();
+    let client = crate::harness::client();
     let get = |query: String| {
         client
             .get(daemon.url(&format!("/hooks/meta?{query}")))

@@ -43,7 +43,7 @@ async fn too_large_is_413_and_not_json_is_415() {
 
     // Signed correctly, but sent as a form.
     let body = meta_text_message().to_string();
-    let response = reqwest::Client::new()
+    let response = crate::harness::client()
         .post(daemon.url("/hooks/meta"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("X-Hub-Signature-256", meta_signature(&body))
@@ -121,7 +121,7 @@ fn allowlisted(server: &str) -> Daemon {
 }
 
 async fn from_forwarded(daemon: &Daemon, forwarded_for: Option<&str>) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
+    let mut request = crate::harness::client()
         .post(daemon.url("/hooks/listed"))
         .header("authorization", "Token tok")
         .json(&crate::goflow::call_webhook("CU001"));
@@ -164,7 +164,7 @@ async fn allowlist_believes_forwarded_for_from_trusted_proxies() {
 #[tokio::test]
 async fn get_is_405_where_there_is_no_handshake() {
     let daemon = builder().start();
-    let response = reqwest::Client::new()
+    let response = crate::harness::client()
         .get(daemon.url("/hooks/oneroute?hub.mode=subscribe"))
         .send()
         .await

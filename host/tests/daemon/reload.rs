@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::goflow::call_webhook;
-use crate::harness::{Daemon, DaemonBuilder, plugin_wasm};
+use crate::harness::{Daemon, DaemonBuilder, plugin_wasm, within};
 
 fn daemon(reload: &str) -> Daemon {
     DaemonBuilder::new(&format!(
@@ -25,11 +25,14 @@ mode = "respond"
 "#
     ))
     .plugin("order-status")
+    // Literal secrets in the config: a failed reload must not quote them.
+    .secret("old-token")
+    .secret("new-token")
     .start()
 }
 
 async fn order(daemon: &Daemon, path: &str, token: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = crate::harness::client()
         .post(daemon.url(path))
         .header("Authorization", format!("Token {token}"))
         .json(&call_webhook("CU001"))
@@ -61,7 +64,7 @@ async fn plugin_and_secret_change_under_load_without_a_failed_request() {
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
     let looper = tokio::spawn(async move {
-        let client = reqwest::Client::new();
+        let client = crate::harness::client();
         let mut state = Seen::default();
         while !stopping.load(Ordering::Relaxed) {
             let mut answer = None;
@@ -94,22 +97,36 @@ async fn plugin_and_secret_change_under_load_without_a_failed_request() {
             report.send_replace(state.clone());
         }
     });
-    seen.wait_for(|s| s.requests >= 20).await.unwrap();
+    within("20 answered requests", seen.wait_for(|s| s.requests >= 20))
+        .await
+        .unwrap();
     // Deploy a build that answers differently.
     let target = daemon.plugins_dir().join("order-status.wasm");
     daemon.replace_file(&target, &std::fs::read(plugin_wasm("probe")).unwrap());
-    let at_plugin_swap = seen.wait_for(|s| s.new_plugin).await.unwrap().requests;
-    seen.wait_for(|s| s.requests >= at_plugin_swap + 20)
+    let at_plugin_swap = within("the new plugin's answer", seen.wait_for(|s| s.new_plugin))
         .await
-        .unwrap();
+        .unwrap()
+        .requests;
+    within(
+        "20 requests after the plugin swap",
+        seen.wait_for(|s| s.requests >= at_plugin_swap + 20),
+    )
+    .await
+    .unwrap();
     // Rotate the route's secret.
     daemon.edit_config(|c| c.replace("old-token", "new-token"));
-    let at_secret_swap = seen.wait_for(|s| s.new_token).await.unwrap().requests;
-    seen.wait_for(|s| s.requests >= at_secret_swap + 20)
+    let at_secret_swap = within("the old token refused", seen.wait_for(|s| s.new_token))
         .await
-        .unwrap();
+        .unwrap()
+        .requests;
+    within(
+        "20 requests after the secret swap",
+        seen.wait_for(|s| s.requests >= at_secret_swap + 20),
+    )
+    .await
+    .unwrap();
     stop.store(true, Ordering::Relaxed);
-    looper.await.unwrap();
+    within("the request loop to stop", looper).await.unwrap();
     let seen = seen.borrow().clone();
     assert!(seen.failures.is_empty(), "{:?}", seen.failures);
     assert!(!seen.went_back, "answers went back to the old plugin");
@@ -118,6 +135,10 @@ async fn plugin_and_secret_change_under_load_without_a_failed_request() {
     let (status, reply) = order(&daemon, "/hooks/orders", "new-token").await;
     assert_eq!(status, 200);
     assert_eq!(reply["payload"]["type"], "flow-call");
+}
+
+fn is_watching(line: &Value) -> bool {
+    line["message"] == "watching for changes"
 }
 
 /// A way to break the running set, for one case.
@@ -182,6 +203,7 @@ async fn a_bad_reload_changes_nothing_and_is_counted() {
 #[tokio::test]
 async fn only_what_changed_is_loaded_again() {
     let daemon = daemon("debounce_ms = 50");
+    assert_eq!(daemon.log_lines(is_watching).len(), 1);
     let loads = || {
         daemon
             .log_lines(|l| l["message"] == "plugin loaded" && l["plugin"] == "order-status")
@@ -201,12 +223,16 @@ async fn only_what_changed_is_loaded_again() {
 
 #[tokio::test]
 async fn sighup_reloads() {
-    let daemon = daemon("watch = false");
+    let daemon = daemon("watch = false\ndebounce_ms = 50");
+    // The watcher says so before the daemon listens: none was started.
+    assert!(daemon.log_lines(is_watching).is_empty(), "watching");
     daemon.edit_config(|c| c.replace("old-token", "new-token"));
     let (status, _) = order(&daemon, "/hooks/orders", "new-token").await;
     assert_eq!(status, 401, "not watching: nothing changes before SIGHUP");
     daemon.signal("HUP");
-    daemon.wait_for_log(|l| l["message"] == "reloaded" && l["cause"] == "SIGHUP");
+    daemon.wait_for_log(|l| l["message"] == "reloaded");
+    let reloads = daemon.log_lines(|l| l["message"] == "reloaded");
+    assert_eq!(reloads[0]["cause"], "SIGHUP", "{reloads:?}");
     let (status, _) = order(&daemon, "/hooks/orders", "new-token").await;
     assert_eq!(status, 200);
 }
@@ -231,7 +257,7 @@ mode = "respond"
 "#
     });
     daemon.wait_for_log(|l| l["message"] == "reloaded" && l["routes"] == 2);
-    let response = reqwest::Client::new()
+    let response = crate::harness::client()
         .post(daemon.url("/hooks/routing"))
         .header("Authorization", "Token old-token")
         .json(&json!({"input": {"text": "help me"}}))
@@ -241,4 +267,77 @@ mode = "respond"
     assert_eq!(response.status(), 200);
     let reply: Value = response.json().await.unwrap();
     assert_eq!(reply["route"], "support");
+}
+
+#[tokio::test]
+async fn listener_changes_are_logged_as_needing_a_restart() {
+    let daemon = daemon("debounce_ms = 50");
+    let certs = tempfile::tempdir().unwrap();
+    let pki = crate::ops::test_pki("restart");
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, &pki.cert).unwrap();
+    std::fs::write(&key, &pki.key).unwrap();
+    daemon.edit_config(|c| {
+        c.replacen(
+            "listen = \"127.0.0.1:0\"",
+            &format!(
+                "listen = \"127.0.0.1:1\"\nmetrics_listen = \"127.0.0.1:0\"\ntls = {{ cert = {cert:?}, key = {key:?} }}"
+            ),
+            1,
+        )
+        .replace("old-token", "new-token")
+    });
+    daemon.wait_for_log(|l| l["message"] == "reloaded");
+    let warned =
+        |message: &str| daemon.log_lines(|l| l["message"] == message && l["level"] == "WARN");
+    let listen = warned("server.listen changed: the new address needs a restart");
+    assert_eq!(listen.len(), 1, "{listen:?}");
+    assert_eq!(listen[0]["configured"], "127.0.0.1:1");
+    assert_eq!(listen[0]["serving"], "127.0.0.1:0");
+    for message in [
+        "server.metrics_listen changed: the change needs a restart",
+        "server.tls was added or removed: the change needs a restart",
+    ] {
+        assert_eq!(warned(message).len(), 1, "{message}");
+    }
+    // The rest of the change took: plain HTTP on the old address, the
+    // new secret.
+    let (status, _) = order(&daemon, "/hooks/orders", "new-token").await;
+    assert_eq!(status, 200);
+}
+
+/// A deploy that copies the new `.wasm` over the old one in place: the
+/// watcher may see the file half-written. That reload fails and changes
+/// nothing; once the copy completes the plugin loads.
+#[tokio::test]
+async fn a_half_written_plugin_fails_once_and_loads_when_the_copy_completes() {
+    use std::io::Write;
+    let daemon = daemon("debounce_ms = 50");
+    let target = daemon.plugins_dir().join("order-status.wasm");
+    let new = std::fs::read(plugin_wasm("probe")).unwrap();
+    let mut copy = std::fs::File::create(&target).unwrap();
+    copy.write_all(&new[..new.len() / 2]).unwrap();
+    copy.flush().unwrap();
+    let failed = |l: &Value| {
+        l["message"].as_str().is_some_and(|m| {
+            m.starts_with("reload failed") && m.contains("is not a valid component")
+        })
+    };
+    daemon.wait_for_log(failed);
+    let (status, reply) = order(&daemon, "/hooks/orders", "old-token").await;
+    assert_eq!(status, 200);
+    assert_eq!(reply, json!({"number": "CU001", "status": "Shipped"}));
+    copy.write_all(&new[new.len() / 2..]).unwrap();
+    drop(copy);
+    daemon.wait_for_log(|l| l["message"] == "reloaded");
+    let (status, reply) = order(&daemon, "/hooks/orders", "old-token").await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["payload"]["type"], "flow-call", "{reply}");
+    // Nothing failed once the copy was complete.
+    let lines = daemon.log_lines(|_| true);
+    let reloaded = lines
+        .iter()
+        .position(|l| l["message"] == "reloaded")
+        .unwrap();
+    assert!(!lines[reloaded..].iter().any(failed), "{lines:?}");
 }

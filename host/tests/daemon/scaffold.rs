@@ -15,12 +15,13 @@ async fn scaffold_builds_and_answers(lang: &str, env: &[(&str, &Path)]) {
     let name = format!("greeter-{lang}");
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join(&name);
-    let output = wirehook()
-        .args(["new", &name, "--lang", lang, "--dir"])
-        .arg(&project)
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
+    let output = crate::harness::output(
+        wirehook()
+            .args(["new", &name, "--lang", lang, "--dir"])
+            .arg(&project)
+            .env("RUST_LOG", "off"),
+        crate::harness::WAIT,
+    );
     assert!(output.status.success(), "wirehook new: {output:?}");
     let wit = std::fs::read_to_string(project.join("wit/plugin.wit")).unwrap();
     assert!(wit.contains("package wirehook:plugin@0.1.0;"));
@@ -29,7 +30,7 @@ async fn scaffold_builds_and_answers(lang: &str, env: &[(&str, &Path)]) {
     for (key, value) in env {
         build.env(key, value);
     }
-    let output = build.output().unwrap();
+    let output = crate::harness::output(&mut build, crate::harness::COMPILE_WAIT);
     assert!(
         output.status.success(),
         "{name}/build failed:\n{}\n{}",
@@ -52,7 +53,7 @@ mode = "respond"
     .plugins_settings(&format!("cache_dir = {:?}", shared_cache_dir()))
     .env("T_GOFLOW", TOKEN)
     .start();
-    let response = reqwest::Client::new()
+    let response = crate::harness::client()
         .post(daemon.url("/hooks/hello"))
         .header("authorization", format!("Token {TOKEN}"))
         .json(&serde_json::json!({"input": {"text": "hi"}}))

@@ -57,7 +57,7 @@ fn sign(claims: &Value, algorithm: Algorithm, secret: &str) -> String {
 }
 
 async fn post(daemon: &Daemon, body: String) -> reqwest::Response {
-    reqwest::Client::new()
+    crate::harness::client()
         .post(daemon.url("/hooks/truora"))
         .header("content-type", "application/jwt")
         .body(body)

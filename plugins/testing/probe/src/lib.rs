@@ -21,7 +21,15 @@
 //! | `kv-list PREFIX` | replies `{"keys": [...]}` or `{"error": E}` |
 //! | `setting KEY` | replies `{"value": V}` (null when not set) |
 //! | `chatter N` | logs N lines through the host; replies `{"ok": true}` |
+//! | `reply STATUS TEXT` | replies with that status and TEXT as its JSON, valid or not |
+//! | `sockets ADDR` | tries TCP to ADDR, a UDP socket and a name lookup; replies `{"tcp": B, "udp": B, "dns": B}`, each whether it worked |
+//! | `count` | replies `{"count": N}`: how many events this instance has seen |
+//! | `keep N` | allocates N MiB and keeps it for the instance's life; then as `count` |
+//! | `configured` | logs `ran <plugin setting "name">`, then runs the command in its setting `command` |
 //! | anything else | echoes the whole typed event as JSON |
+//!
+//! `configured` lets a route run several copies of the probe, each doing
+//! what its `[plugin.NAME] settings` say, for the same event.
 //!
 //! Host capabilities are called only by the commands that test them.
 
@@ -36,7 +44,16 @@ struct Probe;
 
 impl Guest for Probe {
     fn handle(e: Event) -> Result<Option<Reply>, Failure> {
-        match command(&e.payload).map(str::trim) {
+        let configured;
+        let mut command = command(&e.payload).map(str::trim);
+        if command == Some("configured") {
+            use wirehook::plugin::host;
+            let name = host::setting("name").unwrap_or_default();
+            host::log(host::Level::Info, &format!("ran {name}"));
+            configured = host::setting("command").unwrap_or_default();
+            command = Some(configured.as_str());
+        }
+        match command {
             Some("loop") => spin(),
             Some("grow") => hog_memory(),
             Some("panic") => panic!("probe asked to panic"),
@@ -51,6 +68,16 @@ impl Guest for Probe {
             ))),
             Some("fail-twice") => record(&e),
             Some(command) if is_capability(command) => Ok(Some(reply(&capability(command)))),
+            Some(command) if command.starts_with("reply ") => Ok(Some(raw_reply(command))),
+            Some("count") => Ok(Some(reply(&count()))),
+            Some(command) if command.starts_with("keep ") => {
+                let mib: usize = command["keep ".len()..].parse().unwrap_or(0);
+                KEPT.lock().unwrap().push(black_box(vec![1u8; mib << 20]));
+                Ok(Some(reply(&count())))
+            }
+            Some(command) if command.starts_with("sockets ") => {
+                Ok(Some(reply(&sockets(&command["sockets ".len()..]))))
+            }
             _ => Ok(Some(reply(&echo(&e)))),
         }
     }
@@ -124,6 +151,38 @@ fn command(payload: &Payload) -> Option<&str> {
             .map(|(_, value)| value.as_str()),
         _ => None,
     }
+}
+
+/// Events this instance has counted: a fresh instance starts at one.
+static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Memory `keep` holds on to, so the instance's peak stays high.
+static KEPT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+fn count() -> Value {
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    json!({ "count": n })
+}
+
+/// `reply STATUS TEXT`: exactly that, for the host to judge.
+fn raw_reply(command: &str) -> Reply {
+    let mut words = command.splitn(3, ' ').skip(1);
+    let status = words.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    Reply {
+        status,
+        json: words.next().unwrap_or("").to_owned(),
+    }
+}
+
+/// Which kinds of socket the sandbox let the guest open: none should.
+fn sockets(addr: &str) -> Value {
+    use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+    let tcp = addr
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| TcpStream::connect_timeout(&a, std::time::Duration::from_secs(5)).is_ok());
+    let udp = UdpSocket::bind("0.0.0.0:0").is_ok_and(|s| s.send_to(b"probe", addr).is_ok());
+    let dns = ("localhost", 80).to_socket_addrs().is_ok();
+    json!({ "tcp": tcp, "udp": udp, "dns": dns })
 }
 
 fn reply(json: &Value) -> Reply {
