@@ -65,6 +65,7 @@ fn sign(provider: &str, secret: &str, payload: &serde_json::Value) -> anyhow::Re
         route: &route,
         secret: Some(Secret::new(secret.as_bytes())),
         headers: Vec::new(),
+        slow_checks: providers::SlowChecks::default(),
     })
     .map_err(|issue| anyhow!("{}: {}", issue.field, issue.reason))?;
     provider
