@@ -81,6 +81,8 @@ pub struct Metrics {
     /// Connections open on the webhook listener.
     pub connections_open: Gauge,
     connections_refused: Family<ReasonLabels, Counter>,
+    /// Request body bytes held across requests (`max_body_bytes_in_flight`).
+    pub body_bytes_in_flight: Gauge,
     store_bytes: Gauge,
     store_files: Vec<PathBuf>,
     /// The route label of requests for a path no route serves.
@@ -160,6 +162,12 @@ impl Metrics {
             "Connections and requests refused or cut at the listener, by reason",
             connections_refused.clone(),
         );
+        let body_bytes_in_flight = Gauge::default();
+        registry.register(
+            "body_bytes_in_flight",
+            "Request body bytes held across requests being read or answered",
+            body_bytes_in_flight.clone(),
+        );
         let store_bytes = Gauge::default();
         registry.register(
             "store_bytes",
@@ -179,6 +187,7 @@ impl Metrics {
             reload_failures,
             connections_open,
             connections_refused,
+            body_bytes_in_flight,
             store_bytes,
             store_files,
             unrouted: Arc::from(""),

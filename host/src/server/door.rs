@@ -194,6 +194,8 @@ impl BodyBytes {
             .is_ok();
         if taken {
             self.held.fetch_add(more, Ordering::Relaxed);
+            let gauge = &self.door.metrics.body_bytes_in_flight;
+            gauge.inc_by(i64::try_from(more).unwrap_or(i64::MAX));
         }
         taken
     }
@@ -205,9 +207,10 @@ impl BodyBytes {
 
 impl Drop for BodyBytes {
     fn drop(&mut self) {
-        self.door
-            .body_bytes
-            .fetch_sub(*self.held.get_mut(), Ordering::AcqRel);
+        let held = *self.held.get_mut();
+        self.door.body_bytes.fetch_sub(held, Ordering::AcqRel);
+        let gauge = &self.door.metrics.body_bytes_in_flight;
+        gauge.dec_by(i64::try_from(held).unwrap_or(i64::MAX));
     }
 }
 
@@ -338,11 +341,7 @@ impl Door {
     /// seconds.
     pub fn refused(&self, refusal: Refusal) {
         self.count(refusal);
-        let index = Refusal::ALL
-            .iter()
-            .position(|r| *r == refusal)
-            .expect("every refusal is listed");
-        if let Some(suppressed) = self.throttles[index].pass() {
+        if let Some(suppressed) = self.throttle(refusal).pass() {
             tracing::warn!(
                 reason = refusal.label(),
                 suppressed,
@@ -352,18 +351,26 @@ impl Door {
         }
     }
 
-    /// Logs a failed `accept`, throttled like a refusal.
+    /// Counts and logs a failed `accept`, throttled like a refusal.
     pub fn accept_failed(&self, error: &std::io::Error) {
-        self.count(Refusal::AcceptError);
-        let index = Refusal::ALL.len() - 1;
-        if let Some(suppressed) = self.throttles[index].pass() {
+        let refusal = Refusal::AcceptError;
+        self.count(refusal);
+        if let Some(suppressed) = self.throttle(refusal).pass() {
             tracing::warn!(
-                reason = Refusal::AcceptError.label(),
+                reason = refusal.label(),
                 suppressed,
                 "{}: {error}",
-                Refusal::AcceptError.message()
+                refusal.message()
             );
         }
+    }
+
+    fn throttle(&self, refusal: Refusal) -> &Throttle {
+        let index = Refusal::ALL
+            .iter()
+            .position(|r| *r == refusal)
+            .expect("every refusal is listed");
+        &self.throttles[index]
     }
 }
 

@@ -7,6 +7,7 @@ mod capabilities;
 mod check;
 mod conformance;
 mod delivery;
+mod door;
 mod exposition;
 mod fixtures;
 mod goflow;
