@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
@@ -128,6 +128,9 @@ pub struct Connection {
     /// its opening): the longest idle is closed first.
     idle_since_ms: AtomicU64,
     evict: Notify,
+    /// Resolves once the connection's socket is closed; taken by the one
+    /// who evicts it.
+    closed: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl Connection {
@@ -141,11 +144,26 @@ impl Connection {
     }
 }
 
-/// Holds a connection's place until dropped.
+/// Holds a connection's place until dropped, which is after its socket
+/// is closed.
 pub struct Admitted {
     door: Arc<Door>,
     id: u64,
     pub connection: Arc<Connection>,
+    _closed: oneshot::Sender<()>,
+}
+
+/// An evicted connection on its way out: its descriptor is free once
+/// [`Closing::wait`] returns.
+pub struct Closing(Option<oneshot::Receiver<()>>);
+
+impl Closing {
+    pub async fn wait(self) {
+        if let Some(closed) = self.0 {
+            // An error is the sender dropped: the connection is gone.
+            let _ = closed.await;
+        }
+    }
 }
 
 impl Drop for Admitted {
@@ -261,56 +279,73 @@ impl Door {
 
     /// A place for a new connection: at the cap, the connection idle
     /// longest (waiting for a request head, TLS handshake or keep-alive)
-    /// is closed to make room; if every connection is busy with a request,
-    /// `None`, and the new one is to be closed at once.
-    pub fn admit(self: &Arc<Self>) -> Option<Admitted> {
+    /// is closed to make room, and the caller waits for the [`Closing`]s
+    /// before accepting more, so descriptors stay within the cap; if every
+    /// connection is busy with a request, `None`, and the new one is to
+    /// be closed at once.
+    pub fn admit(self: &Arc<Self>) -> (Option<Admitted>, Vec<Closing>) {
         let cap = self.limits().max_connections;
         let mut open = self.connections.lock().expect("connections lock");
+        let mut evicted = Vec::new();
         while open.len() >= cap {
-            let idlest = open
-                .iter()
-                .filter(|(_, c)| c.busy.load(Ordering::Relaxed) == 0)
-                .min_by_key(|(_, c)| c.idle_since_ms.load(Ordering::Relaxed))
-                .map(|(id, _)| *id);
-            let Some(id) = idlest else {
+            let Some(victim) = Self::remove_idlest(&mut open) else {
                 drop(open);
+                for _ in 0..evicted.len() {
+                    self.refused(Refusal::Evicted);
+                }
                 self.refused(Refusal::MaxConnections);
-                return None;
+                return (None, evicted);
             };
-            if let Some(victim) = open.remove(&id) {
-                victim.evict.notify_one();
-            }
-            self.count(Refusal::Evicted);
+            evicted.push(Self::evict(&victim));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (closed_tx, closed_rx) = oneshot::channel();
         let connection = Arc::new(Connection {
             busy: AtomicUsize::new(0),
             served: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(self.now_ms()),
             evict: Notify::new(),
+            closed: Mutex::new(Some(closed_rx)),
         });
         open.insert(id, connection.clone());
         self.metrics.connections_open.set(open.len() as i64);
-        Some(Admitted {
+        drop(open);
+        for _ in 0..evicted.len() {
+            self.refused(Refusal::Evicted);
+        }
+        let admitted = Admitted {
             door: self.clone(),
             id,
             connection,
-        })
+            _closed: closed_tx,
+        };
+        (Some(admitted), evicted)
     }
 
     /// Closes the connection idle longest, if any: `accept` found no
     /// file descriptor left.
-    pub fn evict_idlest(&self) {
+    pub fn evict_idlest(&self) -> Option<Closing> {
         let mut open = self.connections.lock().expect("connections lock");
-        let idlest = open
+        let victim = Self::remove_idlest(&mut open);
+        drop(open);
+        let closing = Self::evict(victim?.as_ref());
+        self.refused(Refusal::Evicted);
+        Some(closing)
+    }
+
+    fn evict(victim: &Connection) -> Closing {
+        victim.evict.notify_one();
+        Closing(victim.closed.lock().expect("closed lock").take())
+    }
+
+    /// Takes out the connection waiting longest for a request, if any is.
+    fn remove_idlest(open: &mut BTreeMap<u64, Arc<Connection>>) -> Option<Arc<Connection>> {
+        let id = open
             .iter()
             .filter(|(_, c)| c.busy.load(Ordering::Relaxed) == 0)
             .min_by_key(|(_, c)| c.idle_since_ms.load(Ordering::Relaxed))
-            .map(|(id, _)| *id);
-        if let Some(victim) = idlest.and_then(|id| open.remove(&id)) {
-            victim.evict.notify_one();
-            self.count(Refusal::Evicted);
-        }
+            .map(|(id, _)| *id)?;
+        open.remove(&id)
     }
 
     pub fn busy(self: &Arc<Self>, connection: &Arc<Connection>) -> Busy {
@@ -331,8 +366,6 @@ impl Door {
         bytes.grow(upfront).then(|| Arc::new(bytes))
     }
 
-    /// Counts a refusal without a log line (evictions are routine under
-    /// a flood; their count says enough).
     fn count(&self, refusal: Refusal) {
         self.metrics.connection_refused(refusal.label());
     }

@@ -22,11 +22,22 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt as _;
 
 use super::body::{GuardedBody, Outcome};
-use super::door::{Admitted, Door, Refusal};
+use super::door::{Admitted, Connection, Door, Refusal};
 
 /// How long `accept` rests after failing (out of file descriptors and
 /// the like), doubling while it keeps failing, so that it never spins.
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// How long the accept loop waits for a connection it evicted to close
+/// (a task switch, unless the runtime is starved).
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// The largest request head, start line included (431 over it).
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// A connection's read buffer: what one connection can make the daemon
+/// hold besides its body.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// What is said to a request when the body byte cap is reached.
 const RETRY_AFTER_SECS: &str = "1";
@@ -82,37 +93,49 @@ pub async fn serve<H: Handshake>(
                 door.accept_failed(&e);
                 // Out of descriptors: the longest-idle connection gives
                 // one back for the waiting client.
-                door.evict_idlest();
+                let rest = async {
+                    if let Some(closing) = door.evict_idlest() {
+                        let _ = tokio::time::timeout(backoff, closing.wait()).await;
+                    } else {
+                        tokio::time::sleep(backoff).await;
+                    }
+                };
                 tokio::select! {
                     () = &mut shutdown => break,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = rest => {}
                 }
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                 continue;
             }
         };
-        // Over the cap with every connection busy: closed at once.
-        let Some(admitted) = door.admit() else {
-            drop(tcp);
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        tokio::spawn(connection(
-            handshake.start(tcp),
-            peer,
-            router.clone(),
-            door.clone(),
-            admitted,
-            graceful.watcher(),
-        ));
+        let (admitted, evicted) = door.admit();
+        match admitted {
+            Some(admitted) => {
+                let _ = tcp.set_nodelay(true);
+                tokio::spawn(connection(
+                    handshake.start(tcp),
+                    peer,
+                    router.clone(),
+                    door.clone(),
+                    admitted,
+                    graceful.watcher(),
+                ));
+            }
+            // Over the cap with every connection busy: closed at once.
+            None => drop(tcp),
+        }
+        // The descriptors of the connections closed to make room are
+        // given back before the next is taken.
+        for closing in evicted {
+            let _ = tokio::time::timeout(EVICTION_WAIT, closing.wait()).await;
+        }
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
 }
 
-/// One connection: its handshake, then its requests, until the client
-/// closes, a limit cuts it or the door closes it to make room.
+/// One connection, its place given back once its socket is closed.
 async fn connection<Io>(
     handshake: impl Future<Output = io::Result<Io>>,
     peer: SocketAddr,
@@ -123,9 +146,25 @@ async fn connection<Io>(
 ) where
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    exchange(handshake, peer, router, &door, &admitted.connection, watcher).await;
+    drop(admitted);
+}
+
+/// The handshake, then requests, until the client closes, a limit cuts
+/// the connection or the door closes it to make room.
+async fn exchange<Io>(
+    handshake: impl Future<Output = io::Result<Io>>,
+    peer: SocketAddr,
+    router: Router,
+    door: &Arc<Door>,
+    connection: &Arc<Connection>,
+    watcher: Watcher,
+) where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let limits = door.limits();
     let io = tokio::select! {
-        () = admitted.connection.evicted() => return,
+        () = connection.evicted() => return,
         io = tokio::time::timeout(limits.header_timeout, handshake) => match io {
             Ok(Ok(io)) => io,
             Ok(Err(e)) => {
@@ -140,7 +179,7 @@ async fn connection<Io>(
     };
     let service = {
         let door = door.clone();
-        let connection = admitted.connection.clone();
+        let connection = connection.clone();
         hyper::service::service_fn(move |request| {
             let busy = door.busy(&connection);
             let door = door.clone();
@@ -154,13 +193,15 @@ async fn connection<Io>(
     };
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_buf_size(READ_BUFFER_BYTES);
     let serving = watcher.watch(http.serve_connection(TokioIo::new(io), service));
     tokio::select! {
-        () = admitted.connection.evicted() => {}
+        () = connection.evicted() => {}
         served = serving => {
             if let Err(e) = served {
-                if e.is_timeout() && !admitted.connection.has_served() {
+                if e.is_timeout() && !connection.has_served() {
                     door.refused(Refusal::HeaderTimeout);
                 } else {
                     tracing::debug!(%peer, "connection ended: {e}");

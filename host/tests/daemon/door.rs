@@ -1,6 +1,6 @@
 //! Attacks on the listener, against the real daemon with a low open-file
-//! limit and short timeouts: heads sent a byte at a time, stalled and slow
-//! bodies, floods of idle connections, unfinished large bodies. Each is
+//! limit and short timeouts: heads sent a byte at a time or too large,
+//! stalled and slow bodies, floods of idle connections, unfinished large bodies. Each is
 //! cut or refused within a deadline while `/healthz` and valid signed
 //! requests keep answering. Every connection a test opens is bounded in
 //! number and every read in time.
@@ -156,6 +156,19 @@ async fn heads_sent_a_byte_at_a_time_are_cut_by_the_header_timeout() {
         );
     }
     refusal_logged(&daemon, "header_timeout");
+
+    // A head larger than the read buffer is refused, not held.
+    let mut large = TcpStream::connect(daemon.addr).await.unwrap();
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nX-Large: {}\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
+    // The daemon may answer and close before reading it all.
+    let _ = large.write_all(head.as_bytes()).await;
+    let answer = until_closed(&mut large, Duration::from_secs(5))
+        .await
+        .expect("a large head is answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     still_answers(&daemon).await;
 }
 
