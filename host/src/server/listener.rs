@@ -47,8 +47,10 @@ pub trait Handshake: Send + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
 
     /// Called in the accept loop; the future runs in the connection's task.
-    fn start(&mut self, tcp: TcpStream)
-    -> impl Future<Output = io::Result<Self::Io>> + Send + 'static;
+    fn start(
+        &mut self,
+        tcp: TcpStream,
+    ) -> impl Future<Output = io::Result<Self::Io>> + Send + 'static;
 }
 
 /// Plain HTTP: the TCP stream as it is.
@@ -146,7 +148,15 @@ async fn connection<Io>(
 ) where
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    exchange(handshake, peer, router, &door, &admitted.connection, watcher).await;
+    exchange(
+        handshake,
+        peer,
+        router,
+        &door,
+        &admitted.connection,
+        watcher,
+    )
+    .await;
     drop(admitted);
 }
 
@@ -227,13 +237,18 @@ async fn answer(
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<usize>().ok())
-        .map_or(0, |length| length.min(limits.max_body_bytes.saturating_add(1)));
+        .map_or(0, |length| {
+            length.min(limits.max_body_bytes.saturating_add(1))
+        });
     let Some(bytes) = door.body_bytes(upfront) else {
         door.refused(Refusal::BodyBytesInFlight);
         let body = axum::Json(serde_json::json!({ "error": "server busy, retry later" }));
         let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         return response;
     };
