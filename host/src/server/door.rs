@@ -460,6 +460,27 @@ mod tests {
     }
 
     #[test]
+    fn limits_that_would_shut_the_door_are_config_problems_named_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wirehook.toml");
+        let toml = "[server]\nheader_timeout_ms = 0\nbody_timeout_ms = 0\nmax_connections = 0\nmax_body_bytes = 2048\nmax_body_bytes_in_flight = 1024\n";
+        std::fs::write(&path, toml).unwrap();
+        let config = crate::config::Config::load(&path).unwrap();
+        let keys: Vec<String> = config.problems().into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.header_timeout_ms",
+                "server.body_timeout_ms",
+                "server.max_connections",
+                "server.max_body_bytes_in_flight",
+            ]
+        );
+        let defaults = crate::config::ServerConfig::default();
+        assert!(defaults.max_body_bytes_in_flight >= defaults.max_body_bytes);
+    }
+
+    #[test]
     fn a_throttle_passes_one_line_and_counts_the_rest() {
         let throttle = Throttle::default();
         assert_eq!(throttle.pass(), Some(0));
