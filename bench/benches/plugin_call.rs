@@ -74,8 +74,9 @@ fn plugin_call(c: &mut Criterion) {
             isolation,
             ..PluginConfig::default()
         };
+        let bytes = std::fs::read(&wasm).expect("reading order-status");
         let plugin = runtime
-            .load("order-status", &wasm, &config, &plugins)
+            .load("order-status", &wasm, &bytes, &config, &plugins)
             .expect("order-status loads");
         // The reply is checked once, so the benchmark measures a call
         // that works.

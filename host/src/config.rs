@@ -67,6 +67,24 @@ pub struct ServerConfig {
     /// (OneRoute's against the re-serialised body) may run at once; a
     /// request over it is refused 503 at once. 0 refuses every such check.
     pub max_slow_checks: usize,
+    // The door's limits (README, "The door's limits"), read afresh for
+    // every connection and request, so that a reload changes them.
+    /// A whole request head (after the TLS handshake, which has as long)
+    /// must arrive within this of a connection opening or of its previous
+    /// response: it is also how long an idle keep-alive connection stays.
+    pub header_timeout_ms: u64,
+    /// A request body may take this long at any pace; after it, it must
+    /// keep up `body_min_bytes_per_sec` on average or is cut (408).
+    pub body_timeout_ms: u64,
+    /// 0: the whole body within `body_timeout_ms`.
+    pub body_min_bytes_per_sec: u64,
+    /// Open connections; over it the longest-idle connection waiting for a
+    /// request is closed to make room, and if every one is busy the new
+    /// one is. Kept below the open-file limit.
+    pub max_connections: usize,
+    /// Request body bytes held at once across all requests; a request
+    /// over it gets 503 at once.
+    pub max_body_bytes_in_flight: usize,
 }
 
 /// `server.tls`: PEM files, re-read on every reload.
@@ -88,6 +106,11 @@ impl Default for ServerConfig {
             tls: None,
             metrics_listen: None,
             max_slow_checks: std::thread::available_parallelism().map_or(2, usize::from),
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            body_min_bytes_per_sec: 4096,
+            max_connections: 1024,
+            max_body_bytes_in_flight: 64 * 1024 * 1024,
         }
     }
 }
@@ -435,8 +458,22 @@ impl Config {
         {
             problems.push(Problem::new("log.level", e.to_string()));
         }
-        if self.server.max_body_bytes == 0 {
-            problems.push(Problem::new("server.max_body_bytes", "must be at least 1"));
+        let server = &self.server;
+        for (key, value) in [
+            ("server.max_body_bytes", server.max_body_bytes as u64),
+            ("server.header_timeout_ms", server.header_timeout_ms),
+            ("server.body_timeout_ms", server.body_timeout_ms),
+            ("server.max_connections", server.max_connections as u64),
+        ] {
+            if value == 0 {
+                problems.push(Problem::new(key, "must be at least 1"));
+            }
+        }
+        if server.max_body_bytes_in_flight < server.max_body_bytes {
+            problems.push(Problem::new(
+                "server.max_body_bytes_in_flight",
+                "must be at least server.max_body_bytes",
+            ));
         }
         for (name, plugin) in &self.plugin {
             if plugin.pool_size == Some(0) {

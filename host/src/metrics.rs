@@ -54,6 +54,11 @@ struct RouteLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PluginLabels {
     plugin: Arc<str>,
 }
@@ -74,6 +79,11 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     reloads: Counter,
     reload_failures: Counter,
+    /// Connections open on the webhook listener.
+    pub connections_open: Gauge,
+    connections_refused: Family<ReasonLabels, Counter>,
+    /// Request body bytes held across requests (`max_body_bytes_in_flight`).
+    pub body_bytes_in_flight: Gauge,
     store_bytes: Gauge,
     store_files: Vec<PathBuf>,
     /// The route label of requests for a path no route serves.
@@ -147,6 +157,24 @@ impl Metrics {
             "Reloads refused; the running set was kept",
             reload_failures.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Connections open on the webhook listener",
+            connections_open.clone(),
+        );
+        let connections_refused = Family::default();
+        registry.register(
+            "connections_refused",
+            "Connections and requests refused or cut at the listener, by reason",
+            connections_refused.clone(),
+        );
+        let body_bytes_in_flight = Gauge::default();
+        registry.register(
+            "body_bytes_in_flight",
+            "Request body bytes held across requests being read or answered",
+            body_bytes_in_flight.clone(),
+        );
         let store_bytes = Gauge::default();
         registry.register(
             "store_bytes",
@@ -165,6 +193,9 @@ impl Metrics {
             queue_depth,
             reloads,
             reload_failures,
+            connections_open,
+            connections_refused,
+            body_bytes_in_flight,
             store_bytes,
             store_files,
             unrouted: Arc::from(""),
@@ -234,6 +265,15 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::try_from(*events).unwrap_or(i64::MAX));
         }
+    }
+
+    /// The listener refused or cut a connection or request: `reason` is
+    /// one of the listener's own (`max_connections`, `evicted`,
+    /// `header_timeout`, `body_timeout`, `body_bytes_in_flight`).
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     pub fn reloaded(&self) {

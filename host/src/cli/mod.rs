@@ -27,8 +27,7 @@ use crate::runtime::Runtime;
 use crate::secret::SecretSource;
 use crate::server::{self, App};
 use crate::service;
-use crate::tls::TlsListener;
-use axum::serve::ListenerExt as _;
+use crate::tls::TlsHandshake;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -314,12 +313,10 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
         service::spawn_watchdog();
         match tls {
             Some(tls) => {
-                // `tap_io` changes nothing; it gives axum's ConnectInfo
-                // support for a listener of our own.
-                let listener = TlsListener::new(listener, routes, tls).tap_io(|_| {});
-                server::serve(listener, app, until_stopped()).await?;
+                let handshake = TlsHandshake::new(routes, tls);
+                server::serve(listener, handshake, app, until_stopped()).await?;
             }
-            None => server::serve(listener, app, until_stopped()).await?,
+            None => server::serve(listener, server::Plain, app, until_stopped()).await?,
         }
         dispatcher.shutdown().await;
         if store_failed.load(std::sync::atomic::Ordering::Relaxed) {

@@ -15,11 +15,13 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::{IncomingStream, Listener};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+mod body;
+mod door;
 mod forwarded;
+mod listener;
 mod log_limit;
 
 use crate::config::Mode;
@@ -29,7 +31,10 @@ use crate::metrics::Metrics;
 use crate::providers::{self, Rejection, Verified};
 use crate::routes::{Route, RouteTable};
 use crate::store::Admission;
+use door::Door;
 use forwarded::{Client, client_ip};
+pub use listener::{Handshake, Plain};
+use tokio::net::TcpListener;
 
 /// What a provider is told to wait before retrying when the queue is full.
 const RETRY_AFTER_SECS: &str = "5";
@@ -46,29 +51,26 @@ pub struct App {
     pub metrics: Arc<Metrics>,
 }
 
-/// Serves `app` on `listener` (plain TCP, or TLS wrapped in `tap_io` so
-/// that axum hands the peer's address on) until `shutdown` resolves, then
-/// lets requests in flight finish.
-pub async fn serve<L>(
-    listener: L,
+/// Serves `app` on `listener` until `shutdown` resolves, then lets
+/// requests in flight finish. `handshake` is [`Plain`] or TLS.
+pub async fn serve<H: Handshake>(
+    listener: TcpListener,
+    handshake: H,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    L: Listener<Addr = SocketAddr>,
-    for<'a> SocketAddr: axum::extract::connect_info::Connected<IncomingStream<'a, L>>,
-{
+) -> std::io::Result<()> {
+    let wanted = app.routes.load().server.max_connections;
+    let door = Arc::new(Door::new(
+        app.routes.clone(),
+        app.metrics.clone(),
+        door::fit_open_file_limit(wanted),
+    ));
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(handle)
         .with_state(app);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    listener::serve(listener, handshake, router, door, shutdown).await
 }
 
 /// The process is up and answering.
@@ -373,19 +375,25 @@ fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> V
         .collect()
 }
 
-/// Reads the whole body, refusing more than `limit` bytes.
+/// Reads the whole body, refusing more than `limit` bytes; a body the
+/// listener cut is answered as it says.
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, StatusCode> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large =
+        let mut causes =
             std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
                 e.source()
+            });
+        causes
+            .find_map(|e| {
+                if let Some(cut) = e.downcast_ref::<body::BodyCut>() {
+                    Some(cut.status())
+                } else if e.is::<http_body_util::LengthLimitError>() {
+                    Some(StatusCode::PAYLOAD_TOO_LARGE)
+                } else {
+                    None
+                }
             })
-            .any(|e| e.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            StatusCode::PAYLOAD_TOO_LARGE
-        } else {
-            StatusCode::BAD_REQUEST
-        }
+            .unwrap_or(StatusCode::BAD_REQUEST)
     })
 }
 

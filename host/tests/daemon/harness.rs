@@ -553,3 +553,18 @@ impl Daemon {
         log
     }
 }
+
+impl Daemon {
+    /// Lowers the running daemon's open-file limit, soft and hard, to
+    /// `files`, as `LimitNOFILE=` or `ulimit -n` would: every descriptor it
+    /// opens from then on counts against it.
+    pub fn limit_open_files(&self, files: u64) {
+        let child = self.child.as_ref().expect("daemon running");
+        let status = Command::new("prlimit")
+            .arg(format!("--pid={}", child.id()))
+            .arg(format!("--nofile={files}:{files}"))
+            .status()
+            .expect("running prlimit");
+        assert!(status.success(), "prlimit failed");
+    }
+}

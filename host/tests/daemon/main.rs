@@ -9,6 +9,8 @@ mod chain;
 mod check;
 mod conformance;
 mod delivery;
+
+mod door;
 mod egress;
 mod empty_secrets;
 mod exposition;
