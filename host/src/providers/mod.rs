@@ -24,7 +24,8 @@ use crate::secret::Secret;
 mod goflow;
 mod hmac;
 pub mod jsjson;
-pub(crate) mod json;
+// Public for the fuzz targets (fuzz/).
+pub mod json;
 mod mac;
 mod messangi;
 mod meta;
