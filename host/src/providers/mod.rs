@@ -30,6 +30,8 @@ mod mac;
 mod messangi;
 mod meta;
 mod oneroute;
+#[cfg(test)]
+mod regressions;
 mod standard_webhooks;
 #[cfg(test)]
 mod testkit;
