@@ -59,8 +59,7 @@ fn same(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(a), Value::Object(b)) => {
             a.len() == b.len()
-                && a
-                    .iter()
+                && a.iter()
                     .zip(b)
                     .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
         }

@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(text(by_pick_of), text(picked));
     for (key, picked) in KEYS.into_iter().zip(picked) {
         let member = members.get(key).copied();
-        assert_eq!(member.map(RawValue::get), picked.map(RawValue::get), "{key}");
+        assert_eq!(
+            member.map(RawValue::get),
+            picked.map(RawValue::get),
+            "{key}"
+        );
         assert_eq!(
             member.and_then(json::raw_scalar_text),
             json::text(&value, &[key]),

@@ -32,7 +32,6 @@ fuzz_target!(|data: &[u8]| {
 /// expired, not yet valid, or not a time is rightly refused.
 fn has_time_claims(id: &str, payload: &[u8]) -> bool {
     id == "truora"
-        && serde_json::from_slice::<serde_json::Value>(payload).is_ok_and(|claims| {
-            claims.get("exp").is_some() || claims.get("nbf").is_some()
-        })
+        && serde_json::from_slice::<serde_json::Value>(payload)
+            .is_ok_and(|claims| claims.get("exp").is_some() || claims.get("nbf").is_some())
 }
