@@ -430,6 +430,15 @@ impl Config {
         })
     }
 
+    /// The configuration written in `text`, without the environment: what
+    /// [`Config::load`] reads from a file, with its shape errors.
+    pub fn from_toml(text: &str) -> Result<Self, Vec<Problem>> {
+        Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| e.into_iter().map(figment_problem).collect())
+    }
+
     /// The `[log]` table of `path`, or the defaults if the file cannot be
     /// read: logging starts before the config is loaded, and a broken
     /// file is then reported through the default logger.

@@ -145,6 +145,18 @@ mod tests {
     }
 
     #[test]
+    fn text_is_read_as_a_file_is() {
+        let toml = "[server]\nmax_body_bytes = \"hunter2-literal\"\n[[route]]\nname = 1\n";
+        let from_text: Vec<String> = Config::from_toml(toml)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(from_text, problems_of(toml));
+        assert!(Config::from_toml("[server]\nmax_body_bytes = 1\n").is_ok());
+    }
+
+    #[test]
     fn a_type_error_names_the_key_and_type_but_not_the_value() {
         let problems = problems_of(
             "[[route]]\nname = \"r\"\npath = \"/r\"\nprovider = \"goflow\"\nsecret = \"s\"\nplugins = \"hunter2-literal\"\n",

@@ -10,7 +10,9 @@
 use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
 
-use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -165,8 +167,9 @@ pub fn body_text(body: &[u8]) -> Result<&str, super::Rejection> {
 /// The members named `keys` of a body that must be a JSON object, each
 /// its raw JSON or `None` where absent; refused as [`object`] refuses it.
 /// As in a [`Value`]'s map, a repeated key keeps its last value. The other
-/// members are checked and skipped, not kept: one pass over the body
-/// and no map. Text, not bytes: a skipped string is not checked for
+/// members are checked as [`object`] checks them (escapes decoded, so a
+/// lone surrogate is refused) and skipped, not kept: one pass over the
+/// body and no map. Text, not bytes: a skipped string is not checked for
 /// UTF-8 as it is skipped, so [`body_text`] checks the whole body first.
 pub fn pick<'a, const N: usize>(
     body: &'a str,
@@ -224,13 +227,71 @@ impl<'de, const N: usize> Visitor<'de> for Pick<'_, N> {
         let mut picked = [None; N];
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match self.0.iter().position(|wanted| *wanted == key.0) {
-                Some(at) => picked[at] = Some(map.next_value()?),
+                Some(at) => {
+                    // A raw value is taken without decoding its escapes.
+                    let raw: &'de RawValue = map.next_value()?;
+                    serde_json::from_str::<Checked>(raw.get()).map_err(A::Error::custom)?;
+                    picked[at] = Some(raw);
+                }
                 None => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Checked>()?;
                 }
             }
         }
         Ok(picked)
+    }
+}
+
+/// A value read and dropped, its strings decoded as a [`Value`]'s are:
+/// serde's `IgnoredAny` skips strings without decoding their escapes, and
+/// so takes what [`object`] refuses.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Checked)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Key<'de>, Checked>()?.is_some() {}
+        Ok(Checked)
     }
 }
 

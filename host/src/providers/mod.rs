@@ -24,11 +24,14 @@ use crate::secret::Secret;
 mod goflow;
 mod hmac;
 pub mod jsjson;
-pub(crate) mod json;
+// Public for the fuzz targets (fuzz/).
+pub mod json;
 mod mac;
 mod messangi;
 mod meta;
 mod oneroute;
+#[cfg(test)]
+mod regressions;
 mod standard_webhooks;
 #[cfg(test)]
 mod testkit;

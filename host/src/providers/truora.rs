@@ -69,6 +69,10 @@ impl Provider for Truora {
     fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
         let claims: Value =
             serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+        // A JWT's claims are an object; verify refuses any other token.
+        if !claims.is_object() {
+            return Err("payload is not a JSON object".to_owned());
+        }
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.signing_key)
                 .map_err(|e| format!("cannot sign the JWT: {e}"))?;

@@ -1,0 +1,42 @@
+//! Inputs the fuzz targets (fuzz/) found crashing, each kept as the test
+//! of what it showed. Their files are also in `fuzz/corpus/TARGET/`.
+
+use std::time::SystemTime;
+
+use super::json;
+use super::testkit;
+use crate::config::RouteConfig;
+
+/// `provider_signed`: Truora signed a JSON array as a JWT's claims, a
+/// token its own verify refuses; a payload that is not an object is not
+/// signed.
+#[test]
+fn truora_signs_only_objects() {
+    let provider = testkit::provider(RouteConfig::bare("truora"), "c48863adab6b101b");
+    let payload = br#"[{"event":"x"},1,"two",null,true,false]"#;
+    assert_eq!(
+        provider.sign(payload, SystemTime::now()),
+        Err("payload is not a JSON object".to_owned())
+    );
+    let signed = testkit::signed(&*provider, r#"{"event":"x"}"#);
+    assert!(provider.verify(&signed.request()).is_ok());
+}
+
+/// `json`: a lone surrogate in a member `pick` skipped, or in one it
+/// took, passed `pick` while `object` refused the body.
+#[test]
+fn picks_refuse_lone_surrogates_as_object_does() {
+    for body in [
+        r#"{"results":{"order":{"value":"\ud800CU001"}}}"#,
+        r#"{"id":{"value":"\ud800"}}"#,
+        r#"{"id":["\udc00"]}"#,
+        r#"{"x":{"\ud800":1}}"#,
+    ] {
+        let refused = json::object(body.as_bytes()).unwrap_err();
+        assert_eq!(json::pick(body, ["id"]).unwrap_err(), refused, "{body}");
+    }
+    let paired = r#"{"id":"\ud83d\ude00","x":["\ud83d\ude00"]}"#;
+    assert!(json::object(paired.as_bytes()).is_ok());
+    let [id] = json::pick(paired, ["id"]).unwrap();
+    assert_eq!(id.and_then(json::raw_scalar_text).as_deref(), Some("😀"));
+}
