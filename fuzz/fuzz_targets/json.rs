@@ -1,6 +1,7 @@
 //! The providers' JSON readers: an object's members picked or borrowed
 //! as raw JSON read the same as a parsed `Value`, and a body that one
-//! refuses the other refuses with the same reason.
+//! refuses the other refuses with the same reason; lone surrogate
+//! escapes read as U+FFFD in both.
 
 #![no_main]
 
@@ -13,7 +14,15 @@ const KEYS: [&str; 6] = ["id", "event", "type", "message", "data", ""];
 
 fuzz_target!(|data: &[u8]| {
     let value = json::object(data);
-    let picked = json::body_text(data).and_then(|text| json::pick(text, KEYS));
+    // Lone surrogate escapes mended, as `object` mends them.
+    let text = match json::body_text(data) {
+        Ok(text) => text,
+        Err(refused) => {
+            assert_eq!(value.map(drop).unwrap_err().to_string(), refused.to_string());
+            return;
+        }
+    };
+    let picked = json::pick(&text, KEYS);
     let (value, picked) = match (value, picked) {
         (Ok(value), Ok(picked)) => (value, picked),
         (Err(a), Err(b)) => {
@@ -22,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         }
         (value, picked) => panic!("object: {value:?}, pick: {picked:?}"),
     };
-    let raw: &RawValue = serde_json::from_slice(data).expect("an object is a raw value");
+    let raw: &RawValue = serde_json::from_str(&text).expect("an object is a raw value");
     let members = json::members_of(raw).expect("an object has members");
     let by_pick_of = json::pick_of(raw, KEYS).expect("an object picks");
     let text = |raws: [Option<&RawValue>; 6]| raws.map(|r| r.map(|r| r.get().to_owned()));

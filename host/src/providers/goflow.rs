@@ -44,9 +44,9 @@ pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
     // Borrowed members, not a `Value`: a call carries the whole run
     // (contact, flow, results, input, run...) and only a few fields
     // of it are read.
-    let document = json::body_text(document)?;
+    let text = json::body_text(document)?;
     let [contact, flow, results, input] =
-        json::pick(document, ["contact", "flow", "results", "input"])?;
+        json::pick(&text, ["contact", "flow", "results", "input"])?;
     let [flow_id, flow_name] = flow
         .and_then(|flow| json::pick_of(flow, ["uuid", "name"]))
         .unwrap_or_default();
@@ -60,7 +60,8 @@ pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
     Ok(vec![Decoded {
         kind: KIND.to_owned(),
         payload: Payload::FlowCall(event),
-        raw_json: document.to_owned(),
+        // The verified text itself, not the mended one.
+        raw_json: String::from_utf8_lossy(document).into_owned(),
         provider_id: None,
     }])
 }

@@ -158,19 +158,25 @@ pub fn members_of(raw: &RawValue) -> Option<Members<'_>> {
     serde_json::from_str(text).ok()
 }
 
-/// A body's text. JSON is UTF-8: a body that is not is refused as
+/// A body's text, for [`pick`], with its lone surrogate escapes mended as
+/// [`object`] mends them. JSON is UTF-8: a body that is not is refused as
 /// [`object`] refuses it.
-pub fn body_text(body: &[u8]) -> Result<&str, super::Rejection> {
-    std::str::from_utf8(body).map_err(|_| refusal(body))
+pub fn body_text(body: &[u8]) -> Result<Cow<'_, str>, super::Rejection> {
+    let text = std::str::from_utf8(body).map_err(|_| refusal(body))?;
+    Ok(match mend_surrogates(text.as_bytes()) {
+        Cow::Borrowed(_) => Cow::Borrowed(text),
+        // Mending writes ASCII escapes over ASCII escapes.
+        Cow::Owned(mended) => Cow::Owned(String::from_utf8(mended).map_err(|_| refusal(body))?),
+    })
 }
 
 /// The members named `keys` of a body that must be a JSON object, each
 /// its raw JSON or `None` where absent; refused as [`object`] refuses it.
 /// As in a [`Value`]'s map, a repeated key keeps its last value. The other
-/// members are checked as [`object`] checks them (escapes decoded, so a
-/// lone surrogate is refused) and skipped, not kept: one pass over the
-/// body and no map. Text, not bytes: a skipped string is not checked for
-/// UTF-8 as it is skipped, so [`body_text`] checks the whole body first.
+/// members are checked as [`object`] checks them (escapes decoded) and
+/// skipped, not kept: one pass over the body and no map. Text from
+/// [`body_text`], not bytes: a skipped string is not checked for UTF-8 as
+/// it is skipped, and a lone surrogate escape must be mended first.
 pub fn pick<'a, const N: usize>(
     body: &'a str,
     keys: [&str; N],
@@ -354,7 +360,8 @@ mod tests {
         let raw: &RawValue = serde_json::from_slice(body).unwrap();
         let members = members_of(raw).unwrap();
         let keys = ["a", "b", "n", "e", "o", "q", "t", "missing"];
-        let picked = pick(body_text(body).unwrap(), keys).unwrap();
+        let body_text = body_text(body).unwrap();
+        let picked = pick(&body_text, keys).unwrap();
         let texts = |raws: [Option<&RawValue>; 8]| raws.map(|r| r.map(|r| r.get().to_owned()));
         assert_eq!(texts(pick_of(raw, keys).unwrap()), texts(picked));
         for (key, picked) in keys.into_iter().zip(picked) {
@@ -426,7 +433,7 @@ mod tests {
         for body in bodies {
             assert_eq!(
                 body_text(body)
-                    .and_then(|text| pick(text, ["a"]))
+                    .and_then(|text| pick(&text, ["a"]).map(|_| ()))
                     .unwrap_err()
                     .to_string(),
                 object(body).unwrap_err().to_string()

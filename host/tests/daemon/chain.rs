@@ -131,7 +131,7 @@ async fn the_first_failure_stops_the_rest() {
     assert!(
         reply["error"]
             .as_str()
-            .is_some_and(|e| e.contains("failing")),
+            .is_some_and(|e| e.contains("asked to retry")),
         "{reply}"
     );
     let id = delivery_of(&daemon, "broken");
