@@ -113,7 +113,6 @@ pub struct Limits {
     pub body_timeout: Duration,
     pub body_min_bytes_per_sec: u64,
     pub max_connections: usize,
-    pub max_body_bytes: usize,
     pub max_body_bytes_in_flight: usize,
 }
 
@@ -268,7 +267,6 @@ impl Door {
             body_timeout: Duration::from_millis(server.body_timeout_ms),
             body_min_bytes_per_sec: server.body_min_bytes_per_sec,
             max_connections: server.max_connections.min(self.fd_room),
-            max_body_bytes: server.max_body_bytes,
             max_body_bytes_in_flight: server.max_body_bytes_in_flight,
         }
     }
@@ -356,14 +354,13 @@ impl Door {
         }
     }
 
-    /// Body bytes for one request, `upfront` of them held at once (its
-    /// `Content-Length`); `None` if the in-flight cap does not allow them.
-    pub fn body_bytes(self: &Arc<Self>, upfront: usize) -> Option<Arc<BodyBytes>> {
-        let bytes = BodyBytes {
+    /// The body bytes of one request, none held yet: they are held as
+    /// they arrive ([`BodyBytes::grow`]).
+    pub fn body_bytes(self: &Arc<Self>) -> Arc<BodyBytes> {
+        Arc::new(BodyBytes {
             door: self.clone(),
             held: AtomicUsize::new(0),
-        };
-        bytes.grow(upfront).then(|| Arc::new(bytes))
+        })
     }
 
     fn count(&self, refusal: Refusal) {

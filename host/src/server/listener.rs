@@ -12,8 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -38,9 +37,6 @@ const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// A connection's read buffer: what one connection can make the daemon
 /// hold besides its body.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-/// What is said to a request when the body byte cap is reached.
-const RETRY_AFTER_SECS: &str = "1";
 
 /// Turns an accepted TCP stream into the stream HTTP is spoken on.
 pub trait Handshake: Send + 'static {
@@ -231,27 +227,10 @@ async fn answer(
 ) -> Response<Body> {
     let limits = door.limits();
     let (mut parts, body) = request.into_parts();
-    // A body the handler will refuse as too large holds no more than the
-    // handler reads of it.
-    let upfront = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok())
-        .map_or(0, |length| {
-            length.min(limits.max_body_bytes.saturating_add(1))
-        });
-    let Some(bytes) = door.body_bytes(upfront) else {
-        door.refused(Refusal::BodyBytesInFlight);
-        let body = axum::Json(serde_json::json!({ "error": "server busy, retry later" }));
-        let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECS),
-        );
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
-    };
+    // Bytes are counted as they arrive, not as announced: a client that
+    // announces a large body and sends little holds little, so clients
+    // that stall cannot fill the cap and turn away everyone else.
+    let bytes = door.body_bytes();
     parts.extensions.insert(ConnectInfo(peer));
     let outcome = Arc::new(Outcome::default());
     let body = GuardedBody::new(
@@ -267,9 +246,12 @@ async fn answer(
     drop(bytes);
     if let Some(refusal) = outcome.cut() {
         door.refused(refusal);
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        if refusal == Refusal::BodyBytesInFlight {
+            // Bodies in flight last seconds at most.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
     }
     response
 }

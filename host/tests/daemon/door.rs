@@ -283,25 +283,36 @@ async fn a_flood_of_idle_connections_leaves_valid_requests_answering() {
 #[tokio::test]
 async fn unfinished_bodies_hold_no_more_than_the_caps() {
     let daemon = door_daemon(
-        "max_connections = 8\nmax_body_bytes = 65536\nmax_body_bytes_in_flight = 262544\nbody_timeout_ms = 10000",
+        "max_connections = 8\nmax_body_bytes = 65536\nmax_body_bytes_in_flight = 262544\nbody_timeout_ms = 10000\nbody_min_bytes_per_sec = 1000000",
     );
     let gauge = "wirehook_body_bytes_in_flight";
     let mut holders = Vec::new();
-    // Four large bodies begun, never finished: they hold the cap but
-    // 400 bytes.
-    for _ in 0..4 {
+    // Announced is not held: a body that announces 64 KiB and sends
+    // 1,000 bytes holds 1,000.
+    let mut announcer = TcpStream::connect(daemon.addr).await.unwrap();
+    let head = post_head(&daemon, Some(65_536), "sha256=00");
+    announcer.write_all(head.as_bytes()).await.unwrap();
+    announcer.write_all(&[b' '; 1000]).await.unwrap();
+    wait_metric(&daemon, gauge, 1000.0).await;
+    holders.push(announcer);
+    // Three more bodies begun, nearly whole, never finished: with the
+    // first they hold all of the cap but 400 bytes.
+    for _ in 0..3 {
         let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
         let head = post_head(&daemon, Some(65_536), "sha256=00");
         stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(&[b' '; 1000]).await.unwrap();
+        stream.write_all(&[b' '; 65_535]).await.unwrap();
         holders.push(stream);
     }
-    wait_metric(&daemon, gauge, 262_144.0).await;
+    holders[0].write_all(&[b' '; 64_535]).await.unwrap();
+    wait_metric(&daemon, gauge, 262_140.0).await;
 
-    // A fifth large body, by length or in chunks: 503 at once.
+    // A fifth body, by length or in chunks, that brings more than the
+    // 400 bytes left: 503 at once.
     let mut fifth = TcpStream::connect(daemon.addr).await.unwrap();
     let head = post_head(&daemon, Some(65_536), "sha256=00");
     fifth.write_all(head.as_bytes()).await.unwrap();
+    fifth.write_all(&[b' '; 1000]).await.unwrap();
     let answer = until_closed(&mut fifth, Duration::from_secs(3))
         .await
         .expect("refused long before the body timeout");
@@ -318,9 +329,10 @@ async fn unfinished_bodies_hold_no_more_than_the_caps() {
         .expect("refused long before the body timeout");
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     refusal_logged(&daemon, "body_bytes_in_flight");
+    wait_metric(&daemon, gauge, 262_140.0).await;
 
-    // Four small bodies fill the cap and the connections: every one of
-    // the eight is busy with a request.
+    // Four small bodies fit in what is left, and fill the connections:
+    // every one of the eight is busy with a request.
     for _ in 0..4 {
         let mut stream = TcpStream::connect(daemon.addr).await.unwrap();
         let head = post_head(&daemon, Some(100), "sha256=00");
@@ -328,7 +340,7 @@ async fn unfinished_bodies_hold_no_more_than_the_caps() {
         stream.write_all(&[b' '; 10]).await.unwrap();
         holders.push(stream);
     }
-    wait_metric(&daemon, gauge, 262_544.0).await;
+    wait_metric(&daemon, gauge, 262_180.0).await;
     // A ninth connection is closed at once, not queued.
     let mut ninth = TcpStream::connect(daemon.addr).await.unwrap();
     let answer = until_closed(&mut ninth, Duration::from_secs(3))
