@@ -50,6 +50,7 @@ impl Fuzzed {
             route: &route,
             secret: Some(Secret::new(SECRET.as_bytes())),
             headers: Vec::new(),
+            slow_checks: providers::SlowChecks::default(),
         })
         .unwrap_or_else(|issue| panic!("{id}: {}: {}", issue.field, issue.reason));
         Self { id, provider }
