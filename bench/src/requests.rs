@@ -42,14 +42,7 @@ impl Requests {
             Kind::Goflow => "goflow",
             Kind::Truora => "truora",
         };
-        let route = RouteConfig::bare(id);
-        let provider = providers::build(&ProviderConfig {
-            route: &route,
-            secret: Some(Secret::new(secret.as_bytes())),
-            headers: Vec::new(),
-            slow_checks: providers::SlowChecks::default(),
-        })
-        .map_err(|issue| anyhow!("{}: {}", issue.field, issue.reason))?;
+        let provider = bare_provider(id, secret)?;
         Ok(Self {
             kind,
             provider,
@@ -98,4 +91,17 @@ impl Requests {
             .sign(payload.to_string().as_bytes(), now)
             .map_err(|reason| anyhow!("cannot sign: {reason}"))
     }
+}
+
+/// Provider `id` as a route with nothing but `secret` builds it: what the
+/// load and the attack sign with.
+pub fn bare_provider(id: &str, secret: &str) -> anyhow::Result<Arc<dyn Provider>> {
+    let route = RouteConfig::bare(id);
+    providers::build(&ProviderConfig {
+        route: &route,
+        secret: Some(Secret::new(secret.as_bytes())),
+        headers: Vec::new(),
+        slow_checks: providers::SlowChecks::default(),
+    })
+    .map_err(|issue| anyhow!("{}: {}", issue.field, issue.reason))
 }

@@ -6,9 +6,7 @@ use std::time::SystemTime;
 
 use anyhow::anyhow;
 use bytes::Bytes;
-use wirehook::config::RouteConfig;
-use wirehook::providers::{self, ProviderConfig, Signed};
-use wirehook::secret::Secret;
+use wirehook::providers::Signed;
 
 /// The size of the bad-signature OneRoute bodies: under the default body
 /// limit, so that they are read and checked.
@@ -60,14 +58,7 @@ pub(super) fn goflow_request(host: &str, path: &str, token: &str) -> anyhow::Res
 }
 
 fn sign(provider: &str, secret: &str, payload: &serde_json::Value) -> anyhow::Result<Signed> {
-    let route = RouteConfig::bare(provider);
-    let provider = providers::build(&ProviderConfig {
-        route: &route,
-        secret: Some(Secret::new(secret.as_bytes())),
-        headers: Vec::new(),
-        slow_checks: providers::SlowChecks::default(),
-    })
-    .map_err(|issue| anyhow!("{}: {}", issue.field, issue.reason))?;
+    let provider = crate::requests::bare_provider(provider, secret)?;
     provider
         .sign(payload.to_string().as_bytes(), SystemTime::now())
         .map_err(|reason| anyhow!("cannot sign: {reason}"))
