@@ -1,6 +1,8 @@
 //! The command line: `wirehook run` serves, `wirehook check` validates,
-//! the delivery-log commands (see [`deliveries`]) inspect the store, and
-//! `wirehook sign` prints the request a provider would send.
+//! the delivery-log commands (see [`deliveries`]) inspect the store,
+//! `wirehook sign` prints the request a provider would send, `wirehook
+//! init` writes a starter config and `wirehook compile` compiles plugins
+//! ahead of time.
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -20,8 +22,11 @@ use crate::reload::Reloader;
 use crate::store::{KvStore, SqliteStore, Store};
 use arc_swap::ArcSwap;
 
+mod compile;
 mod deliveries;
+mod init;
 mod new;
+mod ready;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 use crate::secret::SecretSource;
@@ -61,6 +66,11 @@ enum Command {
     Sign(SignArgs),
     /// Scaffold a plugin project (source, build script, WIT) in a language.
     New(new::NewArgs),
+    /// Write a commented starter config for the providers you name.
+    Init(init::InitArgs),
+    /// Compile every plugin in a dir ahead of time (NAME.cwasm beside
+    /// NAME.wasm), so that a start loads them without compiling.
+    Compile(compile::CompileArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,6 +128,8 @@ pub fn main() -> ExitCode {
         Command::DeadLetters(command) => deliveries::dead_letters(command),
         Command::Sign(args) => sign(&args),
         Command::New(args) => new::new(&args),
+        Command::Init(args) => init::init(&args),
+        Command::Compile(args) => compile::compile(&args),
     };
     match result {
         Ok(code) => code,
@@ -203,6 +215,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let Some(Loaded {
@@ -228,6 +241,7 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
             None => None,
         };
         let plugins = table.plugins().count();
+        let precompiled = table.plugins().filter(|p| p.is_precompiled()).count();
         let tls = table.tls.clone();
         let routes = Arc::new(ArcSwap::from_pointee(table));
         let dispatcher = Dispatcher::start(
@@ -301,13 +315,26 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
             dispatcher: dispatcher.clone(),
             metrics,
         });
+        let took = started.elapsed();
         tracing::info!(
             addr = %listen,
             tls = tls.is_some(),
             metrics_addr = metrics_addr.map(|a| a.to_string()),
             routes = config.routes.len(),
             plugins,
+            precompiled,
+            took_ms = took.as_millis() as u64,
             "listening"
+        );
+        let ready = ready::Ready {
+            addr: listen,
+            tls: tls.is_some(),
+            metrics: metrics_addr,
+            took,
+        };
+        println!(
+            "{}",
+            crate::text::escape(&ready::line(&routes.load(), &ready))
         );
         service::ready();
         service::spawn_watchdog();

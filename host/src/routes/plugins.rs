@@ -160,7 +160,12 @@ fn load_one(
         &plugin_config,
         &config.plugins,
     )?;
-    tracing::debug!(plugin = %want.name, path = %want.path.display(), "plugin loaded");
+    tracing::debug!(
+        plugin = %want.name,
+        path = %want.path.display(),
+        precompiled = plugin.is_precompiled(),
+        "plugin loaded"
+    );
     Ok(Loaded {
         plugin: Arc::new(plugin),
         fingerprint,

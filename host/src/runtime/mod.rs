@@ -18,6 +18,7 @@ use crate::store::KvStore;
 use fetch::Fetcher;
 use host::{HttpGrant, KvGrant, LogBudget};
 
+pub mod aot;
 mod bindings;
 mod fetch;
 mod host;
@@ -109,11 +110,7 @@ impl Runtime {
         kv: Option<Arc<dyn KvStore>>,
         plugins: &PluginsConfig,
     ) -> anyhow::Result<Self> {
-        let mut config = wasmtime::Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
+        let mut config = engine_config();
         if let Some(dir) = cache_dir {
             // Private: it lives in the store's directory by default.
             crate::store::private::create_dir(dir)
@@ -158,10 +155,15 @@ impl Runtime {
             ..Limits::from(plugins)
         };
         let shown = path.display().to_string();
-        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
-            path: shown.clone(),
-            reason: format!("{e:#}"),
-        })?;
+        let precompiled = aot::load(&self.engine, path, bytes);
+        let from_artifact = precompiled.is_some();
+        let component = match precompiled {
+            Some(component) => component,
+            None => Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?,
+        };
         version::check(&component, &self.engine).map_err(|unsupported| {
             LoadError::UnsupportedVersion {
                 path: shown.clone(),
@@ -183,8 +185,25 @@ impl Runtime {
             Arc::new(grants),
             config.isolation,
             limits,
-        ))
+        )
+        .precompiled(from_artifact))
     }
+}
+
+/// The engine's settings. `wirehook compile` builds its engine from them
+/// too: an artifact loads only in an engine with the same settings.
+fn engine_config() -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
+    config
+}
+
+/// The engine `wirehook compile` writes artifacts for: the daemon's.
+pub fn compiling_engine() -> anyhow::Result<Engine> {
+    Ok(Engine::new(&engine_config())?)
 }
 
 /// Instances come from a pool of memories, tables and stacks reserved

@@ -120,6 +120,8 @@ pub struct Plugin {
     slots: Semaphore,
     /// Calls waiting for a permit: a pool too small for the load.
     waiting: AtomicUsize,
+    /// Loaded from its precompiled artifact rather than compiled.
+    precompiled: bool,
 }
 
 impl Plugin {
@@ -140,7 +142,19 @@ impl Plugin {
             pool: Mutex::new(Vec::new()),
             slots: Semaphore::new(limits.pool_size.max(1)),
             waiting: AtomicUsize::new(0),
+            precompiled: false,
         }
+    }
+
+    pub(super) fn precompiled(mut self, precompiled: bool) -> Self {
+        self.precompiled = precompiled;
+        self
+    }
+
+    /// Whether it was loaded from its precompiled artifact (see
+    /// [`super::aot`]) rather than compiled.
+    pub fn is_precompiled(&self) -> bool {
+        self.precompiled
     }
 
     pub fn name(&self) -> &Arc<str> {
