@@ -4,6 +4,7 @@
 mod harness;
 
 mod amplification;
+mod aot;
 mod capabilities;
 mod chain;
 mod check;
@@ -15,6 +16,7 @@ mod egress;
 mod empty_secrets;
 mod exposition;
 mod fetch_limits;
+mod first_run;
 mod fixtures;
 
 mod forwarded;
