@@ -1,5 +1,6 @@
 //! The plugin runtime: one wasmtime [`Engine`] for the process, a compiled
-//! and pre-instantiated [`Plugin`] per `.wasm`, and the limits every
+//! (or, see [`aot`], precompiled) and pre-instantiated [`Plugin`] per
+//! `.wasm`, and the limits every
 //! instance runs under (memory cap, wall-clock deadline, no filesystem,
 //! sockets or environment).
 

@@ -156,13 +156,11 @@ async fn an_init_config_runs_and_prints_one_ready_line() {
         ),
         "{ready}"
     );
+    // `… on http://ADDR: routes …`
     let addr = ready
         .split_once(" on http://")
-        .and_then(|(_, rest)| rest.split_once(':').map(|(host, rest)| (host, rest)))
-        .and_then(|(host, rest)| {
-            let port = rest.split(|c: char| !c.is_ascii_digit()).next()?;
-            Some(format!("{host}:{port}"))
-        })
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .map(|(addr, _)| addr.to_owned())
         .unwrap_or_else(|| panic!("no address in {ready}"));
 
     let response = crate::harness::client()
