@@ -4,6 +4,7 @@
 mod harness;
 
 mod amplification;
+mod call;
 mod capabilities;
 mod chain;
 mod check;
