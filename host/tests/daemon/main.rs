@@ -12,6 +12,7 @@ mod conformance;
 mod delivery;
 
 mod door;
+mod dry_run;
 mod egress;
 mod empty_secrets;
 mod exposition;
