@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::capabilities::{ask, serve};
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::harness::{Daemon, DaemonBuilder, eventually};
 
 /// A probe on a respond route and a queue route, granted KV and fetch
 /// to `origin`.
@@ -63,6 +63,20 @@ pub async fn crm() -> (String, Arc<AtomicUsize>) {
 pub fn payload(text: &str) -> String {
     json!({"input": {"text": text}, "contact": {"uuid": "c-1", "urn": "tel:+5511999990000", "name": "Ana"}})
         .to_string()
+}
+
+/// The delivery log, once it holds `n` finished events: respond rows are
+/// written lazily, queued events once their attempt is recorded.
+pub async fn finished(daemon: &Daemon, n: usize) -> Vec<Value> {
+    eventually(format!("{n} finished events in the store"), || async {
+        let events = tokio::task::block_in_place(|| daemon.cli_json(&["events", "--json"]));
+        let done = events
+            .iter()
+            .filter(|e| !["queued", "running"].contains(&e["status"].as_str().unwrap()))
+            .count();
+        (done == n).then_some(events)
+    })
+    .await
 }
 
 /// What `wirehook call` printed and how it exited.
@@ -152,7 +166,7 @@ async fn call_takes_an_event_from_the_store_or_a_file() {
     let daemon = probe_daemon("http://127.0.0.1:9");
     let (status, live) = ask(&daemon, "/hooks/probe", "hello").await;
     assert_eq!(status, 200);
-    let events = tokio::task::block_in_place(|| daemon.cli_json(&["events", "--json"]));
+    let events = finished(&daemon, 1).await;
     let id = events[0]["id"].to_string();
 
     let stored = call(&daemon, &["--stored", &id]);

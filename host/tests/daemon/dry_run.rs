@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 
-use crate::call::{crm, payload, probe_daemon};
+use crate::call::{crm, finished, payload, probe_daemon};
 use crate::capabilities::ask;
-use crate::harness::{Daemon, eventually, plugin_wasm};
+use crate::harness::{Daemon, plugin_wasm};
 
 /// Queues `text` on the probe's queue route.
 async fn queue(daemon: &Daemon, text: &str) {
@@ -23,20 +23,6 @@ async fn queue(daemon: &Daemon, text: &str) {
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-}
-
-/// The delivery log, once it holds `n` finished events: respond rows are
-/// written lazily, queued events once their attempt is recorded.
-async fn finished(daemon: &Daemon, n: usize) -> Vec<Value> {
-    eventually(format!("{n} finished events in the store"), || async {
-        let events = tokio::task::block_in_place(|| daemon.cli_json(&["events", "--json"]));
-        let done = events
-            .iter()
-            .filter(|e| !["queued", "running"].contains(&e["status"].as_str().unwrap()))
-            .count();
-        (done == n).then_some(events)
-    })
-    .await
 }
 
 /// Every KV entry in the daemon's store.
