@@ -266,7 +266,7 @@ async fn stored_events(
         records.extend(store.list(filter).await?);
     }
     records.retain(|r| since_ms.is_none_or(|since| r.received_at_ms >= since));
-    records.sort_by(|a, b| (b.received_at_ms, b.id).cmp(&(a.received_at_ms, a.id)));
+    records.sort_by_key(|r| std::cmp::Reverse((r.received_at_ms, r.id)));
     if args.limit > 0 {
         records.truncate(args.limit);
     }
