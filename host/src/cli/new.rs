@@ -31,7 +31,8 @@ pub struct NewArgs {
     provider: String,
 }
 
-/// Sample payloads, as each provider sends them: provider, file name.
+/// Sample payloads, as each provider sends them: provider, file name
+/// (the event's `kind`), contents.
 const SAMPLES: &[(&str, &str, &str)] = &[
     (
         "goflow",
@@ -55,8 +56,8 @@ const SAMPLES: &[(&str, &str, &str)] = &[
     ),
     (
         "meta",
-        "status.json",
-        include_str!("templates/events/meta-status.json"),
+        "delivered.json",
+        include_str!("templates/events/meta-delivered.json"),
     ),
     (
         "oneroute",
@@ -227,7 +228,8 @@ mod tests {
             let decode = crate::providers::decoder(provider).expect(provider);
             let events = decode(text.trim_ascii_end().as_bytes())
                 .unwrap_or_else(|e| panic!("{provider} {file}: {e}"));
-            assert!(!events.is_empty(), "{provider} {file}");
+            let kinds: Vec<String> = events.into_iter().map(|e| e.kind + ".json").collect();
+            assert_eq!(kinds, [*file], "{provider}");
         }
     }
 

@@ -43,7 +43,8 @@ async fn scaffold_builds_and_answers(lang: &str, env: &[(&str, &Path)]) {
     // script says.
     let said = String::from_utf8_lossy(&output.stdout);
     let suggested = "--config wirehook.toml --provider goflow --payload events/call_webhook.json";
-    assert!(said.contains(suggested), "{said}");
+    let command = format!("wirehook call {name} {suggested}");
+    assert!(said.lines().any(|l| l.trim() == command), "{said}");
     let called = crate::harness::output(
         wirehook()
             .args(["call", &name])
