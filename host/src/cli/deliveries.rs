@@ -74,8 +74,16 @@ pub struct ReplayArgs {
     #[command(flatten)]
     config: ConfigArg,
     /// Event ids, as `wirehook events` shows them.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "dry_run", conflicts_with = "dry_run")]
     ids: Vec<i64>,
+    /// Change nothing: run the stored events of the routes that use a
+    /// plugin through a candidate build (`--wasm`) with no effects, and
+    /// compare its replies with the recorded ones (respond routes) or the
+    /// current build's (queue routes). Exits 1 when any differ.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    candidate: super::dry_run::DryRunArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +136,9 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    if args.dry_run {
+        return super::dry_run::run(&args.config.config, args.candidate);
+    }
     let wanted = args.ids.clone();
     let found = with_store(&args.config, async |store| {
         Ok(store.replay(args.ids, now_ms()).await?)

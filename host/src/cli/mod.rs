@@ -1,8 +1,9 @@
 //! The command line: `wirehook run` serves, `wirehook check` validates,
 //! the delivery-log commands (see [`deliveries`]) inspect the store,
 //! `wirehook sign` prints the request a provider would send, `wirehook
-//! init` writes a starter config and `wirehook compile` compiles plugins
-//! ahead of time.
+//! init` writes a starter config, `wirehook compile` compiles plugins
+//! ahead of time, and `wirehook call` and `wirehook replay --dry-run` try
+//! plugins on events (see [`call`] and [`dry_run`]).
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -22,8 +23,10 @@ use crate::reload::Reloader;
 use crate::store::{KvStore, SqliteStore, Store};
 use arc_swap::ArcSwap;
 
+mod call;
 mod compile;
 mod deliveries;
+mod dry_run;
 mod init;
 mod new;
 mod ready;
@@ -56,8 +59,14 @@ enum Command {
     Check(ConfigArg),
     /// The delivery log: events, their status, attempts and last error.
     Events(deliveries::EventsArgs),
-    /// Re-queue events by id for an immediate attempt.
+    /// Re-queue events by id for an immediate attempt; or, with
+    /// `--dry-run`, run stored events through a candidate build of a
+    /// plugin with no effects and compare its replies.
     Replay(deliveries::ReplayArgs),
+    /// Run one event through one plugin: the reply's JSON on stdout; its
+    /// status, the plugin's log lines and host calls on stderr. Exit 0 for
+    /// a reply or none, 1 retry, 2 drop, 3 trap or timeout, 4 bad input.
+    Call(call::CallArgs),
     /// Inspect, replay and purge dead letters.
     #[command(subcommand)]
     DeadLetters(deliveries::DeadLetters),
@@ -130,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::New(args) => new::new(&args),
         Command::Init(args) => init::init(&args),
         Command::Compile(args) => compile::compile(&args),
+        Command::Call(args) => call::call(args),
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,9 @@
-//! `wirehook new NAME --lang rust|python|js`: scaffolds a plugin project
-//! that builds and loads as is: its source, a `build` script that makes
-//! `NAME.wasm`, and the WIT it targets, copied from the one this binary
-//! serves so the two always agree.
+//! `wirehook new NAME --lang rust|python|js [--provider P]`: scaffolds a
+//! plugin project that builds and loads as is: its source, a `build`
+//! script that makes `NAME.wasm`, the WIT it targets (copied from the one
+//! this binary serves so the two always agree), sample payloads of the
+//! provider under `events/`, and a `wirehook.toml` that `wirehook call`
+//! runs the plugin on them with.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +26,74 @@ pub struct NewArgs {
     /// empty.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The provider whose sample events go in `events/`.
+    #[arg(long, default_value = "goflow", value_parser = provider)]
+    provider: String,
+}
+
+/// Sample payloads, as each provider sends them: provider, file name
+/// (the event's `kind`), contents.
+const SAMPLES: &[(&str, &str, &str)] = &[
+    (
+        "goflow",
+        "call_webhook.json",
+        include_str!("templates/events/goflow-call_webhook.json"),
+    ),
+    (
+        "hmac",
+        "order.created.json",
+        include_str!("templates/events/hmac-order.created.json"),
+    ),
+    (
+        "messangi",
+        "campaign_interaction.json",
+        include_str!("templates/events/messangi-campaign_interaction.json"),
+    ),
+    (
+        "meta",
+        "text.json",
+        include_str!("templates/events/meta-text.json"),
+    ),
+    (
+        "meta",
+        "delivered.json",
+        include_str!("templates/events/meta-delivered.json"),
+    ),
+    (
+        "oneroute",
+        "newMessage.json",
+        include_str!("templates/events/oneroute-newMessage.json"),
+    ),
+    (
+        "standard-webhooks",
+        "order.created.json",
+        include_str!("templates/events/standard-webhooks-order.created.json"),
+    ),
+    (
+        "truora",
+        "Success.json",
+        include_str!("templates/events/truora-Success.json"),
+    ),
+    (
+        "whatsable",
+        "incoming_message.json",
+        include_str!("templates/events/whatsable-incoming_message.json"),
+    ),
+    (
+        "whatsable",
+        "message_status.json",
+        include_str!("templates/events/whatsable-message_status.json"),
+    ),
+];
+
+/// A provider there are samples of.
+fn provider(id: &str) -> Result<String, String> {
+    if SAMPLES.iter().any(|(p, _, _)| *p == id) {
+        return Ok(id.to_owned());
+    }
+    let mut known: Vec<&str> = SAMPLES.iter().map(|(p, _, _)| *p).collect();
+    known.dedup();
+    Err(format!("no provider `{id}`; one of {}", known.join(", ")))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -47,14 +117,18 @@ impl Lang {
                 ),
                 ("src/lib.rs", include_str!("templates/rust/lib.rs"), false),
                 ("build", include_str!("templates/rust/build"), true),
-                (".gitignore", "/target/\n/*.wasm\n/*.wasm.tmp\n", false),
+                (
+                    ".gitignore",
+                    "/target/\n/*.wasm\n/*.wasm.tmp\n/.wirehook/\n",
+                    false,
+                ),
             ],
             Self::Python => &[
                 ("app.py", include_str!("templates/python/app.py"), false),
                 ("build", include_str!("templates/python/build"), true),
                 (
                     ".gitignore",
-                    "/.venv/\n__pycache__/\n/*.wasm\n/*.wasm.tmp\n",
+                    "/.venv/\n__pycache__/\n/*.wasm\n/*.wasm.tmp\n/.wirehook/\n",
                     false,
                 ),
             ],
@@ -68,7 +142,7 @@ impl Lang {
                 ("build", include_str!("templates/js/build"), true),
                 (
                     ".gitignore",
-                    "/node_modules/\n/*.wasm\n/*.wasm.tmp\n",
+                    "/node_modules/\n/*.wasm\n/*.wasm.tmp\n/.wirehook/\n",
                     false,
                 ),
             ],
@@ -90,16 +164,33 @@ pub fn new(args: &NewArgs) -> anyhow::Result<ExitCode> {
     }
     // Cargo names the built library after the crate, with underscores.
     let crate_name = name.replace('-', "_");
+    let samples: Vec<_> = SAMPLES
+        .iter()
+        .filter(|(p, _, _)| *p == args.provider)
+        .collect();
     let render = |text: &str| {
         text.replace("{{name}}", name)
             .replace("{{crate}}", &crate_name)
+            .replace("{{provider}}", &args.provider)
+            .replace("{{sample}}", samples[0].1)
     };
-    for (path, text, executable) in args.lang.files() {
+    let common: [TemplateFile; 2] = [
+        ("README.md", include_str!("templates/README.md"), false),
+        (
+            "wirehook.toml",
+            include_str!("templates/wirehook.toml"),
+            false,
+        ),
+    ];
+    for (path, text, executable) in args.lang.files().iter().chain(&common) {
         write(&dir.join(path), &render(text), *executable)?;
+    }
+    for (_, file, text) in &samples {
+        write(&dir.join("events").join(file), text, false)?;
     }
     write(&dir.join("wit/plugin.wit"), WIT, false)?;
     println!(
-        "created {dir}: run {build} to make {dir}/{name}.wasm, then copy it into wirehook's plugins dir",
+        "created {dir}: run {build} to make {dir}/{name}.wasm, try it with `wirehook call` (see {dir}/README.md), then copy it into wirehook's plugins dir",
         dir = dir.display(),
         build = dir.join("build").display(),
     );
@@ -129,7 +220,18 @@ fn write(path: &Path, text: &str, executable: bool) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_name;
+    use super::{SAMPLES, valid_name};
+
+    #[test]
+    fn every_sample_decodes_as_its_provider_sends_it() {
+        for (provider, file, text) in SAMPLES {
+            let decode = crate::providers::decoder(provider).expect(provider);
+            let events = decode(text.trim_ascii_end().as_bytes())
+                .unwrap_or_else(|e| panic!("{provider} {file}: {e}"));
+            let kinds: Vec<String> = events.into_iter().map(|e| e.kind + ".json").collect();
+            assert_eq!(kinds, [*file], "{provider}");
+        }
+    }
 
     #[test]
     fn names_are_file_stems_every_toolchain_accepts() {

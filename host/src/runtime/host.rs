@@ -14,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{host, types};
 use super::fetch::{self, Fetcher, Origin};
 use super::limits::MemoryCap;
+use super::trial::{self, HostCall, Trial};
 use crate::store::KvStore;
 use crate::text;
 
@@ -81,11 +82,13 @@ impl LogBudget {
     }
 }
 
-/// The event an instance is handling, for log lines.
-#[derive(Debug, Default, Clone)]
+/// The event an instance is handling, for log lines, and the trial it
+/// runs in, if any.
+#[derive(Default, Clone)]
 pub struct CallContext {
     pub route: String,
     pub delivery_id: String,
+    pub trial: Option<Arc<Trial>>,
 }
 
 /// The data of one instance's store.
@@ -138,9 +141,17 @@ impl State {
         &self.grants.plugin
     }
 
-    /// Logs and returns the refusal of a capability call.
+    /// Logs (records, in a trial) and returns the refusal of a capability
+    /// call.
     fn refuse(&self, capability: &str, reason: String) -> String {
         let message = format!("plugin `{}`: {capability}: {reason}", self.plugin());
+        if let Some(trial) = &self.call.trial {
+            trial.record(HostCall::Refused {
+                capability: capability.to_owned(),
+                reason,
+            });
+            return message;
+        }
         tracing::warn!(
             plugin = self.plugin(),
             route = %self.call.route,
@@ -164,6 +175,21 @@ impl State {
             .kv
             .as_ref()
             .ok_or_else(|| self.not_granted("kv", "kv = true"))
+    }
+
+    /// Where KV calls go: the trial's store when it contains effects,
+    /// else the granted one.
+    fn kv_store<'a>(&'a self, grant: &'a KvGrant) -> &'a dyn KvStore {
+        match self.call.trial.as_ref().and_then(|t| t.kv()) {
+            Some(kv) => kv.as_ref(),
+            None => grant.store.as_ref(),
+        }
+    }
+
+    fn record(&self, call: impl FnOnce() -> HostCall) {
+        if let Some(trial) = &self.call.trial {
+            trial.record(call());
+        }
     }
 
     fn check_key(&self, grant: &KvGrant, key: &str) -> Result<(), String> {
@@ -197,6 +223,16 @@ impl host::Host for State {
             .expect("log budget poisoned")
             .take(Instant::now());
         let Some(suppressed) = allowed else { return };
+        // Cut here, so that one call cannot write a megabyte to the
+        // journal (or the trial's record).
+        let msg = text::truncate(&msg, MAX_LOG_LINE_BYTES);
+        if let Some(trial) = &self.call.trial {
+            trial.record(HostCall::Log {
+                level: level_name(level),
+                message: msg.into_owned(),
+            });
+            return;
+        }
         let plugin = self.plugin();
         let route = self.call.route.as_str();
         let delivery_id = self.call.delivery_id.as_str();
@@ -207,9 +243,7 @@ impl host::Host for State {
                 "plugin log lines suppressed (rate limit)"
             );
         }
-        // Escaped by the log's formatter; cut here, so that one call
-        // cannot write a megabyte to the journal.
-        let msg = text::truncate(&msg, MAX_LOG_LINE_BYTES);
+        // Escaped by the log's formatter.
         match level {
             host::Level::Trace => tracing::trace!(plugin, route, delivery_id, "{msg}"),
             host::Level::Debug => tracing::debug!(plugin, route, delivery_id, "{msg}"),
@@ -226,11 +260,16 @@ impl host::Host for State {
     async fn kv_get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
         let grant = self.kv()?;
         self.check_key(grant, &key)?;
-        grant
-            .store
+        let value = self
+            .kv_store(grant)
             .kv_get(self.plugin(), &key)
             .await
-            .map_err(|e| self.refuse("kv", e.to_string()))
+            .map_err(|e| self.refuse("kv", e.to_string()))?;
+        self.record(|| HostCall::KvGet {
+            found: value.is_some(),
+            key,
+        });
+        Ok(value)
     }
 
     async fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
@@ -242,12 +281,16 @@ impl host::Host for State {
                 format!("values are at most {} bytes", grant.max_value_bytes),
             ));
         }
-        match grant
-            .store
+        let bytes = value.len();
+        match self
+            .kv_store(grant)
             .kv_set(self.plugin(), &key, value, grant.max_total_bytes)
             .await
         {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                self.record(|| HostCall::KvSet { key, bytes });
+                Ok(())
+            }
             Ok(false) => Err(self.refuse(
                 "kv",
                 format!("the namespace would exceed {} bytes", grant.max_total_bytes),
@@ -259,20 +302,26 @@ impl host::Host for State {
     async fn kv_delete(&mut self, key: String) -> Result<(), String> {
         let grant = self.kv()?;
         self.check_key(grant, &key)?;
-        grant
-            .store
+        self.kv_store(grant)
             .kv_delete(self.plugin(), &key)
             .await
-            .map_err(|e| self.refuse("kv", e.to_string()))
+            .map_err(|e| self.refuse("kv", e.to_string()))?;
+        self.record(|| HostCall::KvDelete { key });
+        Ok(())
     }
 
     async fn kv_list(&mut self, prefix: String) -> Result<Vec<String>, String> {
         let grant = self.kv()?;
-        grant
-            .store
+        let keys = self
+            .kv_store(grant)
             .kv_list(self.plugin(), &prefix, KV_LIST_LIMIT)
             .await
-            .map_err(|e| self.refuse("kv", e.to_string()))
+            .map_err(|e| self.refuse("kv", e.to_string()))?;
+        self.record(|| HostCall::KvList {
+            prefix,
+            keys: keys.len(),
+        });
+        Ok(keys)
     }
 
     async fn fetch(
@@ -282,20 +331,55 @@ impl host::Host for State {
         let Some(grant) = &self.grants.http else {
             return Err(self.not_granted("fetch", "allow_http = [\"https://host\"]"));
         };
+        let (method, url) = (req.method.clone(), req.url.clone());
+        if self.call.trial.as_ref().is_some_and(|t| t.contained()) {
+            let reason = "not made: the plugin runs with no effects".to_owned();
+            self.record(|| HostCall::Fetch {
+                method,
+                url,
+                status: None,
+                error: Some(reason.clone()),
+                millis: 0,
+            });
+            return Err(format!("plugin `{}`: fetch: {reason}", self.plugin()));
+        }
         let request = fetch::Request {
             method: req.method,
             url: req.url,
             headers: req.headers,
             body: req.body,
         };
-        match grant.fetcher.fetch(&grant.origins, request).await {
+        let started = Instant::now();
+        let result = grant.fetcher.fetch(&grant.origins, request).await;
+        self.record(|| HostCall::Fetch {
+            method,
+            url,
+            status: result.as_ref().ok().map(|r| r.status),
+            error: result.as_ref().err().cloned(),
+            millis: trial::millis(started.elapsed()),
+        });
+        match result {
             Ok(response) => Ok(host::IncomingResponse {
                 status: response.status,
                 headers: response.headers,
                 body: response.body,
             }),
+            // Recorded above, with the request it refused.
+            Err(reason) if self.call.trial.is_some() => {
+                Err(format!("plugin `{}`: fetch: {reason}", self.plugin()))
+            }
             Err(reason) => Err(self.refuse("fetch", reason)),
         }
+    }
+}
+
+fn level_name(level: host::Level) -> &'static str {
+    match level {
+        host::Level::Trace => "trace",
+        host::Level::Debug => "debug",
+        host::Level::Info => "info",
+        host::Level::Warn => "warn",
+        host::Level::Error => "error",
     }
 }
 

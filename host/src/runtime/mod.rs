@@ -25,12 +25,14 @@ mod fetch;
 mod host;
 mod limits;
 mod plugin;
+pub mod trial;
 mod ungranted;
 pub mod version;
 
 pub use fetch::Origin;
 pub use host::Grants;
 pub use plugin::{CallError, Plugin, PluginEvent, Reply};
+pub use trial::{Effects, HostCall, MemoryKv, Trial};
 
 use bindings::PluginPre;
 use host::State;

@@ -21,6 +21,7 @@ use super::Limits;
 use super::bindings::{self, PluginPre, types};
 use super::host::{CallContext, Grants, State};
 use super::limits::MemoryCap;
+use super::trial::Trial;
 use crate::config::Isolation;
 use crate::event::Event;
 
@@ -190,10 +191,29 @@ impl Plugin {
 
     /// Runs `handle` for one event under the plugin's deadline.
     pub async fn handle(&self, event: &PluginEvent) -> Result<Option<Reply>, CallError> {
+        self.call(event, None).await
+    }
+
+    /// [`Self::handle`] in `trial`: its host calls recorded, its effects
+    /// as the trial says.
+    pub async fn try_event(
+        &self,
+        event: &PluginEvent,
+        trial: Arc<Trial>,
+    ) -> Result<Option<Reply>, CallError> {
+        self.call(event, Some(trial)).await
+    }
+
+    async fn call(
+        &self,
+        event: &PluginEvent,
+        trial: Option<Arc<Trial>>,
+    ) -> Result<Option<Reply>, CallError> {
         let deadline = Instant::now() + self.limits.timeout;
         let call = CallContext {
             route: event.route().to_owned(),
             delivery_id: event.delivery_id().to_owned(),
+            trial,
         };
         let run = async {
             let slot = self.slot().await;
@@ -229,6 +249,8 @@ impl Plugin {
             Err(types::Failure::Drop(reason)) => return Err(CallError::Drop(reason)),
         };
         warm.events += 1;
+        // The trial is the caller's: a warm instance must not keep it.
+        warm.store.data_mut().call.trial = None;
         self.give_back(warm);
         Ok(reply)
     }

@@ -5,6 +5,7 @@ mod harness;
 
 mod amplification;
 mod aot;
+mod call;
 mod capabilities;
 mod chain;
 mod check;
@@ -12,6 +13,7 @@ mod conformance;
 mod delivery;
 
 mod door;
+mod dry_run;
 mod egress;
 mod empty_secrets;
 mod exposition;

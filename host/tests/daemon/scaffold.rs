@@ -23,6 +23,7 @@ async fn scaffold_builds_and_answers(lang: &str, env: &[(&str, &Path)]) {
         crate::harness::WAIT,
     );
     assert!(output.status.success(), "wirehook new: {output:?}");
+    assert!(project.join("events/call_webhook.json").is_file());
     let wit = std::fs::read_to_string(project.join("wit/plugin.wit")).unwrap();
     assert!(wit.contains("package wirehook:plugin@0.1.0;"));
 
@@ -37,6 +38,28 @@ async fn scaffold_builds_and_answers(lang: &str, env: &[(&str, &Path)]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+
+    // The project's own config runs it on its own sample, as its build
+    // script says.
+    let said = String::from_utf8_lossy(&output.stdout);
+    let suggested = "--config wirehook.toml --provider goflow --payload events/call_webhook.json";
+    let command = format!("wirehook call {name} {suggested}");
+    assert!(said.lines().any(|l| l.trim() == command), "{said}");
+    let called = crate::harness::output(
+        wirehook()
+            .args(["call", &name])
+            .args(suggested.split(' '))
+            .current_dir(&project)
+            .env("RUST_LOG", "off"),
+        crate::harness::COMPILE_WAIT,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&called.stdout),
+        format!("{{\"kind\":\"call_webhook\",\"plugin\":\"{name}\"}}\n"),
+        "{}",
+        String::from_utf8_lossy(&called.stderr)
+    );
+    assert_eq!(called.status.code(), Some(0));
 
     let daemon = DaemonBuilder::new(&format!(
         r#"
