@@ -77,6 +77,13 @@ pub struct Summary {
     pub stalled_bodies: SlowTally,
     pub oneroute: RequestTally,
     pub goflow: RequestTally,
+    /// The attack's own CPU time and how long it ran, in seconds, as the
+    /// runner reads them from outside: its share of the cores is taken
+    /// from the load and the daemon.
+    #[serde(default)]
+    pub cpu_secs: f64,
+    #[serde(default)]
+    pub wall_secs: f64,
 }
 
 /// One kind of slow client's connections.

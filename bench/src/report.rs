@@ -396,6 +396,12 @@ fn describe(attack: &attack::Summary) -> String {
         slow("stalled-body", &attack.stalled_bodies),
         requests("OneRoute bad-HMAC 1 MiB", &attack.oneroute),
         requests("goflow wrong-token", &attack.goflow),
+        format!(
+            "the attack's own CPU: {:.2} s in its {:.1} s ({:.0} % of one core)",
+            attack.cpu_secs,
+            attack.wall_secs,
+            100.0 * attack.cpu_secs / attack.wall_secs.max(f64::EPSILON)
+        ),
     ]
     .join("; ")
 }

@@ -52,11 +52,10 @@ impl Running {
     /// system, to the clock tick.
     pub fn cpu_time(&self) -> Duration {
         let pid = self.child.id();
-        let ticks: u64 = std::iter::once(pid)
+        std::iter::once(pid)
             .chain(children(pid))
-            .filter_map(cpu_ticks)
-            .sum();
-        TICK * u32::try_from(ticks).unwrap_or(u32::MAX)
+            .filter_map(cpu_time_of)
+            .sum()
     }
 }
 
@@ -284,6 +283,12 @@ fn stat_fields(pid: u32) -> Option<Vec<u64>> {
 
 fn parent_of(pid: u32) -> Option<u32> {
     u32::try_from(*stat_fields(pid)?.first()?).ok()
+}
+
+/// CPU time process `pid` has used so far, user and system, to the clock
+/// tick; `None` once it is gone.
+pub fn cpu_time_of(pid: u32) -> Option<Duration> {
+    Some(TICK * u32::try_from(cpu_ticks(pid)?).unwrap_or(u32::MAX))
 }
 
 /// utime + stime: fields 14 and 15 of `/proc/PID/stat`.

@@ -121,6 +121,9 @@ pub struct DeliveryConfig {
     pub retention_hours: u64,
     /// On SIGTERM, how long plugin calls in flight may take to finish.
     pub shutdown_grace_secs: u64,
+    /// How often finished events past `retention_hours` are deleted and
+    /// the queue depth is counted again from the store.
+    pub housekeeping_secs: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -131,6 +134,7 @@ impl Default for DeliveryConfig {
             dedup_window_secs: 24 * 3600,
             retention_hours: 7 * 24,
             shutdown_grace_secs: 10,
+            housekeeping_secs: 60,
         }
     }
 }
@@ -397,6 +401,12 @@ impl Config {
         }
         if self.delivery.workers == 0 {
             problems.push(Problem::new("delivery.workers", "must be at least 1"));
+        }
+        if self.delivery.housekeeping_secs == 0 {
+            problems.push(Problem::new(
+                "delivery.housekeeping_secs",
+                "must be at least 1",
+            ));
         }
         if let Some(level) = &self.log.level
             && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)

@@ -33,9 +33,6 @@ use crate::store::{Admission, Claimed, Intake, Outcome, Response, Store, StoreEr
 /// picked up.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
-/// How often retention runs and the queue depth is re-counted.
-const HOUSEKEEPING: Duration = Duration::from_secs(60);
-
 /// Most events a worker claims at once. A deep queue is claimed in
 /// batches and their outcomes recorded together, a store write each
 /// rather than one per event; a shallow one is shared out one by one so
@@ -479,8 +476,8 @@ impl Dispatcher {
         // Events left waiting for a route are worth saying at start.
         self.count_waiting().await;
         // Not at once: a recount racing the first requests would lose them.
-        let mut tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + HOUSEKEEPING, HOUSEKEEPING);
+        let every = Duration::from_secs(self.config.housekeeping_secs.max(1));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -505,6 +502,7 @@ impl Dispatcher {
                 }
                 Err(e) => tracing::error!("cannot count the queue: {e}"),
             }
+            tracing::debug!(depth = self.depth.get(), "housekeeping done");
         }
     }
 }

@@ -28,6 +28,11 @@ use tokio::net::TcpListener;
 use crate::routes::RouteTable;
 use crate::runtime::{CallError, Plugin};
 
+/// Connections the metrics listener keeps open at once: scrapers hold
+/// one each. Beyond it the idlest is closed, as on the webhook listener;
+/// they fit within the descriptors the webhook listener leaves spare.
+const MAX_CONNECTIONS: usize = 16;
+
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -320,8 +325,10 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding server.metrics_listen {addr}"))
 }
 
-/// Serves `/metrics` on `listener` until `shutdown` resolves; the
-/// plugins' figures are read from the route table current at each scrape.
+/// Serves `/metrics` on `listener` until `shutdown` resolves, under the
+/// webhook listener's `[server]` timeouts, so that slow clients cannot
+/// hold it; the plugins' figures are read from the route table current
+/// at each scrape.
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
@@ -330,10 +337,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = Router::new()
         .route("/metrics", get(scrape))
-        .with_state((metrics, routes));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_state((metrics, routes.clone()));
+    crate::server::serve_apart(listener, router, routes, MAX_CONNECTIONS, shutdown).await
 }
 
 async fn scrape(

@@ -24,12 +24,17 @@
 //! A string is held as the text `JSON.stringify` writes for it: written
 //! back as it is, and equal to another exactly when their UTF-16 code
 //! units are, so repeated keys are found by comparing it. Runs without
-//! escapes are copied whole, so the whole round trip is one linear pass
-//! and a few copies of the body; an unauthenticated body is run through it
-//! (see the OneRoute provider), so it must stay cheap.
+//! escapes are copied whole. [`restringify`] writes straight from the
+//! text without building values ([`direct`]) unless an object repeats a
+//! key or has array-index keys, so the usual round trip is one linear
+//! pass and one copy of the body; an unauthenticated body is run through
+//! it (see the OneRoute provider), so it must stay cheap.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+
+mod direct;
 
 /// Deepest nesting parsed; deeper documents are refused.
 pub const MAX_DEPTH: usize = 128;
@@ -58,12 +63,22 @@ pub enum JsValue {
 /// parsers do) and a leading byte-order mark dropped. `None` when
 /// `JSON.parse` would throw (or nesting exceeds [`MAX_DEPTH`]).
 pub fn restringify(body: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(body);
+    // Checking is faster than mending: mend only what needs it.
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(body),
+    };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let value = parse(text)?;
-    let mut out = String::with_capacity(text.len());
-    write_value(&mut out, &value);
-    Some(out)
+    match direct::restringify(text) {
+        Ok(out) => Some(out),
+        Err(direct::Stop::Invalid) => None,
+        Err(direct::Stop::Reorder) => {
+            let value = parse(text)?;
+            let mut out = String::with_capacity(text.len());
+            write_value(&mut out, &value);
+            Some(out)
+        }
+    }
 }
 
 /// `JSON.parse(text)`; `None` where it would throw.
@@ -88,7 +103,7 @@ struct Parser<'t> {
     pos: usize,
 }
 
-impl Parser<'_> {
+impl<'t> Parser<'t> {
     fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.pos).copied()
     }
@@ -204,8 +219,15 @@ impl Parser<'_> {
 
     /// A string, as `JSON.stringify` writes it back.
     fn string(&mut self) -> Option<String> {
+        let mut out = String::new();
+        self.string_into(&mut out)?;
+        Some(out)
+    }
+
+    /// A string, written to `out` as `JSON.stringify` writes it back.
+    fn string_into(&mut self, out: &mut String) -> Option<()> {
         self.eat(b'"')?;
-        let mut out = String::from('"');
+        out.push('"');
         loop {
             let start = self.pos;
             let run = self.text.as_bytes()[start..]
@@ -217,9 +239,9 @@ impl Parser<'_> {
             match self.bump()? {
                 b'"' => {
                     out.push('"');
-                    return Some(out);
+                    return Some(());
                 }
-                b'\\' => self.escape(&mut out)?,
+                b'\\' => self.escape(out)?,
                 _ => return None,
             }
         }
@@ -286,6 +308,17 @@ impl Parser<'_> {
     }
 
     fn number(&mut self) -> Option<JsValue> {
+        self.double().map(JsValue::Number)
+    }
+
+    fn double(&mut self) -> Option<f64> {
+        // Rust's parse rounds correctly, like ECMAScript's; overflow gives
+        // ±infinity, as in JavaScript.
+        self.number_text()?.parse::<f64>().ok()
+    }
+
+    /// A number's text, as `JSON.parse`'s grammar allows it.
+    fn number_text(&mut self) -> Option<&'t str> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -306,12 +339,7 @@ impl Parser<'_> {
             }
             self.require_digits()?;
         }
-        // Rust's parse rounds correctly, like ECMAScript's; overflow gives
-        // ±infinity, as in JavaScript.
-        self.text[start..self.pos]
-            .parse::<f64>()
-            .ok()
-            .map(JsValue::Number)
+        Some(&self.text[start..self.pos])
     }
 
     fn digits(&mut self) {

@@ -18,7 +18,7 @@ use crate::routes::RouteTable;
 
 /// File descriptors kept for everything but client connections: the
 /// store, plugin files and caches, outgoing `fetch` connections, the
-/// metrics listener, the runtime's own.
+/// metrics listener and its few connections, the runtime's own.
 pub const RESERVED_FDS: u64 = 128;
 
 /// At most one log line per refusal reason this often; the line counts

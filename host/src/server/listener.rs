@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -22,6 +23,8 @@ use tower::ServiceExt as _;
 
 use super::body::{GuardedBody, Outcome};
 use super::door::{Admitted, Connection, Door, Refusal};
+use crate::metrics::Metrics;
+use crate::routes::RouteTable;
 
 /// How long `accept` rests after failing (out of file descriptors and
 /// the like), doubling while it keeps failing, so that it never spins.
@@ -131,6 +134,23 @@ pub async fn serve<H: Handshake>(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Serves `router` on a listener besides the webhook one (`/metrics`)
+/// under the same limits, read from `routes`, through a door of its own:
+/// at most `max_connections` connections, counted apart from the webhook
+/// listener's (its figures are not exported, so that the webhook
+/// listener's gauge and refusal counts stay its own).
+pub async fn serve_apart(
+    listener: TcpListener,
+    router: Router,
+    routes: Arc<ArcSwap<RouteTable>>,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let uncounted = Arc::new(Metrics::new(Vec::new()));
+    let door = Arc::new(Door::new(routes, uncounted, max_connections));
+    serve(listener, Plain, router, door, shutdown).await
 }
 
 /// One connection, its place given back once its socket is closed.

@@ -33,7 +33,7 @@ use crate::routes::{Route, RouteTable};
 use crate::store::Admission;
 use door::Door;
 use forwarded::{Client, client_ip};
-pub use listener::{Handshake, Plain};
+pub use listener::{Handshake, Plain, serve_apart};
 use tokio::net::TcpListener;
 
 /// What a provider is told to wait before retrying when the queue is full.

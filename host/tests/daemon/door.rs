@@ -360,3 +360,34 @@ async fn unfinished_bodies_hold_no_more_than_the_caps() {
     wait_metric(&daemon, gauge, 0.0).await;
     still_answers(&daemon).await;
 }
+
+#[tokio::test]
+async fn slow_clients_cannot_hold_the_metrics_listener() {
+    let daemon = door_daemon("header_timeout_ms = 1000");
+    let url = metrics_url(&daemon);
+    let addr = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap()
+        .to_owned();
+    // More half-sent heads than the listener keeps connections: each is
+    // cut by the header timeout, or closed to make room.
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    // A scrape answers while they are held.
+    let response = client().get(&url).send().await.expect("a scrape answered");
+    assert_eq!(response.status(), 200);
+    for stream in &mut slow {
+        until_closed(stream, Duration::from_secs(5))
+            .await
+            .expect("a half-sent head to /metrics was still open after 5 s");
+    }
+    still_answers(&daemon).await;
+}

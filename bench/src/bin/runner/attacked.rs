@@ -8,13 +8,13 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use wirehook_bench::attack::Summary;
 use wirehook_bench::expect::Expect;
 use wirehook_bench::report::Measured;
-use wirehook_bench::targets::{GOFLOW_TOKEN, ONEROUTE_SECRET_VAR, Running, Site};
+use wirehook_bench::targets::{GOFLOW_TOKEN, ONEROUTE_SECRET_VAR, Running, Site, cpu_time_of};
 
 use super::Bench;
 
@@ -82,6 +82,7 @@ fn check(summary: &Summary) -> anyhow::Result<()> {
 /// A running `wirehook-attack`, killed if dropped before it reports.
 struct Attacker {
     child: Child,
+    started: Instant,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
 }
@@ -89,6 +90,7 @@ struct Attacker {
 impl Attacker {
     /// Starts the attack on `target` and waits until it is under way.
     fn start(binary: &Path, target: &Running) -> anyhow::Result<Self> {
+        let started = Instant::now();
         let mut child = Command::new(binary)
             .arg("--addr")
             .arg(target.addr.to_string())
@@ -110,6 +112,7 @@ impl Attacker {
         });
         let mut attacker = Self {
             child,
+            started,
             stdin,
             lines,
         };
@@ -125,6 +128,8 @@ impl Attacker {
 
     /// Ends the attack (by closing its input) and reads what it did.
     fn stop(mut self) -> anyhow::Result<Summary> {
+        let cpu = cpu_time_of(self.child.id()).unwrap_or_default();
+        let wall = self.started.elapsed();
         if let Some(mut stdin) = self.stdin.take() {
             let _ = stdin.flush();
         }
@@ -134,8 +139,10 @@ impl Attacker {
                 self.exit_status()
             )
         })?;
-        let summary = serde_json::from_str(&line)
+        let mut summary: Summary = serde_json::from_str(&line)
             .with_context(|| format!("reading the attack's summary: {line}"))?;
+        summary.cpu_secs = cpu.as_secs_f64();
+        summary.wall_secs = wall.as_secs_f64();
         let _ = self.child.wait();
         Ok(summary)
     }
