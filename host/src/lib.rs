@@ -7,12 +7,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod algorithm;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod event;
 pub mod logging;
 pub mod metrics;
+pub mod origin;
 pub mod providers;
 pub mod reload;
 pub mod routes;

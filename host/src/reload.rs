@@ -78,14 +78,12 @@ impl Reloader {
         );
         // Compiling a plugin takes a while: not on an async worker.
         let built = tokio::task::spawn_blocking(move || {
-            let config = Config::load(&path)?;
-            let table =
-                RouteTable::build(&config, &runtime, Some(&previous)).map_err(|problems| {
-                    ConfigError {
-                        file: path.clone(),
-                        problems,
-                    }
-                })?;
+            let refused = |problems| ConfigError {
+                file: path.clone(),
+                problems,
+            };
+            let config = Config::load(&path)?.resolve().map_err(refused)?;
+            let table = RouteTable::build(&config, &runtime, Some(&previous)).map_err(refused)?;
             Ok::<_, ConfigError>((config, table))
         })
         .await

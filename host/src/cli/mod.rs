@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum as _};
 
-use crate::config::{
-    Config, ConfigError, HmacAlgorithm, LogConfig, LogFormat, RouteConfig, SignatureEncoding,
-};
+use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
+use crate::config::provider::{ProviderId, ProviderOptions};
+use crate::config::{Config, ConfigError, LogConfig, LogFormat, Resolved};
 use crate::dispatch::Dispatcher;
 use crate::metrics::{self, Metrics};
 use crate::providers::{self, ProviderConfig, Signed};
@@ -131,7 +131,7 @@ pub fn main() -> ExitCode {
 /// What `run` and `check` load: config, the store (for `run`), the plugin
 /// runtime and the route table.
 struct Loaded {
-    config: Config,
+    config: Resolved,
     store: Option<Arc<SqliteStore>>,
     runtime: Arc<Runtime>,
     table: RouteTable,
@@ -140,7 +140,12 @@ struct Loaded {
 /// Loads everything; on a config problem prints every problem and
 /// returns `None`.
 fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
-    let config = match Config::load(path) {
+    let config = match Config::load(path).and_then(|config| {
+        config.resolve().map_err(|problems| ConfigError {
+            file: path.to_owned(),
+            problems,
+        })
+    }) {
         Ok(config) => config,
         Err(e) => {
             report(&e);
@@ -362,36 +367,14 @@ async fn shutdown_signal() {
 /// Builds the provider from a route made of the arguments, exactly as the
 /// daemon builds it from config, and prints what it signs.
 fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
+    let id: ProviderId = args.provider.parse()?;
     let secret = SecretSource::from(args.secret.clone())
         .resolve()
         .map_err(|reason| anyhow::anyhow!("--secret: {reason}"))?;
-    let mut route = RouteConfig::bare(&args.provider);
-    let mut headers = Vec::new();
-    for header in &args.headers {
-        match header.split_once('=') {
-            Some((name, value)) => {
-                // Read as the route's `headers` values are: an empty one is
-                // refused here as it is in config.
-                let source = SecretSource::from(value.to_owned());
-                let value = source
-                    .resolve()
-                    .map_err(|reason| anyhow::anyhow!("--header {name}: {reason}"))?;
-                route.headers.insert(name.to_owned(), source);
-                headers.push((name.to_owned(), value));
-            }
-            None if route.header.is_none() => route.header = Some(header.clone()),
-            None => anyhow::bail!(
-                "--header: only one NAME (the route's `header`); further ones are NAME=VALUE"
-            ),
-        }
-    }
-    route.algorithm = args.algorithm;
-    route.encoding = args.encoding;
-    route.prefix = args.prefix.clone();
+    let options = sign_options(id, args)?;
     let provider = providers::build(&ProviderConfig {
-        route: &route,
+        options: &options,
         secret: Some(secret),
-        headers,
         slow_checks: providers::SlowChecks::default(),
     })
     .map_err(|issue| anyhow::anyhow!("--{}: {}", issue.field.replace('_', "-"), issue.reason))?;
@@ -419,6 +402,61 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     };
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The options of a route made of `wirehook sign`'s arguments, read as a
+/// route's keys are, so that a flag the provider does not read, or an
+/// empty header value, is refused here as it is in config.
+fn sign_options(id: ProviderId, args: &SignArgs) -> anyhow::Result<ProviderOptions> {
+    use figment::value::{Dict, Value};
+    let mut keys = Dict::new();
+    let mut headers = Dict::new();
+    for header in &args.headers {
+        match header.split_once('=') {
+            Some((name, value)) => {
+                headers.insert(name.to_owned(), Value::from(value.to_owned()));
+            }
+            None if !keys.contains_key("header") => {
+                keys.insert("header".to_owned(), Value::from(header.clone()));
+            }
+            None => anyhow::bail!(
+                "--header: only one NAME (the route's `header`); further ones are NAME=VALUE"
+            ),
+        }
+    }
+    if !headers.is_empty() {
+        keys.insert("headers".to_owned(), Value::from(headers));
+    }
+    let named = |value: Option<clap::builder::PossibleValue>| {
+        value.map(|value| Value::from(value.get_name().to_owned()))
+    };
+    let algorithm = named(args.algorithm.and_then(|a| a.to_possible_value()));
+    let encoding = named(args.encoding.and_then(|e| e.to_possible_value()));
+    for (key, value) in [
+        ("algorithm", algorithm),
+        ("encoding", encoding),
+        ("prefix", args.prefix.clone().map(Value::from)),
+    ] {
+        if let Some(value) = value {
+            keys.insert(key.to_owned(), value);
+        }
+    }
+    let mut problems = Vec::new();
+    match ProviderOptions::resolve(id, &keys, "", &mut problems) {
+        Some(options) => Ok(options),
+        None => {
+            let flag = |key: &str| match key.strip_prefix("headers.") {
+                Some(name) => format!("--header {name}"),
+                None if key == "headers" => "--header".to_owned(),
+                None => format!("--{}", key.replace('_', "-")),
+            };
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|problem| format!("{}: {}", flag(&problem.key), problem.reason))
+                .collect();
+            anyhow::bail!("{}", lines.join("; "))
+        }
+    }
 }
 
 /// `Name: value` lines, a blank line, the body and one newline (which is

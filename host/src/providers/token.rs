@@ -7,7 +7,8 @@
 use axum::http::HeaderName;
 use axum::http::header::AUTHORIZATION;
 
-use super::{ConfigIssue, ProviderConfig, Rejection, Request, Verified};
+use super::{ConfigIssue, Rejection, Request, Verified};
+use crate::config::provider::TokenOptions;
 use crate::secret::Secret;
 
 /// Checks a shared token (and any further required headers) on each request.
@@ -19,21 +20,18 @@ pub struct SharedToken {
 }
 
 impl SharedToken {
-    /// `header` from the route, else `default_header`; `headers` as
+    /// The route's `header`, else `default_header`; its `headers` as
     /// further required headers.
-    pub fn from_route(
-        config: &ProviderConfig<'_>,
+    pub fn new(
+        options: &TokenOptions,
         default_header: HeaderName,
+        secret: Secret,
     ) -> Result<Self, ConfigIssue> {
-        let header = match &config.route.header {
-            Some(name) => header_name("header", name)?,
-            None => default_header,
-        };
-        let extra = config
-            .headers
-            .iter()
-            .map(|(name, value)| Ok((header_name("headers", name)?, value.clone())))
-            .collect::<Result<Vec<_>, ConfigIssue>>()?;
+        let header = options
+            .header
+            .as_ref()
+            .map_or(default_header, |header| header.name.clone());
+        let extra = options.headers.clone();
         if let Some((name, _)) = extra.iter().find(|(name, _)| *name == header) {
             return Err(ConfigIssue {
                 field: "headers",
@@ -42,7 +40,7 @@ impl SharedToken {
         }
         Ok(Self {
             header,
-            secret: config.require_secret()?,
+            secret,
             extra,
         })
     }
@@ -113,13 +111,6 @@ impl SharedToken {
         }
         value
     }
-}
-
-fn header_name(field: &'static str, name: &str) -> Result<HeaderName, ConfigIssue> {
-    HeaderName::try_from(name).map_err(|_| ConfigIssue {
-        field,
-        reason: format!("`{name}` is not a valid header name"),
-    })
 }
 
 /// `x-messangi-token` → `X-Messangi-Token`: header names are

@@ -12,8 +12,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{host, types};
-use super::fetch::{self, Fetcher, Origin};
+use super::fetch::{self, Fetcher};
 use super::limits::MemoryCap;
+use crate::origin::Origin;
 use crate::store::KvStore;
 use crate::text;
 

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::config::{PluginConfig, PluginsConfig};
+use crate::config::{PluginsConfig, ResolvedPlugin};
 use crate::store::KvStore;
 use fetch::Fetcher;
 use host::{HttpGrant, KvGrant, LogBudget};
@@ -26,7 +26,6 @@ mod plugin;
 mod ungranted;
 pub mod version;
 
-pub use fetch::Origin;
 pub use host::Grants;
 pub use plugin::{CallError, Plugin, PluginEvent, Reply};
 
@@ -150,7 +149,7 @@ impl Runtime {
         name: &str,
         path: &Path,
         bytes: &[u8],
-        config: &PluginConfig,
+        config: &ResolvedPlugin,
         plugins: &PluginsConfig,
     ) -> Result<Plugin, LoadError> {
         let limits = Limits {
@@ -214,18 +213,16 @@ impl Runtime {
         Ok(Cow::Owned(linker))
     }
 
-    /// Builds what `[plugin.NAME]` grants. Config validation has already
-    /// checked that settings resolve and origins parse.
-    fn grants(&self, name: &str, config: &PluginConfig, plugins: &PluginsConfig) -> Grants {
+    /// Builds what `[plugin.NAME]` grants.
+    fn grants(&self, name: &str, config: &ResolvedPlugin, plugins: &PluginsConfig) -> Grants {
         let settings = config
             .settings
             .iter()
-            .filter_map(|(key, source)| {
-                let value = source.resolve().ok()?;
-                Some((
+            .map(|(key, value)| {
+                (
                     key.clone(),
                     String::from_utf8_lossy(value.expose()).into_owned(),
-                ))
+                )
             })
             .collect();
         let kv = match (&self.kv, config.kv) {
@@ -237,14 +234,9 @@ impl Runtime {
             }),
             _ => None,
         };
-        let origins: Vec<Origin> = config
-            .allow_http
-            .iter()
-            .filter_map(|entry| Origin::parse(entry).ok())
-            .collect();
-        let http = (!origins.is_empty()).then(|| HttpGrant {
+        let http = (!config.allow_http.is_empty()).then(|| HttpGrant {
             fetcher: self.fetcher.clone(),
-            origins,
+            origins: config.allow_http.clone(),
         });
         Grants {
             plugin: name.to_owned(),

@@ -361,7 +361,7 @@ fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> V
             };
             Event {
                 source: Source {
-                    provider: route.provider_id.clone(),
+                    provider: route.provider_id.as_str().to_owned(),
                     route: route.name.to_string(),
                     delivery_id,
                     received_at_ms,
@@ -482,7 +482,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("wirehook.toml");
         std::fs::write(&config_path, format!("[plugins]\ndir = {:?}\n", dir.path())).unwrap();
-        let config = crate::config::Config::load(&config_path).unwrap();
+        let config = crate::config::Config::load(&config_path)
+            .unwrap()
+            .resolve()
+            .unwrap();
         let runtime = crate::runtime::Runtime::new(None, None, &config.plugins).unwrap();
         let table = RouteTable::build(&config, &runtime, None).unwrap();
         let routes = Arc::new(ArcSwap::from_pointee(table));
