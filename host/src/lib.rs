@@ -4,12 +4,17 @@
 //!
 //! Data flows one way: [`server`] (request) → [`providers`] (verify,
 //! decode) → [`dispatch`] → [`runtime`] (plugin) → reply or done.
+//! Modules depend one way too: [`cli`] → [`daemon`] → [`server`] →
+//! ([`providers`], [`dispatch`]) → ([`runtime`], [`store`]) → [`config`]
+//! and the leaf types ([`origin`], [`algorithm`], [`secret`]).
 
 #![forbid(unsafe_code)]
 
 pub mod algorithm;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod dispatch;
 pub mod event;
 pub mod logging;

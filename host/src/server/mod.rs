@@ -334,7 +334,7 @@ fn has_handshake(route: &Route) -> bool {
 /// the raw body, so that a body re-spaced on the way (OneRoute proves the
 /// re-serialised form) keeps its id.
 fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> Vec<Event> {
-    let received_at_ms = crate::dispatch::now_ms();
+    let received_at_ms = crate::clock::now_ms();
     let several = decoded.len() > 1;
     // Once per request, not per event: a body of many events is hashed once.
     let hash = std::cell::OnceCell::new();
