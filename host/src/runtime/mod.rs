@@ -17,6 +17,7 @@ use crate::config::{PluginsConfig, ResolvedPlugin};
 use crate::store::KvStore;
 use fetch::Fetcher;
 use host::{HttpGrant, KvGrant, LogBudget};
+use limits::MAX_TABLE_ELEMENTS;
 
 mod bindings;
 mod fetch;
@@ -27,6 +28,7 @@ mod ungranted;
 pub mod version;
 
 pub use host::Grants;
+pub use limits::Limits;
 pub use plugin::{CallError, Plugin, PluginEvent, Reply};
 
 use bindings::PluginPre;
@@ -41,34 +43,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// plugin's whole memory fits; a large one keeps its hottest part.
 const KEEP_RESIDENT: usize = 2 << 20;
 
-/// Elements a pooled table may hold: interpreters compiled to wasm
-/// (Python, JavaScript) have tens of thousands of functions.
-const MAX_TABLE_ELEMENTS: usize = 1 << 18;
-
 /// Tables one core module may define (the component adapters declare
 /// more than one).
 const MAX_TABLES_PER_MODULE: u32 = 4;
-
-/// The limits every instance of every plugin runs under.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub memory_bytes: usize,
-    pub timeout: Duration,
-    pub pool_size: usize,
-    pub max_events_per_instance: u64,
-}
-
-impl From<&PluginsConfig> for Limits {
-    fn from(c: &PluginsConfig) -> Self {
-        Self {
-            memory_bytes: usize::try_from(c.memory_mb.saturating_mul(1024 * 1024))
-                .unwrap_or(usize::MAX),
-            timeout: c.timeout(),
-            pool_size: c.pool_size,
-            max_events_per_instance: c.max_events_per_instance.max(1),
-        }
-    }
-}
 
 /// Why a `.wasm` could not become a plugin.
 #[derive(Debug, thiserror::Error)]
