@@ -11,7 +11,7 @@ use crate::config::provider::{MetaOptions, ProviderId, ProviderOptions};
 use crate::config::{Mode, Problem, Resolved, ResolvedRoute, ServerConfig};
 use crate::providers::{self, Decode, Provider, ProviderConfig, SlowChecks};
 use crate::runtime::{Plugin, Runtime};
-use plugins::Loaded;
+use plugins::LoadedPlugin;
 
 mod plugins;
 
@@ -56,7 +56,7 @@ impl RetryPolicy {
 /// Everything the server needs to answer a request.
 pub struct RouteTable {
     by_path: HashMap<String, Arc<Route>>,
-    plugins: BTreeMap<String, Loaded>,
+    plugins: BTreeMap<String, LoadedPlugin>,
     /// `.wasm` files in the plugins dir that nothing uses: not loaded.
     unused: Vec<String>,
     /// The `[server]` settings requests are answered under.

@@ -5,15 +5,13 @@
 //! Proof: a shared token in a header (`Authorization: Token <secret>` by
 //! default, or the route's `header`) or a `token` query parameter.
 
-use std::time::SystemTime;
-
 use axum::http::header::AUTHORIZATION;
 
 use serde_json::value::RawValue;
 
 use super::json;
 use super::token::SharedToken;
-use super::{ConfigIssue, Provider, Rejection, Request, Signed, Verified};
+use super::{ConfigIssue, Provider, Rejection};
 use crate::config::provider::TokenOptions;
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
 use crate::secret::Secret;
@@ -22,23 +20,7 @@ use crate::secret::Secret;
 const KIND: &str = "call_webhook";
 
 pub fn build(options: &TokenOptions, secret: Secret) -> Result<Box<dyn Provider>, ConfigIssue> {
-    Ok(Box::new(Goflow {
-        token: SharedToken::new(options, AUTHORIZATION, secret)?,
-    }))
-}
-
-struct Goflow {
-    token: SharedToken,
-}
-
-impl Provider for Goflow {
-    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
-        self.token.verify_json(req)
-    }
-
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
-        Ok(Signed::json(payload, self.token.headers()?))
-    }
+    Ok(Box::new(SharedToken::new(options, AUTHORIZATION, secret)?))
 }
 
 /// Decodes a verified document into its events; see [`super::Decode`].

@@ -14,13 +14,11 @@
 //! `campaign_interaction`. A body with none of the campaign fields is
 //! `other` under the provider's name.
 
-use std::time::SystemTime;
-
 use axum::http::HeaderName;
 use serde_json::Value;
 
 use super::token::SharedToken;
-use super::{ConfigIssue, Provider, Rejection, Request, Signed, Verified, json};
+use super::{ConfigIssue, Provider, Rejection, json};
 use crate::config::provider::TokenOptions;
 use crate::event::{CampaignEvent, Contact, Decoded, Payload};
 use crate::secret::Secret;
@@ -37,23 +35,7 @@ const FIELDS: &[&str] = &[
 ];
 
 pub fn build(options: &TokenOptions, secret: Secret) -> Result<Box<dyn Provider>, ConfigIssue> {
-    Ok(Box::new(Messangi {
-        token: SharedToken::new(options, DEFAULT_HEADER, secret)?,
-    }))
-}
-
-struct Messangi {
-    token: SharedToken,
-}
-
-impl Provider for Messangi {
-    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
-        self.token.verify_json(req)
-    }
-
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
-        Ok(Signed::json(payload, self.token.headers()?))
-    }
+    Ok(Box::new(SharedToken::new(options, DEFAULT_HEADER, secret)?))
 }
 
 /// Decodes a verified document into its events; see [`super::Decode`].

@@ -35,7 +35,7 @@ use axum::http::HeaderName;
 use serde_json::{Map, Value, json};
 
 use super::mac::BodySignature;
-use super::{Budget, Provider, Rejection, Request, Signed, Verified, json};
+use super::{Budget, Handshake, Provider, Rejection, Request, Signed, Verified, json};
 use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
 use crate::config::provider::MetaOptions;
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Message, Payload, StatusUpdate};
@@ -78,8 +78,14 @@ impl Provider for Meta {
         Ok(self.signature.sign(&self.secret, payload))
     }
 
-    fn handshake(&self, req: &Request<'_>) -> Option<Result<String, Rejection>> {
-        Some(self.answer_handshake(req.query))
+    fn handshake(&self) -> Option<&dyn Handshake> {
+        Some(self)
+    }
+}
+
+impl Handshake for Meta {
+    fn answer(&self, req: &Request<'_>) -> Result<String, Rejection> {
+        self.answer_handshake(req.query)
     }
 }
 

@@ -22,8 +22,8 @@ use crate::config::provider::{ProviderId, ProviderOptions};
 use crate::event::{Decoded, Payload};
 use crate::secret::Secret;
 
+mod generic_hmac;
 mod goflow;
-mod hmac;
 pub mod jsjson;
 // Public for the fuzz targets (fuzz/).
 pub mod json;
@@ -144,13 +144,18 @@ pub trait Provider: Send + Sync + 'static {
     /// at time `now`, proven the way [`Provider::verify`] checks.
     fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, String>;
 
-    /// A GET handshake the provider makes before sending events (Meta's
-    /// `hub.challenge`): `Some` with the text/plain answer or the refusal.
-    /// `None` (the default) means the provider makes none, whatever the
-    /// request, and GET is 405.
-    fn handshake(&self, _req: &Request<'_>) -> Option<Result<String, Rejection>> {
+    /// The GET handshake the provider makes before sending events (Meta's
+    /// `hub.challenge`), if it makes one. `None` (the default): a GET to
+    /// its route is 405.
+    fn handshake(&self) -> Option<&dyn Handshake> {
         None
     }
+}
+
+/// A provider's GET handshake.
+pub trait Handshake: Send + Sync {
+    /// The text/plain answer to the GET `req`, or its refusal.
+    fn answer(&self, req: &Request<'_>) -> Result<String, Rejection>;
 }
 
 /// What a provider is built from: its route's options and secret, resolved.
@@ -249,7 +254,7 @@ pub fn decoder(id: &str) -> Option<Decode> {
     let id: ProviderId = id.parse().ok()?;
     Some(match id {
         ProviderId::Goflow => goflow::decode,
-        ProviderId::Hmac => hmac::decode,
+        ProviderId::Hmac => generic_hmac::decode,
         ProviderId::Messangi => messangi::decode,
         ProviderId::Meta => meta::decode,
         ProviderId::Oneroute => oneroute::decode,
@@ -278,7 +283,7 @@ pub fn build(config: &ProviderConfig<'_>) -> Result<Arc<dyn Provider>, ConfigIss
     })?;
     let provider: Box<dyn Provider> = match config.options {
         ProviderOptions::Goflow(options) => goflow::build(options, secret)?,
-        ProviderOptions::Hmac(options) => hmac::build(options, secret),
+        ProviderOptions::Hmac(options) => generic_hmac::build(options, secret),
         ProviderOptions::Messangi(options) => messangi::build(options, secret)?,
         ProviderOptions::Meta(options) => meta::build(options, secret),
         ProviderOptions::Oneroute => oneroute::build(secret, config.slow_checks.clone()),

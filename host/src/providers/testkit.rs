@@ -309,5 +309,7 @@ pub fn exercise(provider: &dyn Provider, decode: Decode, req: &Req) {
         let _ = decode(&verified.document);
     }
     let _ = decode(&req.body);
-    let _ = provider.handshake(&Req::get(&req.query).request());
+    if let Some(handshake) = provider.handshake() {
+        let _ = handshake.answer(&Req::get(&req.query).request());
+    }
 }

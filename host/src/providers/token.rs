@@ -4,14 +4,18 @@
 //! further headers with their own values (`headers`), for providers that
 //! let the sender add several custom headers (Messangi).
 
+use std::time::SystemTime;
+
 use axum::http::HeaderName;
 use axum::http::header::AUTHORIZATION;
 
-use super::{ConfigIssue, Rejection, Request, Verified};
+use super::{ConfigIssue, Provider, Rejection, Request, Signed, Verified};
 use crate::config::provider::TokenOptions;
 use crate::secret::Secret;
 
-/// Checks a shared token (and any further required headers) on each request.
+/// Checks a shared token (and any further required headers) on each
+/// request: the whole provider of goflow, messangi and whatsable, whose
+/// bodies are JSON proven by the token alone.
 #[derive(Debug)]
 pub struct SharedToken {
     header: HeaderName,
@@ -110,6 +114,16 @@ impl SharedToken {
             }
         }
         value
+    }
+}
+
+impl Provider for SharedToken {
+    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
+        self.verify_json(req)
+    }
+
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+        Ok(Signed::json(payload, self.headers()?))
     }
 }
 

@@ -10,13 +10,11 @@
 //! event come from its last `user` entry, falling back to
 //! `last_message_of_user` and `message_type`.
 
-use std::time::SystemTime;
-
 use axum::http::HeaderName;
 use serde_json::Value;
 
 use super::token::SharedToken;
-use super::{ConfigIssue, Provider, Rejection, Request, Signed, Verified, json, time};
+use super::{ConfigIssue, Provider, Rejection, json, time};
 use crate::config::provider::TokenOptions;
 use crate::event::{Contact, Decoded, Message, Payload, StatusUpdate};
 use crate::secret::Secret;
@@ -24,23 +22,7 @@ use crate::secret::Secret;
 const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-whatsable-token");
 
 pub fn build(options: &TokenOptions, secret: Secret) -> Result<Box<dyn Provider>, ConfigIssue> {
-    Ok(Box::new(Whatsable {
-        token: SharedToken::new(options, DEFAULT_HEADER, secret)?,
-    }))
-}
-
-struct Whatsable {
-    token: SharedToken,
-}
-
-impl Provider for Whatsable {
-    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
-        self.token.verify_json(req)
-    }
-
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
-        Ok(Signed::json(payload, self.token.headers()?))
-    }
+    Ok(Box::new(SharedToken::new(options, DEFAULT_HEADER, secret)?))
 }
 
 /// Decodes a verified document into its events; see [`super::Decode`].

@@ -18,7 +18,7 @@ use crate::runtime::{LoadError, Plugin, Runtime};
 
 /// A loaded plugin and what it was loaded from, so that a reload reuses
 /// it when neither changed.
-pub(super) struct Loaded {
+pub(super) struct LoadedPlugin {
     pub(super) plugin: Arc<Plugin>,
     fingerprint: Fingerprint,
 }
@@ -62,7 +62,7 @@ fn hash(bytes: &[u8]) -> String {
 
 /// The plugins dir as a config sees it.
 pub(super) struct Plugins {
-    pub(super) loaded: BTreeMap<String, Loaded>,
+    pub(super) loaded: BTreeMap<String, LoadedPlugin>,
     /// `.wasm` files no route and no `[plugin.NAME]` table names: not loaded.
     pub(super) unused: Vec<String>,
 }
@@ -79,7 +79,7 @@ struct Wanted {
 pub(super) fn load(
     config: &Resolved,
     runtime: &Runtime,
-    previous: Option<&BTreeMap<String, Loaded>>,
+    previous: Option<&BTreeMap<String, LoadedPlugin>>,
     problems: &mut Vec<Problem>,
 ) -> Plugins {
     let dir = &config.plugins.dir;
@@ -148,8 +148,8 @@ fn load_one(
     want: &Wanted,
     config: &Resolved,
     runtime: &Runtime,
-    previous: Option<&Loaded>,
-) -> Result<Loaded, LoadError> {
+    previous: Option<&LoadedPlugin>,
+) -> Result<LoadedPlugin, LoadError> {
     let bytes = std::fs::read(&want.path).map_err(|source| LoadError::Read {
         path: want.path.display().to_string(),
         source,
@@ -157,7 +157,7 @@ fn load_one(
     let plugin_config = config.plugin.get(&want.name).cloned().unwrap_or_default();
     let fingerprint = Fingerprint::of(&bytes, config, &plugin_config);
     if let Some(old) = previous.filter(|old| old.fingerprint == fingerprint) {
-        return Ok(Loaded {
+        return Ok(LoadedPlugin {
             plugin: old.plugin.clone(),
             fingerprint,
         });
@@ -170,7 +170,7 @@ fn load_one(
         &config.plugins,
     )?;
     tracing::debug!(plugin = %want.name, path = %want.path.display(), "plugin loaded");
-    Ok(Loaded {
+    Ok(LoadedPlugin {
         plugin: Arc::new(plugin),
         fingerprint,
     })

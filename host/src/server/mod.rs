@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -147,15 +147,17 @@ async fn answer(
         return refuse(StatusCode::FORBIDDEN, "address not allowed");
     }
     let query = parts.uri.query().unwrap_or_default();
-    if parts.method == Method::GET {
+    if parts.method == Method::GET
+        && let Some(handshake) = route.provider.handshake()
+    {
         let request = providers::Request {
             method: &parts.method,
             headers: &parts.headers,
             query,
             body: &[],
         };
-        match route.provider.handshake(&request) {
-            Some(Ok(answer)) => {
+        match handshake.answer(&request) {
+            Ok(answer) => {
                 tracing::info!(route = %route.name, %remote, "handshake answered");
                 return (
                     [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -163,12 +165,11 @@ async fn answer(
                 )
                     .into_response();
             }
-            Some(Err(rejection)) => return unverified(&rejection),
-            None => {}
+            Err(rejection) => return unverified(&rejection),
         }
     }
     if parts.method != Method::POST {
-        let allow = if has_handshake(route) {
+        let allow = if route.provider.handshake().is_some() {
             "GET, POST"
         } else {
             "POST"
@@ -313,19 +314,6 @@ fn status_of(rejection: &Rejection) -> StatusCode {
         Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Rejection::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
-}
-
-/// Whether the route's provider answers a GET handshake: asked with an
-/// empty one, a provider without a handshake says `None` whatever it gets.
-fn has_handshake(route: &Route) -> bool {
-    let headers = HeaderMap::new();
-    let probe = providers::Request {
-        method: &Method::GET,
-        headers: &headers,
-        query: "",
-        body: &[],
-    };
-    route.provider.handshake(&probe).is_some()
 }
 
 /// Gives each decoded event its source and a stable delivery id: the
