@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use wirehook::daemon::{self, Listeners, Stopped};
 
 use crate::goflow::call_webhook;
-use crate::harness::{COMPILE_WAIT, WAIT, client, plugin_wasm, shared_cache_dir};
+use crate::harness::{COMPILE_WAIT, Route, WAIT, client, plugin_wasm, shared_cache_dir};
 
 const TOKEN: &str = "in-process-token-5e1b";
 
@@ -20,11 +20,15 @@ async fn the_daemon_serves_in_process_and_stops_when_asked() {
         plugins.join("order-status.wasm"),
     )
     .unwrap();
+    let route = Route::new("orders", "/hooks/orders", "goflow")
+        .secret(TOKEN)
+        .plugins(&["order-status"])
+        .mode("respond");
     let path = dir.path().join("wirehook.toml");
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n[plugins]\ndir = {:?}\ncache_dir = {:?}\n[reload]\nwatch = false\n\n[[route]]\nname = \"orders\"\npath = \"/hooks/orders\"\nprovider = \"goflow\"\nsecret = \"{TOKEN}\"\nplugins = [\"order-status\"]\nmode = \"respond\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n[plugins]\ndir = {:?}\ncache_dir = {:?}\n[reload]\nwatch = false\n\n{route}",
             dir.path().join("data"),
             plugins,
             shared_cache_dir(),
