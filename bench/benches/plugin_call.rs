@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wirehook::config::{Isolation, PluginConfig, PluginsConfig};
+use wirehook::config::{Isolation, PluginsConfig, ResolvedPlugin};
 use wirehook::event::{Event, Source};
 use wirehook::providers;
 use wirehook::runtime::{PluginEvent, Runtime};
@@ -70,9 +70,9 @@ fn plugin_call(c: &mut Criterion) {
     .into_iter()
     .chain(others);
     for (name, wasm, isolation) in calls {
-        let config = PluginConfig {
+        let config = ResolvedPlugin {
             isolation,
-            ..PluginConfig::default()
+            ..ResolvedPlugin::default()
         };
         let bytes = std::fs::read(&wasm).expect("reading order-status");
         let plugin = runtime

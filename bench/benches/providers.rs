@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use criterion::{Criterion, criterion_group, criterion_main};
-use wirehook::config::RouteConfig;
+use wirehook::config::provider::{ProviderId, ProviderOptions};
 use wirehook::providers::{self, ProviderConfig, Request};
 use wirehook::secret::Secret;
 use wirehook_bench::requests::{Kind, Requests};
@@ -31,11 +31,10 @@ fn verify_and_decode(c: &mut Criterion) {
                 HeaderValue::try_from(value.as_str()).expect("a header value"),
             );
         }
-        let route = RouteConfig::bare(id);
+        let options = ProviderOptions::bare(id.parse::<ProviderId>().expect("a known provider"));
         let provider = providers::build(&ProviderConfig {
-            route: &route,
+            options: &options,
             secret: Some(Secret::new(secret.as_bytes())),
-            headers: Vec::new(),
             slow_checks: providers::SlowChecks::default(),
         })
         .expect("the provider builds from a bare route");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::anyhow;
-use wirehook::config::RouteConfig;
+use wirehook::config::provider::{ProviderId, ProviderOptions};
 use wirehook::providers::{self, Provider, ProviderConfig, Signed};
 use wirehook::secret::Secret;
 
@@ -96,11 +96,10 @@ impl Requests {
 /// Provider `id` as a route with nothing but `secret` builds it: what the
 /// load and the attack sign with.
 pub fn bare_provider(id: &str, secret: &str) -> anyhow::Result<Arc<dyn Provider>> {
-    let route = RouteConfig::bare(id);
+    let id: ProviderId = id.parse()?;
     providers::build(&ProviderConfig {
-        route: &route,
+        options: &ProviderOptions::bare(id),
         secret: Some(Secret::new(secret.as_bytes())),
-        headers: Vec::new(),
         slow_checks: providers::SlowChecks::default(),
     })
     .map_err(|issue| anyhow!("{}: {}", issue.field, issue.reason))

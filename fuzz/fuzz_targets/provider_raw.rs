@@ -64,6 +64,8 @@ fuzz_target!(|data: &[u8]| {
         req.method = Method::GET;
         req.query = String::from_utf8_lossy(body).into_owned();
         req.body.clear();
-        let _ = fuzzed.provider.handshake(&req.request());
+        if let Some(handshake) = fuzzed.provider.handshake() {
+            let _ = handshake.answer(&req.request());
+        }
     }
 });

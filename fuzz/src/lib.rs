@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use wirehook::config::{HmacAlgorithm, RouteConfig, SignatureEncoding};
+use wirehook::algorithm::{HmacAlgorithm, SignatureEncoding};
+use wirehook::config::provider::{HmacOptions, MetaOptions, ProviderId, ProviderOptions};
 use wirehook::providers::{self, Provider, ProviderConfig, Request, Signed};
-use wirehook::secret::{Secret, SecretSource};
+use wirehook::secret::Secret;
 
 /// Every route's secret: a Standard Webhooks one, which every provider
 /// takes as it is.
@@ -22,34 +23,35 @@ pub struct Fuzzed {
 
 impl Fuzzed {
     /// The provider `selector` names: its low three bits pick the provider
-    /// (in [`providers::known`] order), the next ones an `hmac` route's
+    /// (in [`ProviderId::ALL`] order), the next ones an `hmac` route's
     /// options, so every hash, encoding and prefix is reached.
     pub fn from_selector(selector: u8) -> Self {
-        let known: Vec<&'static str> = providers::known().collect();
+        let known = ProviderId::ALL;
         let id = known[usize::from(selector & 7) % known.len()];
-        let mut route = RouteConfig::bare(id);
-        if id == "hmac" {
-            route.algorithm = Some(if selector & 8 == 0 {
-                HmacAlgorithm::Sha256
-            } else {
-                HmacAlgorithm::Sha512
-            });
-            route.encoding = Some(if selector & 16 == 0 {
-                SignatureEncoding::Hex
-            } else {
-                SignatureEncoding::Base64
-            });
-            if selector & 32 != 0 {
-                route.prefix = Some("sha256=".to_owned());
-            }
-        }
-        if providers::reads(id, "verify_token") {
-            route.verify_token = Some(SecretSource::from(VERIFY_TOKEN.to_owned()));
-        }
+        let options = match ProviderOptions::bare(id) {
+            ProviderOptions::Hmac(_) => ProviderOptions::Hmac(HmacOptions {
+                header: None,
+                algorithm: if selector & 8 == 0 {
+                    HmacAlgorithm::Sha256
+                } else {
+                    HmacAlgorithm::Sha512
+                },
+                encoding: if selector & 16 == 0 {
+                    SignatureEncoding::Hex
+                } else {
+                    SignatureEncoding::Base64
+                },
+                prefix: if selector & 32 != 0 { "sha256=" } else { "" }.to_owned(),
+            }),
+            ProviderOptions::Meta(_) => ProviderOptions::Meta(MetaOptions {
+                verify_token: Some(Secret::new(VERIFY_TOKEN.as_bytes())),
+            }),
+            other => other,
+        };
+        let id = id.as_str();
         let provider = providers::build(&ProviderConfig {
-            route: &route,
+            options: &options,
             secret: Some(Secret::new(SECRET.as_bytes())),
-            headers: Vec::new(),
             slow_checks: providers::SlowChecks::default(),
         })
         .unwrap_or_else(|issue| panic!("{id}: {}: {}", issue.field, issue.reason));

@@ -1,10 +1,12 @@
 //! Configuration: one TOML file, overridable by `WIREHOOK_` environment
 //! variables (`WIREHOOK_SERVER__LISTEN=0.0.0.0:8080`), read with figment.
 //!
-//! Parsing checks shapes and types; [`Config::problems`] checks what types
-//! cannot (unique names, known providers, secrets that resolve) and reports
+//! Parsing checks shapes and types; [`Config::resolve`] checks what types
+//! cannot (unique names, known providers, secrets that resolve), reads
+//! every secret and parses every origin and header name once, and reports
 //! every problem with its key, so `wirehook check` and a reload say
-//! everything wrong at once.
+//! everything wrong at once. What runs is built from the [`Resolved`]
+//! config alone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,16 +14,20 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use figment::value::Dict;
 use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::secret::SecretSource;
 
 mod problem;
+pub mod provider;
+mod resolve;
 mod server;
 
 use problem::figment_problem;
 pub use problem::{ConfigError, Problem};
+pub use resolve::{Resolved, ResolvedPlugin, ResolvedRoute};
 pub use server::{ServerConfig, TlsConfig};
 
 /// Paths the main listener answers itself; no route may take them.
@@ -208,9 +214,9 @@ pub enum Mode {
     Respond,
 }
 
-/// `[[route]]`
+/// `[[route]]`: the keys every route has, and its provider's own keys
+/// (see [`provider`]), read by [`Config::resolve`].
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub name: String,
     pub path: String,
@@ -222,18 +228,6 @@ pub struct RouteConfig {
     pub mode: Mode,
     #[serde(default)]
     pub allow_ips: Vec<IpNet>,
-    /// The header that carries the proof: for shared-token providers
-    /// (goflow, messangi, whatsable) the one holding the secret, for
-    /// `hmac` the one holding the signature. Each provider has a default.
-    pub header: Option<String>,
-    /// Shared-token providers: further headers every request must carry,
-    /// by name, each with its value (`env:`/`file:`/literal like
-    /// `secret`), compared in constant time. Messangi lets a webhook send
-    /// several custom headers; this checks them all.
-    #[serde(default)]
-    pub headers: BTreeMap<String, SecretSource>,
-    /// Meta: the token of the GET `hub.challenge` handshake.
-    pub verify_token: Option<SecretSource>,
     /// Queue routes: attempts before an event becomes a dead letter.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
@@ -243,12 +237,11 @@ pub struct RouteConfig {
     pub backoff_ms: u64,
     #[serde(default = "default_backoff_max_ms")]
     pub backoff_max_ms: u64,
-    /// `hmac`: the hash, `sha256` (default) or `sha512`.
-    pub algorithm: Option<HmacAlgorithm>,
-    /// `hmac`: how the signature is written, `hex` (default) or `base64`.
-    pub encoding: Option<SignatureEncoding>,
-    /// `hmac`: text before the signature in the header, e.g. `sha256=`.
-    pub prefix: Option<String>,
+    /// Every other key: the provider's options (`header`, `headers`,
+    /// `verify_token`, `algorithm`, ...), each read by the provider that
+    /// reads it, and any other key refused with its path.
+    #[serde(flatten)]
+    pub keys: Dict,
 }
 
 fn default_max_attempts() -> u32 {
@@ -261,67 +254,6 @@ fn default_backoff_ms() -> u64 {
 
 fn default_backoff_max_ms() -> u64 {
     3600 * 1000
-}
-
-impl RouteConfig {
-    /// The optional provider-specific keys set on this route, by name;
-    /// each provider says which it reads.
-    pub fn optional_keys_set(&self) -> Vec<&'static str> {
-        [
-            ("header", self.header.is_some()),
-            ("headers", !self.headers.is_empty()),
-            ("verify_token", self.verify_token.is_some()),
-            ("algorithm", self.algorithm.is_some()),
-            ("encoding", self.encoding.is_some()),
-            ("prefix", self.prefix.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(key, set)| set.then_some(key))
-        .collect()
-    }
-
-    /// A route for `provider` with nothing else set; `wirehook sign` and
-    /// tests fill in the rest.
-    pub fn bare(provider: &str) -> Self {
-        Self {
-            name: provider.to_owned(),
-            path: "/".to_owned(),
-            provider: provider.to_owned(),
-            secret: None,
-            plugins: Vec::new(),
-            mode: Mode::default(),
-            allow_ips: Vec::new(),
-            header: None,
-            headers: BTreeMap::new(),
-            verify_token: None,
-            algorithm: None,
-            encoding: None,
-            prefix: None,
-            max_attempts: default_max_attempts(),
-            backoff_ms: default_backoff_ms(),
-            backoff_max_ms: default_backoff_max_ms(),
-        }
-    }
-}
-
-/// The hash of an HMAC signature.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum HmacAlgorithm {
-    #[default]
-    Sha256,
-    Sha512,
-}
-
-/// How a signature is written as text.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum SignatureEncoding {
-    /// Lower-case hex on the way out; either case accepted.
-    #[default]
-    Hex,
-    /// Standard alphabet; padding optional on the way in.
-    Base64,
 }
 
 /// How a plugin's instances are reused.
@@ -356,7 +288,7 @@ pub struct PluginConfig {
 
 impl Config {
     /// Reads `path` and the `WIREHOOK_` environment. Only shape errors are
-    /// reported here; see [`Config::problems`].
+    /// reported here; see [`Config::resolve`].
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         if !path.is_file() {
             return Err(ConfigError {
@@ -384,115 +316,6 @@ impl Config {
     /// file is then reported through the default logger.
     pub fn log_settings(path: &Path) -> LogConfig {
         figment(path).extract_inner("log").unwrap_or_default()
-    }
-
-    /// Everything wrong with this configuration that parsing cannot see,
-    /// short of loading plugins (see `RouteTable::build`).
-    pub fn problems(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        if self.plugins.memory_mb == 0 {
-            problems.push(Problem::new("plugins.memory_mb", "must be at least 1"));
-        }
-        if self.plugins.pool_size == 0 {
-            problems.push(Problem::new("plugins.pool_size", "must be at least 1"));
-        }
-        if self.plugins.timeout_ms == 0 {
-            problems.push(Problem::new("plugins.timeout_ms", "must be at least 1"));
-        }
-        if self.delivery.workers == 0 {
-            problems.push(Problem::new("delivery.workers", "must be at least 1"));
-        }
-        if self.delivery.housekeeping_secs == 0 {
-            problems.push(Problem::new(
-                "delivery.housekeeping_secs",
-                "must be at least 1",
-            ));
-        }
-        if let Some(level) = &self.log.level
-            && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
-        {
-            problems.push(Problem::new("log.level", e.to_string()));
-        }
-        self.server.problems(&mut problems);
-        for (name, plugin) in &self.plugin {
-            if plugin.pool_size == Some(0) {
-                problems.push(Problem::new(
-                    format!("plugin.{name}.pool_size"),
-                    "must be at least 1",
-                ));
-            }
-            for (key, value) in &plugin.settings {
-                if let Err(reason) = value.resolve() {
-                    problems.push(Problem::new(
-                        format!("plugin.{name}.settings.{key}"),
-                        reason,
-                    ));
-                }
-            }
-            for (i, origin) in plugin.allow_http.iter().enumerate() {
-                if let Err(reason) = crate::runtime::Origin::parse(origin) {
-                    problems.push(Problem::new(
-                        format!("plugin.{name}.allow_http[{i}]"),
-                        reason,
-                    ));
-                }
-            }
-        }
-        let mut names = BTreeMap::new();
-        let mut paths = BTreeMap::new();
-        for (i, route) in self.routes.iter().enumerate() {
-            let key = |field: &str| format!("route[{i}].{field}");
-            if route.name.is_empty() {
-                problems.push(Problem::new(key("name"), "must not be empty"));
-            } else if let Some(first) = names.insert(route.name.as_str(), i) {
-                problems.push(Problem::new(
-                    key("name"),
-                    format!("`{}` is also the name of route[{first}]", route.name),
-                ));
-            }
-            if !route.path.starts_with('/') {
-                problems.push(Problem::new(key("path"), "must start with `/`"));
-            } else if RESERVED_PATHS.contains(&route.path.as_str()) {
-                problems.push(Problem::new(
-                    key("path"),
-                    format!(
-                        "`{}` is reserved for wirehook's own health checks ({})",
-                        route.path,
-                        RESERVED_PATHS.join(", ")
-                    ),
-                ));
-            } else if let Some(first) = paths.insert(route.path.as_str(), i) {
-                problems.push(Problem::new(
-                    key("path"),
-                    format!("`{}` is also the path of route[{first}]", route.path),
-                ));
-            }
-            if route.max_attempts == 0 {
-                problems.push(Problem::new(key("max_attempts"), "must be at least 1"));
-            }
-            if route.backoff_ms > route.backoff_max_ms {
-                problems.push(Problem::new(
-                    key("backoff_ms"),
-                    "must not exceed backoff_max_ms",
-                ));
-            }
-            if let Some(secret) = &route.secret
-                && let Err(reason) = secret.resolve()
-            {
-                problems.push(Problem::new(key("secret"), reason));
-            }
-            if let Some(token) = &route.verify_token
-                && let Err(reason) = token.resolve()
-            {
-                problems.push(Problem::new(key("verify_token"), reason));
-            }
-            for (name, value) in &route.headers {
-                if let Err(reason) = value.resolve() {
-                    problems.push(Problem::new(key(&format!("headers.{name}")), reason));
-                }
-            }
-        }
-        problems
     }
 }
 

@@ -15,12 +15,13 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::clock::now_ms;
 use crate::config::DeliveryConfig;
 use crate::event::Event;
 use crate::metrics::Metrics;
@@ -58,13 +59,6 @@ pub enum AcceptError {
     Overloaded { depth: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn gauge_value(count: u64) -> i64 {

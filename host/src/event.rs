@@ -1,6 +1,7 @@
 //! The typed event a provider decodes a request into, independent of any
 //! WIT version: the runtime converts it to whichever version a plugin
-//! targets. Events are stored as JSON of these types.
+//! targets. The store keeps an event's verified raw JSON and decodes it
+//! again when the event is read (`providers::decode_again`).
 
 use serde::{Deserialize, Serialize};
 

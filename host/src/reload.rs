@@ -19,12 +19,16 @@ use crate::config::{Config, ConfigError, PluginsConfig, ServerConfig};
 use crate::metrics::Metrics;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
+use crate::tls::Certificate;
 
 pub struct Reloader {
     config_path: PathBuf,
     runtime: Arc<Runtime>,
     routes: Arc<ArcSwap<RouteTable>>,
     metrics: Arc<Metrics>,
+    /// The listener's certificate, when it serves TLS: a reload swaps in
+    /// the one it read.
+    certificate: Option<Certificate>,
     /// The `[server]` table at start: its listeners need a restart to change.
     started: ServerConfig,
     /// The `[plugins]` table at start: the runtime's fetch client and
@@ -41,6 +45,7 @@ impl Reloader {
         runtime: Arc<Runtime>,
         routes: Arc<ArcSwap<RouteTable>>,
         metrics: Arc<Metrics>,
+        certificate: Option<Certificate>,
         plugins: &PluginsConfig,
     ) -> Arc<Self> {
         let started = routes.load().server.clone();
@@ -49,6 +54,7 @@ impl Reloader {
             runtime,
             routes,
             metrics,
+            certificate,
             started,
             started_plugins: plugins.clone(),
             serial: tokio::sync::Mutex::new(()),
@@ -78,14 +84,12 @@ impl Reloader {
         );
         // Compiling a plugin takes a while: not on an async worker.
         let built = tokio::task::spawn_blocking(move || {
-            let config = Config::load(&path)?;
-            let table =
-                RouteTable::build(&config, &runtime, Some(&previous)).map_err(|problems| {
-                    ConfigError {
-                        file: path.clone(),
-                        problems,
-                    }
-                })?;
+            let refused = |problems| ConfigError {
+                file: path.clone(),
+                problems,
+            };
+            let config = Config::load(&path)?.resolve().map_err(refused)?;
+            let table = RouteTable::build(&config, &runtime, Some(&previous)).map_err(refused)?;
             Ok::<_, ConfigError>((config, table))
         })
         .await
@@ -94,6 +98,9 @@ impl Reloader {
             Ok((config, table)) => {
                 self.warn_of_restart(&config.server, &config.plugins);
                 let routes = config.routes.len();
+                if let (Some(certificate), Some(loaded)) = (&self.certificate, &table.tls) {
+                    certificate.swap(loaded.clone());
+                }
                 self.routes.store(Arc::new(table));
                 self.metrics.reloaded();
                 tracing::info!(cause, routes, "reloaded");

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::config::{Config, Mode, Problem, RouteConfig, ServerConfig};
+use crate::config::provider::{MetaOptions, ProviderId, ProviderOptions};
+use crate::config::{Mode, Problem, Resolved, ResolvedRoute, ServerConfig};
 use crate::providers::{self, Decode, Provider, ProviderConfig, SlowChecks};
 use crate::runtime::{Plugin, Runtime};
-use plugins::Loaded;
+use plugins::LoadedPlugin;
 
 mod plugins;
 
@@ -19,7 +20,7 @@ pub struct Route {
     /// Shared, so that metrics label a request without allocating.
     pub name: Arc<str>,
     pub path: String,
-    pub provider_id: String,
+    pub provider_id: ProviderId,
     pub provider: Arc<dyn Provider>,
     pub decode: Decode,
     pub mode: Mode,
@@ -55,7 +56,7 @@ impl RetryPolicy {
 /// Everything the server needs to answer a request.
 pub struct RouteTable {
     by_path: HashMap<String, Arc<Route>>,
-    plugins: BTreeMap<String, Loaded>,
+    plugins: BTreeMap<String, LoadedPlugin>,
     /// `.wasm` files in the plugins dir that nothing uses: not loaded.
     unused: Vec<String>,
     /// The `[server]` settings requests are answered under.
@@ -65,15 +66,15 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Validates `config`, builds every provider and loads every plugin
-    /// the config uses (see [`plugins`]). Returns every problem found, not just the first.
-    /// Plugins unchanged since `previous` are reused, not reloaded.
+    /// Builds every provider and loads every plugin the resolved `config`
+    /// uses (see [`plugins`]). Returns every problem found, not just the
+    /// first. Plugins unchanged since `previous` are reused, not reloaded.
     pub fn build(
-        config: &Config,
+        config: &Resolved,
         runtime: &Runtime,
         previous: Option<&RouteTable>,
     ) -> Result<Self, Vec<Problem>> {
-        let mut problems = config.problems();
+        let mut problems = Vec::new();
         let tls = match config.server.tls.as_ref().map(crate::tls::load) {
             Some(Ok(tls)) => Some(tls),
             Some(Err(problem)) => {
@@ -144,32 +145,26 @@ impl RouteTable {
 }
 
 fn build_route(
-    route: &RouteConfig,
+    route: &ResolvedRoute,
     plugins: &BTreeMap<String, Arc<Plugin>>,
-    config: &Config,
+    config: &Resolved,
     slow_checks: &SlowChecks,
 ) -> Result<Route, (&'static str, String)> {
-    if route.secret.as_ref().is_some_and(|s| s.is_literal()) {
+    if route.secret_is_literal {
         tracing::warn!(route = %route.name, "route.secret is a literal in the config file; prefer env: or file:");
     }
-    if providers::reads(&route.provider, "verify_token") && route.verify_token.is_none() {
+    if let ProviderOptions::Meta(MetaOptions { verify_token: None }) = &route.provider {
         tracing::warn!(route = %route.name, "route has no verify_token: the provider's subscription handshake will get 403");
     }
-    // Problems with resolving were reported by Config::problems.
-    let secret = route.secret.as_ref().and_then(|s| s.resolve().ok());
-    let headers = route
-        .headers
-        .iter()
-        .filter_map(|(name, value)| Some((name.clone(), value.resolve().ok()?)))
-        .collect();
     let provider = providers::build(&ProviderConfig {
-        route,
-        secret,
-        headers,
+        options: &route.provider,
+        secret: route.secret.clone(),
         slow_checks: slow_checks.clone(),
     })
     .map_err(|issue| (issue.field, issue.reason))?;
-    let decode = providers::decoder(&route.provider).expect("a provider that builds is known");
+    let provider_id = route.provider.id();
+    let decode = providers::decoder(provider_id.as_str())
+        .expect("wirehook decodes every provider it builds");
     let plugins = route
         .plugins
         .iter()
@@ -188,7 +183,7 @@ fn build_route(
     Ok(Route {
         name: Arc::from(route.name.as_str()),
         path: route.path.clone(),
-        provider_id: route.provider.clone(),
+        provider_id,
         provider,
         decode,
         mode: route.mode,

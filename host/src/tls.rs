@@ -1,7 +1,8 @@
 //! TLS termination with rustls. Certificates are read when the route table
-//! is built (start, `wirehook check`, every reload), so a renewed
-//! certificate is served from the next reload on, and one that does not
-//! load fails that reload and leaves the serving one in place.
+//! is built (start, `wirehook check`, every reload) and handed to the
+//! listener's [`Certificate`], so a renewed certificate is served from the
+//! next reload on, and one that does not load fails that reload and leaves
+//! the serving one in place.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +16,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::{Problem, TlsConfig};
-use crate::routes::RouteTable;
 use crate::server::Handshake;
 
 /// Reads `server.tls`'s certificate chain and key.
@@ -55,19 +55,32 @@ fn pem_problem(key: &str, path: &Path, e: rustls::pki_types::pem::Error) -> Prob
     Problem::new(key, reason)
 }
 
+/// The certificate (and key) new connections are served with; a reload
+/// swaps it. Cloning shares it.
+#[derive(Clone)]
+pub struct Certificate(Arc<ArcSwap<ServerConfig>>);
+
+impl Certificate {
+    pub fn new(loaded: Arc<ServerConfig>) -> Self {
+        Self(Arc::new(ArcSwap::new(loaded)))
+    }
+
+    /// Serves `loaded` to connections accepted from now on.
+    pub fn swap(&self, loaded: Arc<ServerConfig>) {
+        self.0.store(loaded);
+    }
+}
+
 /// Completes each connection's TLS handshake (in the connection's own
-/// task, under `server.header_timeout_ms`) with the certificate of the
-/// route table current when it was accepted.
+/// task, under `server.header_timeout_ms`) with the certificate current
+/// when it was accepted.
 pub struct TlsHandshake {
-    routes: Arc<ArcSwap<RouteTable>>,
-    /// The last certificate seen; kept if a reload drops `server.tls`,
-    /// which needs a restart to take effect.
-    current: Arc<ServerConfig>,
+    certificate: Certificate,
 }
 
 impl TlsHandshake {
-    pub fn new(routes: Arc<ArcSwap<RouteTable>>, current: Arc<ServerConfig>) -> Self {
-        Self { routes, current }
+    pub fn new(certificate: Certificate) -> Self {
+        Self { certificate }
     }
 }
 
@@ -78,9 +91,6 @@ impl Handshake for TlsHandshake {
         &mut self,
         tcp: TcpStream,
     ) -> impl Future<Output = std::io::Result<Self::Io>> + Send + 'static {
-        if let Some(tls) = &self.routes.load().tls {
-            self.current = tls.clone();
-        }
-        TlsAcceptor::from(self.current.clone()).accept(tcp)
+        TlsAcceptor::from(self.certificate.0.load_full()).accept(tcp)
     }
 }

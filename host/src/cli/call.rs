@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::ConfigArg;
-use crate::config::Config;
+use crate::config::{Config, ConfigError, Resolved};
 use crate::event::{Event, Source};
 use crate::runtime::{
     CallError, Effects, HostCall, MemoryKv, Plugin, PluginEvent, Reply, Runtime, Trial,
@@ -101,7 +101,7 @@ pub fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run(args: CallArgs) -> anyhow::Result<Exit> {
-    let config = Config::load(&args.config.config)?;
+    let config = resolved(&args.config.config)?;
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     tokio.block_on(async {
         let store = open_store(&config)?;
@@ -133,7 +133,7 @@ fn run(args: CallArgs) -> anyhow::Result<Exit> {
 }
 
 /// The store the config names: where `--stored` events and KV are.
-pub(super) fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+pub(super) fn open_store(config: &Resolved) -> anyhow::Result<Arc<SqliteStore>> {
     let path = &config.storage.path;
     let store = SqliteStore::open(path)
         .with_context(|| format!("opening the store in {}", path.display()))?;
@@ -141,17 +141,31 @@ pub(super) fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
 }
 
 /// A plugin runtime as the daemon's, its KV in `store`.
-pub(super) fn plugin_runtime(config: &Config, store: &Arc<SqliteStore>) -> anyhow::Result<Runtime> {
+pub(super) fn plugin_runtime(
+    config: &Resolved,
+    store: &Arc<SqliteStore>,
+) -> anyhow::Result<Runtime> {
     let cache_dir =
         (config.plugins.cache_dir.clone()).unwrap_or_else(|| config.storage.path.join("cache"));
     let kv = store.clone() as Arc<dyn KvStore>;
     Runtime::new(Some(&cache_dir), Some(kv), &config.plugins).context("starting the plugin runtime")
 }
 
+/// The config at `path`, resolved, or every problem with it.
+pub(super) fn resolved(path: &std::path::Path) -> anyhow::Result<Resolved> {
+    Config::load(path)?.resolve().map_err(|problems| {
+        ConfigError {
+            file: path.to_owned(),
+            problems,
+        }
+        .into()
+    })
+}
+
 /// Loads `wasm` as plugin `name`, with what `[plugin.NAME]` grants.
 pub(super) fn load_plugin(
     runtime: &Runtime,
-    config: &Config,
+    config: &Resolved,
     name: &str,
     wasm: &Path,
 ) -> anyhow::Result<Plugin> {
@@ -163,7 +177,7 @@ pub(super) fn load_plugin(
 /// The events the arguments name.
 async fn events(
     args: &CallArgs,
-    config: &Config,
+    config: &Resolved,
     store: &SqliteStore,
 ) -> anyhow::Result<Vec<PluginEvent>> {
     let input = &args.input;
@@ -193,7 +207,7 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 fn decode(
     provider: &str,
     payload: &[u8],
-    config: &Config,
+    config: &Resolved,
     plugin: &str,
 ) -> anyhow::Result<Vec<Event>> {
     let decode = crate::providers::decoder(provider)
@@ -204,9 +218,9 @@ fn decode(
     let route = config
         .routes
         .iter()
-        .find(|r| r.provider == provider && r.plugins.iter().any(|p| p == plugin))
+        .find(|r| r.provider.id().as_str() == provider && r.plugins.iter().any(|p| p == plugin))
         .map_or("call", |r| r.name.as_str());
-    let received_at_ms = crate::dispatch::now_ms();
+    let received_at_ms = crate::clock::now_ms();
     Ok(decoded
         .into_iter()
         .enumerate()

@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::ConfigArg;
+use crate::clock::now_ms;
 use crate::config::Config;
-use crate::dispatch::now_ms;
 use crate::store::{Filter, Record, SqliteStore, Status, Store};
 use crate::text;
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::call::{describe, load_plugin, open_store, plugin_runtime};
-use crate::config::{Config, Mode};
+use crate::config::Mode;
 use crate::event::Event;
 use crate::runtime::{Effects, HostCall, MemoryKv, Plugin, PluginEvent, Trial};
 use crate::store::{Filter, Record, Status, Store};
@@ -163,7 +163,7 @@ pub fn run(config_path: &Path, args: DryRunArgs) -> anyhow::Result<ExitCode> {
             .context("--wasm: name the plugin it replaces with --plugin")?
             .to_owned(),
     };
-    let config = Config::load(config_path)?;
+    let config = super::call::resolved(config_path)?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores)
@@ -253,8 +253,7 @@ async fn stored_events(
     args: &DryRunArgs,
 ) -> anyhow::Result<Vec<(Record, Event)>> {
     let since_ms = args.since.map(|since| {
-        crate::dispatch::now_ms()
-            .saturating_sub(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        crate::clock::now_ms().saturating_sub(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
     });
     let mut records = Vec::new();
     for route in chains.keys() {

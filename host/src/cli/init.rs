@@ -95,7 +95,10 @@ pub fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     for id in &args.provider {
         let id = id.trim();
         let Some(found) = template(id) else {
-            let known: Vec<_> = crate::providers::known().collect();
+            let known: Vec<_> = crate::config::provider::ProviderId::ALL
+                .map(|id| id.as_str())
+                .into_iter()
+                .collect();
             anyhow::bail!(
                 "--provider: unknown provider `{}` (known: {})",
                 crate::text::escape(id),
@@ -208,7 +211,10 @@ fn shell_quote(text: &str) -> String {
 mod tests {
     #[test]
     fn every_provider_has_a_template() {
-        for id in crate::providers::known() {
+        for id in crate::config::provider::ProviderId::ALL
+            .map(|id| id.as_str())
+            .into_iter()
+        {
             assert!(super::template(id).is_some(), "no starter route for `{id}`");
         }
     }

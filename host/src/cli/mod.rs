@@ -8,20 +8,16 @@
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum as _};
 
-use crate::config::{
-    Config, ConfigError, HmacAlgorithm, LogConfig, LogFormat, RouteConfig, SignatureEncoding,
-};
-use crate::dispatch::Dispatcher;
-use crate::metrics::{self, Metrics};
+use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
+use crate::config::provider::{ProviderId, ProviderOptions};
+use crate::config::{Config, ConfigError, LogConfig, LogFormat};
+use crate::daemon;
 use crate::providers::{self, ProviderConfig, Signed};
-use crate::reload::Reloader;
-use crate::store::{KvStore, SqliteStore, Store};
-use arc_swap::ArcSwap;
+use crate::secret::SecretSource;
 
 mod call;
 mod compile;
@@ -29,13 +25,6 @@ mod deliveries;
 mod dry_run;
 mod init;
 mod new;
-mod ready;
-use crate::routes::RouteTable;
-use crate::runtime::Runtime;
-use crate::secret::SecretSource;
-use crate::server::{self, App};
-use crate::service;
-use crate::tls::TlsHandshake;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -150,51 +139,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// What `run` and `check` load: config, the store (for `run`), the plugin
-/// runtime and the route table.
-struct Loaded {
-    config: Config,
-    store: Option<Arc<SqliteStore>>,
-    runtime: Arc<Runtime>,
-    table: RouteTable,
-}
-
-/// Loads everything; on a config problem prints every problem and
-/// returns `None`.
-fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
-    let config = match Config::load(path) {
-        Ok(config) => config,
-        Err(e) => {
+/// Loads the config at `path` (see [`daemon::load`]); on a config
+/// problem prints every problem and returns `None`.
+fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<daemon::Loaded>> {
+    match daemon::load(path, open_store) {
+        Ok(loaded) => Ok(Some(loaded)),
+        Err(daemon::LoadError::Config(e)) => {
             report(&e);
-            return Ok(None);
-        }
-    };
-    let store = if open_store {
-        let store = SqliteStore::open_owned(&config.storage.path)
-            .with_context(|| format!("opening the store in {}", config.storage.path.display()))?;
-        Some(Arc::new(store))
-    } else {
-        None
-    };
-    let kv = store.clone().map(|s| s as Arc<dyn KvStore>);
-    let cache_dir =
-        (config.plugins.cache_dir.clone()).unwrap_or_else(|| config.storage.path.join("cache"));
-    let runtime = Runtime::new(Some(&cache_dir), kv, &config.plugins)
-        .context("starting the plugin runtime")?;
-    match RouteTable::build(&config, &runtime, None) {
-        Ok(table) => Ok(Some(Loaded {
-            config,
-            store,
-            runtime: Arc::new(runtime),
-            table,
-        })),
-        Err(problems) => {
-            report(&ConfigError {
-                file: path.to_owned(),
-                problems,
-            });
             Ok(None)
         }
+        Err(daemon::LoadError::Start(e)) => Err(e),
     }
 }
 
@@ -225,157 +179,17 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let started = std::time::Instant::now();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let Some(Loaded {
-            config,
-            store,
-            runtime: plugin_runtime,
-            table,
-        }) = load(path, true)?
-        else {
+        let Some(loaded) = load(path, true)? else {
             return Ok(ExitCode::FAILURE);
         };
-        let store = store.expect("run opens the store");
-        let writer_gone = store.writer_gone();
-        let store: Arc<dyn Store> = store;
-        let metrics = Arc::new(Metrics::new(
-            SqliteStore::files(&config.storage.path).into(),
-        ));
-        let listener = tokio::net::TcpListener::bind(config.server.listen)
-            .await
-            .with_context(|| format!("binding server.listen {}", config.server.listen))?;
-        let metrics_listener = match config.server.metrics_listen {
-            Some(addr) => Some(metrics::bind(addr).await?),
-            None => None,
-        };
-        let plugins = table.plugins().count();
-        let precompiled = table.plugins().filter(|p| p.is_precompiled()).count();
-        let tls = table.tls.clone();
-        let routes = Arc::new(ArcSwap::from_pointee(table));
-        let dispatcher = Dispatcher::start(
-            store,
-            routes.clone(),
-            config.delivery.clone(),
-            metrics.clone(),
-        )
-        .await?;
-        let listen = listener.local_addr()?;
-        let reloader = Reloader::new(
-            path.to_owned(),
-            plugin_runtime,
-            routes.clone(),
-            metrics.clone(),
-            &config.plugins,
-        );
-        let _watcher = if config.reload.watch {
-            let debounce = std::time::Duration::from_millis(config.reload.debounce_ms);
-            Some(
-                reloader
-                    .watch(&config.plugins.dir, debounce)
-                    .context("watching the config file and plugins dir")?,
-            )
-        } else {
-            None
-        };
-        reload_on_sighup(reloader)?;
-
-        // One shutdown signal, fanned out to every listener.
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until_stopped = move || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
-        };
-        let metrics_addr = match metrics_listener {
-            Some(listener) => {
-                let addr = listener.local_addr()?;
-                let serving =
-                    metrics::serve(listener, metrics.clone(), routes.clone(), until_stopped());
-                tokio::spawn(async move {
-                    if let Err(e) = serving.await {
-                        tracing::error!("serving /metrics: {e}");
-                    }
-                });
-                Some(addr)
-            }
-            None => None,
-        };
-        // A store that can no longer write cannot accept anything: stop,
-        // and exit with an error so that the service manager restarts us
-        // (the unit's Restart=on-failure) rather than probes seeing a
-        // daemon that answers but cannot queue.
-        let store_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let failed = store_failed.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = writer_gone => {
-                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!("store writer is gone: shutting down to be restarted");
-                }
-            }
-            service::stopping();
-            let _ = stop.send(true);
-        });
-        let app = Arc::new(App {
-            routes: routes.clone(),
-            dispatcher: dispatcher.clone(),
-            metrics,
-        });
-        let took = started.elapsed();
-        tracing::info!(
-            addr = %listen,
-            tls = tls.is_some(),
-            metrics_addr = metrics_addr.map(|a| a.to_string()),
-            routes = config.routes.len(),
-            plugins,
-            precompiled,
-            took_ms = took.as_millis() as u64,
-            "listening"
-        );
-        let ready = ready::Ready {
-            addr: listen,
-            tls: tls.is_some(),
-            metrics: metrics_addr,
-            took,
-        };
-        println!(
-            "{}",
-            crate::text::escape(&ready::line(&routes.load(), &ready))
-        );
-        service::ready();
-        service::spawn_watchdog();
-        match tls {
-            Some(tls) => {
-                let handshake = TlsHandshake::new(routes, tls);
-                server::serve(listener, handshake, app, until_stopped()).await?;
-            }
-            None => server::serve(listener, server::Plain, app, until_stopped()).await?,
+        let listeners = daemon::Listeners::bind(&loaded.config.server).await?;
+        match daemon::run(loaded, listeners, shutdown_signal()).await? {
+            daemon::Stopped::Asked => Ok(ExitCode::SUCCESS),
+            daemon::Stopped::StoreFailed => Ok(ExitCode::FAILURE),
         }
-        dispatcher.shutdown().await;
-        if store_failed.load(std::sync::atomic::Ordering::Relaxed) {
-            tracing::error!("stopped: the store failed");
-            return Ok(ExitCode::FAILURE);
-        }
-        tracing::info!("stopped");
-        Ok(ExitCode::SUCCESS)
     })
-}
-
-/// SIGHUP (`systemctl reload`) reloads config and plugins.
-fn reload_on_sighup(reloader: Arc<Reloader>) -> anyhow::Result<()> {
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("listening for SIGHUP")?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            // Failures are logged and counted by `reload`.
-            let _ = reloader.reload("SIGHUP").await;
-        }
-    });
-    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -399,36 +213,14 @@ async fn shutdown_signal() {
 /// Builds the provider from a route made of the arguments, exactly as the
 /// daemon builds it from config, and prints what it signs.
 fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
+    let id: ProviderId = args.provider.parse()?;
     let secret = SecretSource::from(args.secret.clone())
         .resolve()
         .map_err(|reason| anyhow::anyhow!("--secret: {reason}"))?;
-    let mut route = RouteConfig::bare(&args.provider);
-    let mut headers = Vec::new();
-    for header in &args.headers {
-        match header.split_once('=') {
-            Some((name, value)) => {
-                // Read as the route's `headers` values are: an empty one is
-                // refused here as it is in config.
-                let source = SecretSource::from(value.to_owned());
-                let value = source
-                    .resolve()
-                    .map_err(|reason| anyhow::anyhow!("--header {name}: {reason}"))?;
-                route.headers.insert(name.to_owned(), source);
-                headers.push((name.to_owned(), value));
-            }
-            None if route.header.is_none() => route.header = Some(header.clone()),
-            None => anyhow::bail!(
-                "--header: only one NAME (the route's `header`); further ones are NAME=VALUE"
-            ),
-        }
-    }
-    route.algorithm = args.algorithm;
-    route.encoding = args.encoding;
-    route.prefix = args.prefix.clone();
+    let options = sign_options(id, args)?;
     let provider = providers::build(&ProviderConfig {
-        route: &route,
+        options: &options,
         secret: Some(secret),
-        headers,
         slow_checks: providers::SlowChecks::default(),
     })
     .map_err(|issue| anyhow::anyhow!("--{}: {}", issue.field.replace('_', "-"), issue.reason))?;
@@ -456,6 +248,61 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     };
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The options of a route made of `wirehook sign`'s arguments, read as a
+/// route's keys are, so that a flag the provider does not read, or an
+/// empty header value, is refused here as it is in config.
+fn sign_options(id: ProviderId, args: &SignArgs) -> anyhow::Result<ProviderOptions> {
+    use figment::value::{Dict, Value};
+    let mut keys = Dict::new();
+    let mut headers = Dict::new();
+    for header in &args.headers {
+        match header.split_once('=') {
+            Some((name, value)) => {
+                headers.insert(name.to_owned(), Value::from(value.to_owned()));
+            }
+            None if !keys.contains_key("header") => {
+                keys.insert("header".to_owned(), Value::from(header.clone()));
+            }
+            None => anyhow::bail!(
+                "--header: only one NAME (the route's `header`); further ones are NAME=VALUE"
+            ),
+        }
+    }
+    if !headers.is_empty() {
+        keys.insert("headers".to_owned(), Value::from(headers));
+    }
+    let named = |value: Option<clap::builder::PossibleValue>| {
+        value.map(|value| Value::from(value.get_name().to_owned()))
+    };
+    let algorithm = named(args.algorithm.and_then(|a| a.to_possible_value()));
+    let encoding = named(args.encoding.and_then(|e| e.to_possible_value()));
+    for (key, value) in [
+        ("algorithm", algorithm),
+        ("encoding", encoding),
+        ("prefix", args.prefix.clone().map(Value::from)),
+    ] {
+        if let Some(value) = value {
+            keys.insert(key.to_owned(), value);
+        }
+    }
+    let mut problems = Vec::new();
+    match ProviderOptions::resolve(id, &keys, "", &mut problems) {
+        Some(options) => Ok(options),
+        None => {
+            let flag = |key: &str| match key.strip_prefix("headers.") {
+                Some(name) => format!("--header {name}"),
+                None if key == "headers" => "--header".to_owned(),
+                None => format!("--{}", key.replace('_', "-")),
+            };
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|problem| format!("{}: {}", flag(&problem.key), problem.reason))
+                .collect();
+            anyhow::bail!("{}", lines.join("; "))
+        }
+    }
 }
 
 /// `Name: value` lines, a blank line, the body and one newline (which is

@@ -39,8 +39,13 @@ pub struct ConfigError {
 }
 
 pub(super) fn figment_problem(e: figment::Error) -> Problem {
+    figment_problem_under("", e)
+}
+
+/// The problem of `e`, met reading the value at key `at`.
+pub(super) fn figment_problem_under(at: &str, e: figment::Error) -> Problem {
     // `route.0.mode` reads better as `route[0].mode`.
-    let key = e.path.iter().fold(String::new(), |mut key, part| {
+    let key = e.path.iter().fold(at.to_owned(), |mut key, part| {
         if part.parse::<usize>().is_ok() {
             key.push_str(&format!("[{part}]"));
         } else {

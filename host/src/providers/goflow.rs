@@ -5,38 +5,22 @@
 //! Proof: a shared token in a header (`Authorization: Token <secret>` by
 //! default, or the route's `header`) or a `token` query parameter.
 
-use std::time::SystemTime;
-
 use axum::http::header::AUTHORIZATION;
 
 use serde_json::value::RawValue;
 
 use super::json;
 use super::token::SharedToken;
-use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified};
+use super::{ConfigIssue, Provider, Rejection};
+use crate::config::provider::TokenOptions;
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
+use crate::secret::Secret;
 
 /// The event name goflow itself does not send; wirehook names the step.
 const KIND: &str = "call_webhook";
 
-pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
-    Ok(Box::new(Goflow {
-        token: SharedToken::from_route(config, AUTHORIZATION)?,
-    }))
-}
-
-struct Goflow {
-    token: SharedToken,
-}
-
-impl Provider for Goflow {
-    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
-        self.token.verify_json(req)
-    }
-
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
-        Ok(Signed::json(payload, self.token.headers()?))
-    }
+pub fn build(options: &TokenOptions, secret: Secret) -> Result<Box<dyn Provider>, ConfigIssue> {
+    Ok(Box::new(SharedToken::new(options, AUTHORIZATION, secret)?))
 }
 
 /// Decodes a verified document into its events; see [`super::Decode`].
@@ -112,7 +96,7 @@ fn variables(results: Option<&RawValue>, input: Option<&RawValue>) -> Vec<(Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RouteConfig;
+    use crate::config::provider::{ProviderId, ProviderOptions};
     use crate::providers::testkit;
     use serde_json::{Value, json};
 
@@ -165,7 +149,7 @@ mod tests {
         /// surrounding whitespace.
         #[test]
         fn token_mutations_are_refused(mutation in testkit::header_mutation()) {
-            let p = testkit::provider(RouteConfig::bare("goflow"), "flow-token-7f3a");
+            let p = testkit::provider(ProviderOptions::bare(ProviderId::Goflow), "flow-token-7f3a");
             let original = testkit::signed(&*p, r#"{"flow":{"uuid":"f"},"input":{"text":"CU001"}}"#);
             testkit::check_refused(&*p, decode, &original, &mutation, |a, b| {
                 let presented = |r: &testkit::Req| {
@@ -178,7 +162,7 @@ mod tests {
 
         #[test]
         fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
-            let p = testkit::provider(RouteConfig::bare("goflow"), "flow-token-7f3a");
+            let p = testkit::provider(ProviderOptions::bare(ProviderId::Goflow), "flow-token-7f3a");
             testkit::exercise(&*p, decode, &req);
         }
     }

@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha512};
 
 use super::{Rejection, Request, Signed};
-use crate::config::{HmacAlgorithm, SignatureEncoding};
+use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
 use crate::secret::Secret;
 
 /// Standard base64, padding optional (senders differ), trailing bits

@@ -14,14 +14,14 @@
 //! `campaign_interaction`. A body with none of the campaign fields is
 //! `other` under the provider's name.
 
-use std::time::SystemTime;
-
 use axum::http::HeaderName;
 use serde_json::Value;
 
 use super::token::SharedToken;
-use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
+use super::{ConfigIssue, Provider, Rejection, json};
+use crate::config::provider::TokenOptions;
 use crate::event::{CampaignEvent, Contact, Decoded, Payload};
+use crate::secret::Secret;
 
 const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-messangi-token");
 const KIND: &str = "campaign_interaction";
@@ -34,24 +34,8 @@ const FIELDS: &[&str] = &[
     "keyword",
 ];
 
-pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
-    Ok(Box::new(Messangi {
-        token: SharedToken::from_route(config, DEFAULT_HEADER)?,
-    }))
-}
-
-struct Messangi {
-    token: SharedToken,
-}
-
-impl Provider for Messangi {
-    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
-        self.token.verify_json(req)
-    }
-
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
-        Ok(Signed::json(payload, self.token.headers()?))
-    }
+pub fn build(options: &TokenOptions, secret: Secret) -> Result<Box<dyn Provider>, ConfigIssue> {
+    Ok(Box::new(SharedToken::new(options, DEFAULT_HEADER, secret)?))
 }
 
 /// Decodes a verified document into its events; see [`super::Decode`].
@@ -92,7 +76,7 @@ fn campaign(body: &Value) -> CampaignEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RouteConfig;
+    use crate::config::provider::{Header, ProviderId, ProviderOptions};
     use crate::providers::testkit::{self, Req};
     use crate::secret::Secret;
     use proptest::prelude::*;
@@ -104,7 +88,7 @@ mod tests {
     pub const INTERACTION: &str = r#"{"campaignId":"5f8d0a1b2c3d4e5f6a7b8c9d","label":"Welcome Message","phoneNumber":"+15551234567","date":"2024-03-23T21:41:44.47Z","response":"2","option":"2","keyword":"RAFFLE","store":"downtown"}"#;
 
     fn messangi() -> std::sync::Arc<dyn Provider> {
-        testkit::provider(RouteConfig::bare("messangi"), TOKEN)
+        testkit::provider(ProviderOptions::bare(ProviderId::Messangi), TOKEN)
     }
 
     #[test]
@@ -147,12 +131,18 @@ mod tests {
 
     #[test]
     fn several_custom_headers_all_checked() {
-        let mut route = RouteConfig::bare("messangi");
-        route.header = Some("X-Api-Key".into());
-        let p = testkit::provider_with_headers(
-            route,
+        let p = testkit::provider(
+            ProviderOptions::Messangi(TokenOptions {
+                header: Some(Header {
+                    name: HeaderName::from_static("x-api-key"),
+                    written: "X-Api-Key".to_owned(),
+                }),
+                headers: vec![(
+                    HeaderName::from_static("x-client"),
+                    Secret::new(&b"acme"[..]),
+                )],
+            }),
             TOKEN,
-            vec![("X-Client".into(), Secret::new(&b"acme"[..]))],
         );
         let req = testkit::signed(&*p, INTERACTION);
         assert!(p.verify(&req.request()).is_ok());
@@ -177,7 +167,7 @@ mod tests {
         /// change to a proof header is refused.
         #[test]
         fn header_mutations_are_refused(mutation in testkit::header_mutation()) {
-            let p = testkit::provider_with_headers(RouteConfig::bare("messangi"), TOKEN, vec![("X-Client".into(), Secret::new(&b"acme"[..]))]);
+            let p = testkit::provider(ProviderOptions::Messangi(TokenOptions { header: None, headers: vec![(HeaderName::from_static("x-client"), Secret::new(&b"acme"[..]))] }), TOKEN);
             let original = testkit::signed(&*p, INTERACTION);
             testkit::check_refused(&*p, decode, &original, &mutation, |a, b| {
                 // Surrounding whitespace is not part of a header value.

@@ -35,10 +35,9 @@ use axum::http::HeaderName;
 use serde_json::{Map, Value, json};
 
 use super::mac::BodySignature;
-use super::{
-    Budget, ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json,
-};
-use crate::config::{HmacAlgorithm, SignatureEncoding};
+use super::{Budget, Handshake, Provider, Rejection, Request, Signed, Verified, json};
+use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
+use crate::config::provider::MetaOptions;
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Message, Payload, StatusUpdate};
 use crate::secret::Secret;
 
@@ -47,16 +46,11 @@ const HEADER: &str = "x-hub-signature-256";
 /// rather than echoed.
 const MAX_CHALLENGE: usize = 256;
 
-pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
+pub fn build(options: &MetaOptions, secret: Secret) -> Box<dyn Provider> {
     // Without one every handshake is refused; the daemon warns at start
     // (routes.rs), while `wirehook sign` needs none.
-    let verify_token = config
-        .route
-        .verify_token
-        .as_ref()
-        .and_then(|s| s.resolve().ok());
-    Ok(Box::new(Meta {
-        secret: config.require_secret()?,
+    Box::new(Meta {
+        secret,
         signature: BodySignature {
             header: HeaderName::from_static(HEADER),
             header_text: "X-Hub-Signature-256".to_owned(),
@@ -64,8 +58,8 @@ pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIss
             encoding: SignatureEncoding::Hex,
             prefix: "sha256=".to_owned(),
         },
-        verify_token,
-    }))
+        verify_token: options.verify_token.clone(),
+    })
 }
 
 struct Meta {
@@ -84,8 +78,14 @@ impl Provider for Meta {
         Ok(self.signature.sign(&self.secret, payload))
     }
 
-    fn handshake(&self, req: &Request<'_>) -> Option<Result<String, Rejection>> {
-        Some(self.answer_handshake(req.query))
+    fn handshake(&self) -> Option<&dyn Handshake> {
+        Some(self)
+    }
+}
+
+impl Handshake for Meta {
+    fn answer(&self, req: &Request<'_>) -> Result<String, Rejection> {
+        self.answer_handshake(req.query)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Providers: each file proves that a request came from one provider and
-//! decodes it into events, nothing else. Adding a provider is one new file
-//! plus one entry in [`REGISTRY`].
+//! decodes it into events, nothing else. Adding a provider is one new file,
+//! its options in `config::provider`, and one arm in [`build`] and
+//! [`decoder`].
 //!
 //! Decoding needs no config and no secret: an event is a function of the
 //! verified document it came from, so the store keeps that document alone
@@ -17,12 +18,12 @@ use std::time::SystemTime;
 
 use axum::http::{HeaderMap, Method};
 
-use crate::config::RouteConfig;
+use crate::config::provider::{ProviderId, ProviderOptions};
 use crate::event::{Decoded, Payload};
 use crate::secret::Secret;
 
+mod generic_hmac;
 mod goflow;
-mod hmac;
 pub mod jsjson;
 // Public for the fuzz targets (fuzz/).
 pub mod json;
@@ -39,71 +40,6 @@ mod time;
 mod token;
 mod truora;
 mod whatsable;
-
-/// Every provider: its id, how to build it from its route, how to decode
-/// what it verified, and which of the optional route keys it reads (any
-/// other one set on its route is a config problem, so a typo'd or
-/// misplaced key does not pass silently).
-const REGISTRY: &[Entry] = &[
-    Entry::new(
-        "goflow",
-        goflow::build,
-        goflow::decode,
-        &["header", "headers"],
-    ),
-    Entry::new(
-        "hmac",
-        hmac::build,
-        hmac::decode,
-        &["header", "algorithm", "encoding", "prefix"],
-    ),
-    Entry::new(
-        "messangi",
-        messangi::build,
-        messangi::decode,
-        &["header", "headers"],
-    ),
-    Entry::new("meta", meta::build, meta::decode, &["verify_token"]),
-    Entry::new("oneroute", oneroute::build, oneroute::decode, &[]),
-    Entry::new(
-        "standard-webhooks",
-        standard_webhooks::build,
-        standard_webhooks::decode,
-        &[],
-    ),
-    Entry::new("truora", truora::build, truora::decode, &[]),
-    Entry::new(
-        "whatsable",
-        whatsable::build,
-        whatsable::decode,
-        &["header", "headers"],
-    ),
-];
-
-struct Entry {
-    id: &'static str,
-    build: Build,
-    decode: Decode,
-    reads: &'static [&'static str],
-}
-
-impl Entry {
-    const fn new(
-        id: &'static str,
-        build: Build,
-        decode: Decode,
-        reads: &'static [&'static str],
-    ) -> Self {
-        Self {
-            id,
-            build,
-            decode,
-            reads,
-        }
-    }
-}
-
-type Build = fn(&ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue>;
 
 /// Decodes a verified document into one or more events. Unknown event
 /// names decode to [`crate::event::Payload::Other`], never an error. Each
@@ -208,21 +144,24 @@ pub trait Provider: Send + Sync + 'static {
     /// at time `now`, proven the way [`Provider::verify`] checks.
     fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, String>;
 
-    /// A GET handshake the provider makes before sending events (Meta's
-    /// `hub.challenge`): `Some` with the text/plain answer or the refusal.
-    /// `None` (the default) means the provider makes none, whatever the
-    /// request, and GET is 405.
-    fn handshake(&self, _req: &Request<'_>) -> Option<Result<String, Rejection>> {
+    /// The GET handshake the provider makes before sending events (Meta's
+    /// `hub.challenge`), if it makes one. `None` (the default): a GET to
+    /// its route is 405.
+    fn handshake(&self) -> Option<&dyn Handshake> {
         None
     }
 }
 
-/// What a provider is built from: its route's config, secrets resolved.
+/// A provider's GET handshake.
+pub trait Handshake: Send + Sync {
+    /// The text/plain answer to the GET `req`, or its refusal.
+    fn answer(&self, req: &Request<'_>) -> Result<String, Rejection>;
+}
+
+/// What a provider is built from: its route's options and secret, resolved.
 pub struct ProviderConfig<'a> {
-    pub route: &'a RouteConfig,
+    pub options: &'a ProviderOptions,
     pub secret: Option<Secret>,
-    /// The route's `headers`, values resolved.
-    pub headers: Vec<(String, Secret)>,
     /// Shared by every route of the running config.
     pub slow_checks: SlowChecks,
 }
@@ -303,16 +242,6 @@ impl Budget {
     }
 }
 
-impl ProviderConfig<'_> {
-    /// The route's secret, or the issue that it has none.
-    pub fn require_secret(&self) -> Result<Secret, ConfigIssue> {
-        self.secret.clone().ok_or_else(|| ConfigIssue {
-            field: "secret",
-            reason: format!("the `{}` provider needs a secret", self.route.provider),
-        })
-    }
-}
-
 /// A route field a provider cannot work with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigIssue {
@@ -320,17 +249,19 @@ pub struct ConfigIssue {
     pub reason: String,
 }
 
-/// The provider ids wirehook knows.
-pub fn known() -> impl Iterator<Item = &'static str> {
-    REGISTRY.iter().map(|entry| entry.id)
-}
-
 /// The decoder of provider `id`, if wirehook knows it.
 pub fn decoder(id: &str) -> Option<Decode> {
-    REGISTRY
-        .iter()
-        .find(|entry| entry.id == id)
-        .map(|entry| entry.decode)
+    let id: ProviderId = id.parse().ok()?;
+    Some(match id {
+        ProviderId::Goflow => goflow::decode,
+        ProviderId::Hmac => generic_hmac::decode,
+        ProviderId::Messangi => messangi::decode,
+        ProviderId::Meta => meta::decode,
+        ProviderId::Oneroute => oneroute::decode,
+        ProviderId::StandardWebhooks => standard_webhooks::decode,
+        ProviderId::Truora => truora::decode,
+        ProviderId::Whatsable => whatsable::decode,
+    })
 }
 
 /// The payload of the `kind` event that `decode` finds in an event's
@@ -344,38 +275,23 @@ pub fn decode_again(decode: Decode, kind: &str, raw_json: &str) -> Result<Payloa
         .ok_or_else(|| format!("its raw JSON decodes to no `{kind}` event"))
 }
 
-/// Whether provider `id` reads the optional route key `key`.
-pub fn reads(id: &str, key: &str) -> bool {
-    REGISTRY
-        .iter()
-        .any(|entry| entry.id == id && entry.reads.contains(&key))
-}
-
-/// Builds the provider of `config.route`.
+/// Builds the provider `config.options` says, with its secret.
 pub fn build(config: &ProviderConfig<'_>) -> Result<Arc<dyn Provider>, ConfigIssue> {
-    let id = config.route.provider.as_str();
-    let entry = REGISTRY
-        .iter()
-        .find(|entry| entry.id == id)
-        .ok_or_else(|| ConfigIssue {
-            field: "provider",
-            reason: format!(
-                "unknown provider `{id}` (known: {})",
-                known().collect::<Vec<_>>().join(", ")
-            ),
-        })?;
-    if let Some(key) = config
-        .route
-        .optional_keys_set()
-        .into_iter()
-        .find(|key| !entry.reads.contains(key))
-    {
-        return Err(ConfigIssue {
-            field: key,
-            reason: format!("the `{id}` provider does not read `{key}`"),
-        });
-    }
-    (entry.build)(config).map(Arc::from)
+    let secret = config.secret.clone().ok_or_else(|| ConfigIssue {
+        field: "secret",
+        reason: format!("the `{}` provider needs a secret", config.options.id()),
+    })?;
+    let provider: Box<dyn Provider> = match config.options {
+        ProviderOptions::Goflow(options) => goflow::build(options, secret)?,
+        ProviderOptions::Hmac(options) => generic_hmac::build(options, secret),
+        ProviderOptions::Messangi(options) => messangi::build(options, secret)?,
+        ProviderOptions::Meta(options) => meta::build(options, secret),
+        ProviderOptions::Oneroute => oneroute::build(secret, config.slow_checks.clone()),
+        ProviderOptions::StandardWebhooks => standard_webhooks::build(&secret)?,
+        ProviderOptions::Truora => truora::build(&secret),
+        ProviderOptions::Whatsable(options) => whatsable::build(options, secret)?,
+    };
+    Ok(Arc::from(provider))
 }
 
 /// Accepts a missing content type or any JSON one (`application/json`,
@@ -405,49 +321,29 @@ pub(crate) fn require_json_content_type(headers: &HeaderMap) -> Result<(), Rejec
 mod tests {
     use super::*;
 
-    fn issue(route: &RouteConfig) -> Option<ConfigIssue> {
-        build(&ProviderConfig {
-            route,
-            secret: Some(Secret::new(&b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"[..])),
-            headers: Vec::new(),
-            slow_checks: SlowChecks::default(),
-        })
-        .err()
-    }
-
     #[test]
-    fn every_provider_builds_from_a_bare_route() {
-        for id in known() {
-            assert_eq!(issue(&RouteConfig::bare(id)), None, "{id}");
+    fn every_provider_builds_with_default_options() {
+        for id in ProviderId::ALL {
+            let built = build(&ProviderConfig {
+                options: &ProviderOptions::bare(id),
+                secret: Some(Secret::new(&b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"[..])),
+                slow_checks: SlowChecks::default(),
+            });
+            assert!(built.is_ok(), "{id}");
+            assert!(decoder(id.as_str()).is_some(), "{id}");
         }
     }
 
-    /// A key the provider does not read is a mistake worth reporting: a
-    /// `prefix` on a meta route, say, would otherwise do nothing silently.
     #[test]
-    fn keys_the_provider_does_not_read_are_problems() {
-        let mut route = RouteConfig::bare("meta");
-        route.prefix = Some("sha256=".into());
-        let problem = issue(&route).unwrap();
-        assert_eq!(problem.field, "prefix");
-        assert!(problem.reason.contains("`meta`"), "{}", problem.reason);
-        let mut route = RouteConfig::bare("oneroute");
-        route.header = Some("X-Signature".into());
-        assert_eq!(issue(&route).unwrap().field, "header");
-        let mut route = RouteConfig::bare("hmac");
-        route.prefix = Some("sha256=".into());
-        route.header = Some("X-Hub-Signature-256".into());
-        assert_eq!(issue(&route), None);
-    }
-
-    #[test]
-    fn unknown_providers_list_the_known_ones() {
-        let problem = issue(&RouteConfig::bare("carrier-pigeon")).unwrap();
-        assert_eq!(problem.field, "provider");
-        assert!(
-            problem.reason.contains("standard-webhooks"),
-            "{}",
-            problem.reason
-        );
+    fn a_provider_without_a_secret_says_so() {
+        let issue = build(&ProviderConfig {
+            options: &ProviderOptions::bare(ProviderId::Goflow),
+            secret: None,
+            slow_checks: SlowChecks::default(),
+        })
+        .err()
+        .unwrap();
+        assert_eq!(issue.field, "secret");
+        assert!(issue.reason.contains("`goflow`"), "{}", issue.reason);
     }
 }

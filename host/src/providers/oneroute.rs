@@ -22,21 +22,18 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::{
-    ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, SlowChecks, Verified,
-    jsjson, json, mac,
-};
-use crate::config::{HmacAlgorithm, SignatureEncoding};
+use super::{Provider, Rejection, Request, Signed, SlowChecks, Verified, jsjson, json, mac};
+use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
 use crate::event::{CampaignEvent, Contact, Decoded, Message, Payload};
 use crate::secret::Secret;
 
 const HEADER: &str = "x-oneroute-signature";
 
-pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
-    Ok(Box::new(OneRoute {
-        secret: config.require_secret()?,
-        slow_checks: config.slow_checks.clone(),
-    }))
+pub fn build(secret: Secret, slow_checks: SlowChecks) -> Box<dyn Provider> {
+    Box::new(OneRoute {
+        secret,
+        slow_checks,
+    })
 }
 
 struct OneRoute {

@@ -5,14 +5,17 @@ use std::time::SystemTime;
 
 use super::json;
 use super::testkit;
-use crate::config::RouteConfig;
+use crate::config::provider::{ProviderId, ProviderOptions};
 
 /// `provider_signed`: Truora signed a JSON array as a JWT's claims, a
 /// token its own verify refuses; a payload that is not an object is not
 /// signed.
 #[test]
 fn truora_signs_only_objects() {
-    let provider = testkit::provider(RouteConfig::bare("truora"), "c48863adab6b101b");
+    let provider = testkit::provider(
+        ProviderOptions::bare(ProviderId::Truora),
+        "c48863adab6b101b",
+    );
     let payload = br#"[{"event":"x"},1,"two",null,true,false]"#;
     assert_eq!(
         provider.sign(payload, SystemTime::now()),

@@ -21,11 +21,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{
-    ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json, mac,
-};
-use crate::config::HmacAlgorithm;
+use super::{ConfigIssue, Provider, Rejection, Request, Signed, Verified, json, mac};
+use crate::algorithm::HmacAlgorithm;
 use crate::event::{Decoded, Payload};
+use crate::secret::Secret;
 
 /// How far a `webhook-timestamp` may be from now, either way.
 pub const TOLERANCE: Duration = Duration::from_secs(5 * 60);
@@ -34,8 +33,7 @@ const TIMESTAMP: &str = "webhook-timestamp";
 const SIGNATURE: &str = "webhook-signature";
 const KIND: &str = "standard-webhooks";
 
-pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
-    let secret = config.require_secret()?;
+pub fn build(secret: &Secret) -> Result<Box<dyn Provider>, ConfigIssue> {
     let text = std::str::from_utf8(secret.expose()).ok();
     let key = text
         .map(|t| t.strip_prefix("whsec_").unwrap_or(t))
@@ -152,7 +150,7 @@ pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RouteConfig;
+    use crate::config::provider::{ProviderId, ProviderOptions};
     use crate::providers::testkit::{self, Req};
     use proptest::prelude::*;
 
@@ -226,7 +224,7 @@ mod tests {
 
     #[test]
     fn whsec_secrets_and_kinds() {
-        let p = testkit::provider(RouteConfig::bare("standard-webhooks"), SECRET);
+        let p = testkit::provider(ProviderOptions::bare(ProviderId::StandardWebhooks), SECRET);
         let req = testkit::signed(&*p, r#"{"type":"invoice.paid","data":{"id":"in_1"}}"#);
         let verified = p.verify(&req.request()).unwrap();
         assert!(verified.delivery_id.unwrap().starts_with("msg_"));
@@ -239,7 +237,7 @@ mod tests {
         assert_eq!(events[0].kind, "standard-webhooks");
         // Without the prefix, the same key.
         let bare = testkit::provider(
-            RouteConfig::bare("standard-webhooks"),
+            ProviderOptions::bare(ProviderId::StandardWebhooks),
             &SECRET["whsec_".len()..],
         );
         assert!(bare.verify(&req.request()).is_ok());
@@ -247,12 +245,11 @@ mod tests {
 
     #[test]
     fn secrets_that_are_not_base64_are_config_problems() {
-        let route = RouteConfig::bare("standard-webhooks");
+        let options = ProviderOptions::bare(ProviderId::StandardWebhooks);
         for secret in ["whsec_not base64!", "whsec_", "s3cret-with-dash"] {
             let issue = crate::providers::build(&crate::providers::ProviderConfig {
-                route: &route,
+                options: &options,
                 secret: Some(crate::secret::Secret::new(secret.as_bytes())),
-                headers: Vec::new(),
                 slow_checks: crate::providers::SlowChecks::default(),
             })
             .err()
@@ -265,7 +262,7 @@ mod tests {
     proptest! {
         #[test]
         fn mutations_are_refused(data in "[ -~]{0,40}", mutation in testkit::mutation()) {
-            let p = testkit::provider(RouteConfig::bare("standard-webhooks"), SECRET);
+            let p = testkit::provider(ProviderOptions::bare(ProviderId::StandardWebhooks), SECRET);
             let body = serde_json::json!({"type": "t", "data": data}).to_string();
             let original = testkit::signed(&*p, &body);
             testkit::check_refused(&*p, decode, &original, &mutation, |a, b| {

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use proptest::prelude::*;
 
 use super::{Decode, Provider, ProviderConfig, Rejection, Request, Signed};
-use crate::config::RouteConfig;
+use crate::config::provider::ProviderOptions;
 use crate::event::Decoded;
 use crate::secret::Secret;
 
@@ -76,20 +76,11 @@ impl Req {
     }
 }
 
-/// Builds `route`'s provider with `secret`, as the daemon would.
-pub fn provider(route: RouteConfig, secret: &str) -> Arc<dyn Provider> {
-    provider_with_headers(route, secret, Vec::new())
-}
-
-pub fn provider_with_headers(
-    route: RouteConfig,
-    secret: &str,
-    headers: Vec<(String, Secret)>,
-) -> Arc<dyn Provider> {
+/// Builds the provider of `options` with `secret`, as the daemon would.
+pub fn provider(options: ProviderOptions, secret: &str) -> Arc<dyn Provider> {
     super::build(&ProviderConfig {
-        route: &route,
+        options: &options,
         secret: Some(Secret::new(secret.as_bytes())),
-        headers,
         slow_checks: super::SlowChecks::default(),
     })
     .unwrap_or_else(|issue| panic!("{}: {}", issue.field, issue.reason))
@@ -318,5 +309,7 @@ pub fn exercise(provider: &dyn Provider, decode: Decode, req: &Req) {
         let _ = decode(&verified.document);
     }
     let _ = decode(&req.body);
-    let _ = provider.handshake(&Req::get(&req.query).request());
+    if let Some(handshake) = provider.handshake() {
+        let _ = handshake.answer(&Req::get(&req.query).request());
+    }
 }

@@ -4,13 +4,18 @@
 //! further headers with their own values (`headers`), for providers that
 //! let the sender add several custom headers (Messangi).
 
+use std::time::SystemTime;
+
 use axum::http::HeaderName;
 use axum::http::header::AUTHORIZATION;
 
-use super::{ConfigIssue, ProviderConfig, Rejection, Request, Verified};
+use super::{ConfigIssue, Provider, Rejection, Request, Signed, Verified};
+use crate::config::provider::TokenOptions;
 use crate::secret::Secret;
 
-/// Checks a shared token (and any further required headers) on each request.
+/// Checks a shared token (and any further required headers) on each
+/// request: the whole provider of goflow, messangi and whatsable, whose
+/// bodies are JSON proven by the token alone.
 #[derive(Debug)]
 pub struct SharedToken {
     header: HeaderName,
@@ -19,21 +24,18 @@ pub struct SharedToken {
 }
 
 impl SharedToken {
-    /// `header` from the route, else `default_header`; `headers` as
+    /// The route's `header`, else `default_header`; its `headers` as
     /// further required headers.
-    pub fn from_route(
-        config: &ProviderConfig<'_>,
+    pub fn new(
+        options: &TokenOptions,
         default_header: HeaderName,
+        secret: Secret,
     ) -> Result<Self, ConfigIssue> {
-        let header = match &config.route.header {
-            Some(name) => header_name("header", name)?,
-            None => default_header,
-        };
-        let extra = config
-            .headers
-            .iter()
-            .map(|(name, value)| Ok((header_name("headers", name)?, value.clone())))
-            .collect::<Result<Vec<_>, ConfigIssue>>()?;
+        let header = options
+            .header
+            .as_ref()
+            .map_or(default_header, |header| header.name.clone());
+        let extra = options.headers.clone();
         if let Some((name, _)) = extra.iter().find(|(name, _)| *name == header) {
             return Err(ConfigIssue {
                 field: "headers",
@@ -42,7 +44,7 @@ impl SharedToken {
         }
         Ok(Self {
             header,
-            secret: config.require_secret()?,
+            secret,
             extra,
         })
     }
@@ -115,11 +117,14 @@ impl SharedToken {
     }
 }
 
-fn header_name(field: &'static str, name: &str) -> Result<HeaderName, ConfigIssue> {
-    HeaderName::try_from(name).map_err(|_| ConfigIssue {
-        field,
-        reason: format!("`{name}` is not a valid header name"),
-    })
+impl Provider for SharedToken {
+    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
+        self.verify_json(req)
+    }
+
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+        Ok(Signed::json(payload, self.headers()?))
+    }
 }
 
 /// `x-messangi-token` → `X-Messangi-Token`: header names are

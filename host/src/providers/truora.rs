@@ -12,25 +12,25 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
+use super::{Provider, Rejection, Request, Signed, Verified, json};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
+use crate::secret::Secret;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY_SECS: u64 = 30;
 
-pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
-    let secret = config.require_secret()?;
+pub fn build(secret: &Secret) -> Box<dyn Provider> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.required_spec_claims.clear();
     validation.validate_exp = true;
     validation.validate_nbf = true;
     validation.validate_aud = false;
     validation.leeway = LEEWAY_SECS;
-    Ok(Box::new(Truora {
+    Box::new(Truora {
         key: DecodingKey::from_secret(secret.expose()),
         signing_key: EncodingKey::from_secret(secret.expose()),
         validation,
-    }))
+    })
 }
 
 struct Truora {
@@ -156,7 +156,7 @@ fn stage_of(kind: &str) -> Option<FlowStage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RouteConfig;
+    use crate::config::provider::{ProviderId, ProviderOptions};
     use crate::providers::testkit;
 
     proptest::proptest! {
@@ -164,7 +164,7 @@ mod tests {
         /// around it, which is not part of the token.
         #[test]
         fn mutations_are_refused(user in "[ -~]{0,30}", mutation in testkit::mutation()) {
-            let p = testkit::provider(RouteConfig::bare("truora"), "c48863adab6b101b");
+            let p = testkit::provider(ProviderOptions::bare(ProviderId::Truora), "c48863adab6b101b");
             let claims = serde_json::json!({"event": "Success", "user_id": user}).to_string();
             let original = testkit::signed(&*p, &claims);
             testkit::check_refused(&*p, decode, &original, &mutation, |a, b| {
@@ -174,7 +174,7 @@ mod tests {
 
         #[test]
         fn arbitrary_requests_never_panic(req in testkit::arbitrary_request()) {
-            let p = testkit::provider(RouteConfig::bare("truora"), "c48863adab6b101b");
+            let p = testkit::provider(ProviderOptions::bare(ProviderId::Truora), "c48863adab6b101b");
             testkit::exercise(&*p, decode, &req);
         }
     }
@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn the_document_is_the_claims_as_signed() {
         let secret = "c48863adab6b101b";
-        let p = testkit::provider(RouteConfig::bare("truora"), secret);
+        let p = testkit::provider(ProviderOptions::bare(ProviderId::Truora), secret);
         let claims =
             r#"{"zeta":1.50,"event":"Success","alpha":"\u00e9","variables":{"b":"2","a":"1"}}"#;
         let req = token_over(claims, secret);
@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn claims_that_are_not_an_object_are_refused() {
         let secret = "c48863adab6b101b";
-        let p = testkit::provider(RouteConfig::bare("truora"), secret);
+        let p = testkit::provider(ProviderOptions::bare(ProviderId::Truora), secret);
         for claims in ["[1, 2]", "\"Success\"", "7", "null"] {
             let req = token_over(claims, secret);
             let refused = p.verify(&req.request());

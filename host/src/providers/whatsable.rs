@@ -10,37 +10,19 @@
 //! event come from its last `user` entry, falling back to
 //! `last_message_of_user` and `message_type`.
 
-use std::time::SystemTime;
-
 use axum::http::HeaderName;
 use serde_json::Value;
 
 use super::token::SharedToken;
-use super::{
-    ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json, time,
-};
+use super::{ConfigIssue, Provider, Rejection, json, time};
+use crate::config::provider::TokenOptions;
 use crate::event::{Contact, Decoded, Message, Payload, StatusUpdate};
+use crate::secret::Secret;
 
 const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-whatsable-token");
 
-pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
-    Ok(Box::new(Whatsable {
-        token: SharedToken::from_route(config, DEFAULT_HEADER)?,
-    }))
-}
-
-struct Whatsable {
-    token: SharedToken,
-}
-
-impl Provider for Whatsable {
-    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
-        self.token.verify_json(req)
-    }
-
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
-        Ok(Signed::json(payload, self.token.headers()?))
-    }
+pub fn build(options: &TokenOptions, secret: Secret) -> Result<Box<dyn Provider>, ConfigIssue> {
+    Ok(Box::new(SharedToken::new(options, DEFAULT_HEADER, secret)?))
 }
 
 /// Decodes a verified document into its events; see [`super::Decode`].
@@ -114,7 +96,7 @@ fn message(data: &Value) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RouteConfig;
+    use crate::config::provider::{ProviderId, ProviderOptions};
     use crate::providers::testkit::{self, Req};
     use proptest::prelude::*;
 
@@ -125,7 +107,7 @@ mod tests {
     pub const INCOMING: &str = r#"{"event":"incoming_message","data":{"last_messages":"[{\"type\":\"user\",\"content\":\"Hello!\",\"timestamp\":\"2024-03-23T21:41:44.477Z\",\"content_type\":\"text\"}]","conversation_paragraph":"User (9:41:44 PM): Hello!","phone_number":"8801734363287","recipient_name":"John Doe","user_id":"6fb11ff2-d9b2-4560-8437-0fe58ec9f4a6","last_message_of_user":"Hello!","last_message_of_bot":"Hi there!","message_type":"text","user_timestamp":1234567890,"bot_timestamp":1234567890,"attachment_url":"https://api.insightssystem.com/vault/attachment.jpg"}}"#;
 
     fn whatsable() -> std::sync::Arc<dyn Provider> {
-        testkit::provider(RouteConfig::bare("whatsable"), TOKEN)
+        testkit::provider(ProviderOptions::bare(ProviderId::Whatsable), TOKEN)
     }
 
     #[test]

@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::Digest;
 
-use crate::config::{Config, Problem};
+use crate::config::{Problem, Resolved, ResolvedPlugin};
 use crate::runtime::{LoadError, Plugin, Runtime};
 
 /// A loaded plugin and what it was loaded from, so that a reload reuses
 /// it when neither changed.
-pub(super) struct Loaded {
+pub(super) struct LoadedPlugin {
     pub(super) plugin: Arc<Plugin>,
     fingerprint: Fingerprint,
 }
@@ -31,17 +31,26 @@ struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn of(bytes: &[u8], config: &Config, name: &str) -> Self {
-        let plugin = config.plugin.get(name).cloned().unwrap_or_default();
-        // Resolved settings count: a changed env or file value reloads.
-        let settings: Vec<_> = plugin
-            .settings
+    fn of(bytes: &[u8], config: &Resolved, plugin: &ResolvedPlugin) -> Self {
+        let ResolvedPlugin {
+            allow_http,
+            settings,
+            kv,
+            isolation,
+            pool_size,
+        } = plugin;
+        // Setting values count (a changed env or file value reloads), but
+        // only as digests.
+        let settings: Vec<_> = settings
             .iter()
-            .map(|(key, source)| (key.clone(), source.resolve().ok().map(|s| hash(s.expose()))))
+            .map(|(key, value)| (key, hash(value.expose())))
             .collect();
         Self {
             content: sha2::Sha256::digest(bytes).into(),
-            config: format!("{plugin:?} {settings:?} {:?}", config.plugins),
+            config: format!(
+                "{allow_http:?} {settings:?} {kv} {isolation:?} {pool_size:?} {:?}",
+                config.plugins
+            ),
         }
     }
 }
@@ -53,7 +62,7 @@ fn hash(bytes: &[u8]) -> String {
 
 /// The plugins dir as a config sees it.
 pub(super) struct Plugins {
-    pub(super) loaded: BTreeMap<String, Loaded>,
+    pub(super) loaded: BTreeMap<String, LoadedPlugin>,
     /// `.wasm` files no route and no `[plugin.NAME]` table names: not loaded.
     pub(super) unused: Vec<String>,
 }
@@ -68,9 +77,9 @@ struct Wanted {
 /// named after its file stem. Plugins unchanged since `previous` are
 /// reused, not compiled again.
 pub(super) fn load(
-    config: &Config,
+    config: &Resolved,
     runtime: &Runtime,
-    previous: Option<&BTreeMap<String, Loaded>>,
+    previous: Option<&BTreeMap<String, LoadedPlugin>>,
     problems: &mut Vec<Problem>,
 ) -> Plugins {
     let dir = &config.plugins.dir;
@@ -137,22 +146,22 @@ pub(super) fn load(
 
 fn load_one(
     want: &Wanted,
-    config: &Config,
+    config: &Resolved,
     runtime: &Runtime,
-    previous: Option<&Loaded>,
-) -> Result<Loaded, LoadError> {
+    previous: Option<&LoadedPlugin>,
+) -> Result<LoadedPlugin, LoadError> {
     let bytes = std::fs::read(&want.path).map_err(|source| LoadError::Read {
         path: want.path.display().to_string(),
         source,
     })?;
-    let fingerprint = Fingerprint::of(&bytes, config, &want.name);
+    let plugin_config = config.plugin.get(&want.name).cloned().unwrap_or_default();
+    let fingerprint = Fingerprint::of(&bytes, config, &plugin_config);
     if let Some(old) = previous.filter(|old| old.fingerprint == fingerprint) {
-        return Ok(Loaded {
+        return Ok(LoadedPlugin {
             plugin: old.plugin.clone(),
             fingerprint,
         });
     }
-    let plugin_config = config.plugin.get(&want.name).cloned().unwrap_or_default();
     let plugin = runtime.load(
         &want.name,
         &want.path,
@@ -166,7 +175,7 @@ fn load_one(
         precompiled = plugin.is_precompiled(),
         "plugin loaded"
     );
-    Ok(Loaded {
+    Ok(LoadedPlugin {
         plugin: Arc::new(plugin),
         fingerprint,
     })

@@ -12,9 +12,10 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{host, types};
-use super::fetch::{self, Fetcher, Origin};
+use super::fetch::{self, Fetcher};
 use super::limits::MemoryCap;
 use super::trial::{self, HostCall, Trial};
+use crate::origin::Origin;
 use crate::store::KvStore;
 use crate::text;
 

@@ -1,11 +1,38 @@
-//! The per-instance resource limiter: a memory cap that traps with a clear
-//! message, and the peak it saw, so a pooled instance that grew too much
-//! is not reused.
+//! The limits plugin instances run under: [`Limits`] from `[plugins]`,
+//! and the per-instance resource limiter, a memory cap that traps with a
+//! clear message, and the peak it saw, so a pooled instance that grew too
+//! much is not reused.
+
+use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
-/// Table elements allowed per table; far above what compilers emit.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+use crate::config::PluginsConfig;
+
+/// Elements a table may hold, pooled or growing: interpreters compiled to
+/// wasm (Python, JavaScript) have tens of thousands of functions.
+pub(super) const MAX_TABLE_ELEMENTS: usize = 1 << 18;
+
+/// The limits every instance of every plugin runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub memory_bytes: usize,
+    pub timeout: Duration,
+    pub pool_size: usize,
+    pub max_events_per_instance: u64,
+}
+
+impl From<&PluginsConfig> for Limits {
+    fn from(c: &PluginsConfig) -> Self {
+        Self {
+            memory_bytes: usize::try_from(c.memory_mb.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX),
+            timeout: c.timeout(),
+            pool_size: c.pool_size,
+            max_events_per_instance: c.max_events_per_instance.max(1),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct MemoryCap {

@@ -14,10 +14,11 @@ use anyhow::Context as _;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::config::{PluginConfig, PluginsConfig};
+use crate::config::{PluginsConfig, ResolvedPlugin};
 use crate::store::KvStore;
 use fetch::Fetcher;
 use host::{HttpGrant, KvGrant, LogBudget};
+use limits::MAX_TABLE_ELEMENTS;
 
 pub mod aot;
 mod bindings;
@@ -29,8 +30,8 @@ pub mod trial;
 mod ungranted;
 pub mod version;
 
-pub use fetch::Origin;
 pub use host::Grants;
+pub use limits::Limits;
 pub use plugin::{CallError, Plugin, PluginEvent, Reply};
 pub use trial::{Effects, HostCall, MemoryKv, Trial};
 
@@ -46,34 +47,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// plugin's whole memory fits; a large one keeps its hottest part.
 const KEEP_RESIDENT: usize = 2 << 20;
 
-/// Elements a pooled table may hold: interpreters compiled to wasm
-/// (Python, JavaScript) have tens of thousands of functions.
-const MAX_TABLE_ELEMENTS: usize = 1 << 18;
-
 /// Tables one core module may define (the component adapters declare
 /// more than one).
 const MAX_TABLES_PER_MODULE: u32 = 4;
-
-/// The limits every instance of every plugin runs under.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub memory_bytes: usize,
-    pub timeout: Duration,
-    pub pool_size: usize,
-    pub max_events_per_instance: u64,
-}
-
-impl From<&PluginsConfig> for Limits {
-    fn from(c: &PluginsConfig) -> Self {
-        Self {
-            memory_bytes: usize::try_from(c.memory_mb.saturating_mul(1024 * 1024))
-                .unwrap_or(usize::MAX),
-            timeout: c.timeout(),
-            pool_size: c.pool_size,
-            max_events_per_instance: c.max_events_per_instance.max(1),
-        }
-    }
-}
 
 /// Why a `.wasm` could not become a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +126,7 @@ impl Runtime {
         name: &str,
         path: &Path,
         bytes: &[u8],
-        config: &PluginConfig,
+        config: &ResolvedPlugin,
         plugins: &PluginsConfig,
     ) -> Result<Plugin, LoadError> {
         let limits = Limits {
@@ -236,18 +212,16 @@ impl Runtime {
         Ok(Cow::Owned(linker))
     }
 
-    /// Builds what `[plugin.NAME]` grants. Config validation has already
-    /// checked that settings resolve and origins parse.
-    fn grants(&self, name: &str, config: &PluginConfig, plugins: &PluginsConfig) -> Grants {
+    /// Builds what `[plugin.NAME]` grants.
+    fn grants(&self, name: &str, config: &ResolvedPlugin, plugins: &PluginsConfig) -> Grants {
         let settings = config
             .settings
             .iter()
-            .filter_map(|(key, source)| {
-                let value = source.resolve().ok()?;
-                Some((
+            .map(|(key, value)| {
+                (
                     key.clone(),
                     String::from_utf8_lossy(value.expose()).into_owned(),
-                ))
+                )
             })
             .collect();
         let kv = match (&self.kv, config.kv) {
@@ -259,14 +233,9 @@ impl Runtime {
             }),
             _ => None,
         };
-        let origins: Vec<Origin> = config
-            .allow_http
-            .iter()
-            .filter_map(|entry| Origin::parse(entry).ok())
-            .collect();
-        let http = (!origins.is_empty()).then(|| HttpGrant {
+        let http = (!config.allow_http.is_empty()).then(|| HttpGrant {
             fetcher: self.fetcher.clone(),
-            origins,
+            origins: config.allow_http.clone(),
         });
         Grants {
             plugin: name.to_owned(),

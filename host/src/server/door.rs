@@ -463,7 +463,8 @@ mod tests {
         let toml = "[server]\nheader_timeout_ms = 0\nbody_timeout_ms = 0\nmax_connections = 0\nmax_body_bytes = 2048\nmax_body_bytes_in_flight = 1024\n";
         std::fs::write(&path, toml).unwrap();
         let config = crate::config::Config::load(&path).unwrap();
-        let keys: Vec<String> = config.problems().into_iter().map(|p| p.key).collect();
+        let problems = config.resolve().unwrap_err();
+        let keys: Vec<String> = problems.into_iter().map(|p| p.key).collect();
         assert_eq!(
             keys,
             [

@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -147,15 +147,17 @@ async fn answer(
         return refuse(StatusCode::FORBIDDEN, "address not allowed");
     }
     let query = parts.uri.query().unwrap_or_default();
-    if parts.method == Method::GET {
+    if parts.method == Method::GET
+        && let Some(handshake) = route.provider.handshake()
+    {
         let request = providers::Request {
             method: &parts.method,
             headers: &parts.headers,
             query,
             body: &[],
         };
-        match route.provider.handshake(&request) {
-            Some(Ok(answer)) => {
+        match handshake.answer(&request) {
+            Ok(answer) => {
                 tracing::info!(route = %route.name, %remote, "handshake answered");
                 return (
                     [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -163,12 +165,11 @@ async fn answer(
                 )
                     .into_response();
             }
-            Some(Err(rejection)) => return unverified(&rejection),
-            None => {}
+            Err(rejection) => return unverified(&rejection),
         }
     }
     if parts.method != Method::POST {
-        let allow = if has_handshake(route) {
+        let allow = if route.provider.handshake().is_some() {
             "GET, POST"
         } else {
             "POST"
@@ -315,26 +316,13 @@ fn status_of(rejection: &Rejection) -> StatusCode {
     }
 }
 
-/// Whether the route's provider answers a GET handshake: asked with an
-/// empty one, a provider without a handshake says `None` whatever it gets.
-fn has_handshake(route: &Route) -> bool {
-    let headers = HeaderMap::new();
-    let probe = providers::Request {
-        method: &Method::GET,
-        headers: &headers,
-        query: "",
-        body: &[],
-    };
-    route.provider.handshake(&probe).is_some()
-}
-
 /// Gives each decoded event its source and a stable delivery id: the
 /// event's own id from the provider, else the delivery's (a signed
 /// header), else a hash of route and proven document. The document, not
 /// the raw body, so that a body re-spaced on the way (OneRoute proves the
 /// re-serialised form) keeps its id.
 fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> Vec<Event> {
-    let received_at_ms = crate::dispatch::now_ms();
+    let received_at_ms = crate::clock::now_ms();
     let several = decoded.len() > 1;
     // Once per request, not per event: a body of many events is hashed once.
     let hash = std::cell::OnceCell::new();
@@ -361,7 +349,7 @@ fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> V
             };
             Event {
                 source: Source {
-                    provider: route.provider_id.clone(),
+                    provider: route.provider_id.as_str().to_owned(),
                     route: route.name.to_string(),
                     delivery_id,
                     received_at_ms,
@@ -482,7 +470,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("wirehook.toml");
         std::fs::write(&config_path, format!("[plugins]\ndir = {:?}\n", dir.path())).unwrap();
-        let config = crate::config::Config::load(&config_path).unwrap();
+        let config = crate::config::Config::load(&config_path)
+            .unwrap()
+            .resolve()
+            .unwrap();
         let runtime = crate::runtime::Runtime::new(None, None, &config.plugins).unwrap();
         let table = RouteTable::build(&config, &runtime, None).unwrap();
         let routes = Arc::new(ArcSwap::from_pointee(table));

@@ -53,7 +53,9 @@ fn check(config: &Path, vars: &[String]) -> std::process::Output {
 
 #[test]
 fn init_writes_a_config_check_passes_for_every_provider() {
-    let providers: Vec<&str> = wirehook::providers::known().collect();
+    let providers: Vec<&str> = wirehook::config::provider::ProviderId::ALL
+        .map(|id| id.as_str())
+        .to_vec();
     for provider in providers.iter().copied().chain([&*providers.join(",")]) {
         let dir = tempfile::tempdir().unwrap();
         let site = dir.path().join("site");

@@ -2,25 +2,19 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::harness::{Daemon, DaemonBuilder, Route};
 
 const TOKEN: &str = "flow-token-7f3a";
 
 fn daemon() -> Daemon {
-    DaemonBuilder::new(
-        r#"
-[[route]]
-name = "orders"
-path = "/hooks/orders"
-provider = "goflow"
-secret = "env:TEST_GOFLOW_TOKEN"
-plugins = ["order-status"]
-mode = "respond"
-"#,
-    )
-    .plugin("order-status")
-    .env("TEST_GOFLOW_TOKEN", TOKEN)
-    .start()
+    let route = Route::new("orders", "/hooks/orders", "goflow")
+        .secret("env:TEST_GOFLOW_TOKEN")
+        .plugins(&["order-status"])
+        .mode("respond");
+    DaemonBuilder::new(&route.to_string())
+        .plugin("order-status")
+        .env("TEST_GOFLOW_TOKEN", TOKEN)
+        .start()
 }
 
 /// The body RapidPro-style engines send from a "Call Webhook" step.

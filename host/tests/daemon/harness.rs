@@ -7,6 +7,7 @@ mod wait;
 
 pub use wait::{COMPILE_WAIT, WAIT, client, client_builder, eventually, output, skipped, within};
 
+use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -92,6 +93,59 @@ pub struct Daemon {
 
 /// A daemon to start: `routes` is TOML for `[[route]]` and `[plugin.*]`
 /// tables; `[server]`, `[storage]` and `[plugins]` point into a temp dir.
+/// One `[[route]]` table of a test's config, built rather than written
+/// out in TOML: `Route::new("orders", "/hooks/orders", "goflow")
+/// .secret("env:T").plugins(&["order-status"]).mode("respond")`. Its
+/// `Display` is the table.
+#[derive(Debug, Clone)]
+pub struct Route {
+    keys: Vec<(String, String)>,
+}
+
+impl Route {
+    pub fn new(name: &str, path: &str, provider: &str) -> Self {
+        Self { keys: Vec::new() }
+            .text("name", name)
+            .text("path", path)
+            .text("provider", provider)
+    }
+
+    /// `secret`: the value itself, `env:VAR` or `file:PATH`.
+    pub fn secret(self, value: &str) -> Self {
+        self.text("secret", value)
+    }
+
+    pub fn plugins(self, names: &[&str]) -> Self {
+        self.value("plugins", &format!("{names:?}"))
+    }
+
+    /// `queue` or `respond`.
+    pub fn mode(self, mode: &str) -> Self {
+        self.text("mode", mode)
+    }
+
+    /// Any other key, with a string value.
+    pub fn text(self, key: &str, value: &str) -> Self {
+        self.value(key, &format!("{value:?}"))
+    }
+
+    /// Any other key, with its value written in TOML.
+    pub fn value(mut self, key: &str, toml: &str) -> Self {
+        self.keys.push((key.to_owned(), toml.to_owned()));
+        self
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "[[route]]")?;
+        for (key, value) in &self.keys {
+            writeln!(f, "{key} = {value}")?;
+        }
+        Ok(())
+    }
+}
+
 pub struct DaemonBuilder {
     routes: String,
     plugins: Vec<(String, PathBuf)>,

@@ -25,6 +25,7 @@ mod forwarded;
 mod gate;
 mod goflow;
 mod hardening;
+mod in_process;
 mod inflight;
 mod log_hygiene;
 mod ops;

@@ -5,25 +5,22 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::harness::{Daemon, DaemonBuilder, Route};
 
 const SECRET: &str = "c48863adab6b101b79f08ddb2cfe1b1c3f2ff7eb38fa01a14904dde971c2193b";
 
+fn route(name: &str, mode: &str) -> Route {
+    Route::new(name, "/hooks/truora", "truora")
+        .secret("env:TEST_TRUORA_SECRET")
+        .plugins(&["probe"])
+        .mode(mode)
+}
+
 fn daemon() -> Daemon {
-    DaemonBuilder::new(
-        r#"
-[[route]]
-name = "truora"
-path = "/hooks/truora"
-provider = "truora"
-secret = "env:TEST_TRUORA_SECRET"
-plugins = ["probe"]
-mode = "respond"
-"#,
-    )
-    .plugin("probe")
-    .env("TEST_TRUORA_SECRET", SECRET)
-    .start()
+    DaemonBuilder::new(&route("truora", "respond").to_string())
+        .plugin("probe")
+        .env("TEST_TRUORA_SECRET", SECRET)
+        .start()
 }
 
 fn now() -> u64 {
@@ -152,20 +149,10 @@ async fn forged_unsigned_foreign_and_expired_tokens_are_refused() {
 
 #[tokio::test]
 async fn queue_route_acknowledges_then_hands_the_event_over() {
-    let daemon = DaemonBuilder::new(
-        r#"
-[[route]]
-name = "truora-queue"
-path = "/hooks/truora"
-provider = "truora"
-secret = "env:TEST_TRUORA_SECRET"
-plugins = ["probe"]
-mode = "queue"
-"#,
-    )
-    .plugin("probe")
-    .env("TEST_TRUORA_SECRET", SECRET)
-    .start();
+    let daemon = DaemonBuilder::new(&route("truora-queue", "queue").to_string())
+        .plugin("probe")
+        .env("TEST_TRUORA_SECRET", SECRET)
+        .start();
     let response = post(&daemon, sign(&claims("Started"), Algorithm::HS256, SECRET)).await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();

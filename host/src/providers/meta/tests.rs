@@ -5,17 +5,17 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::config::RouteConfig;
+use crate::config::provider::{ProviderId, ProviderOptions};
 use crate::providers::MAX_EVENTS_PER_REQUEST;
 use crate::providers::testkit::{self, Req};
-use crate::secret::SecretSource;
 
 const APP_SECRET: &str = "6f1c0f5e2a9b4d7c8e3f1a2b3c4d5e6f";
 
 fn meta() -> std::sync::Arc<dyn Provider> {
-    let mut route = RouteConfig::bare("meta");
-    route.verify_token = Some(SecretSource::from("meatball-42".to_owned()));
-    testkit::provider(route, APP_SECRET)
+    let options = ProviderOptions::Meta(MetaOptions {
+        verify_token: Some(Secret::new(&b"meatball-42"[..])),
+    });
+    testkit::provider(options, APP_SECRET)
 }
 
 /// Meta's documented text message (messages webhook reference).
@@ -288,7 +288,12 @@ fn bodies_without_entries_are_other_not_errors() {
 #[test]
 fn handshake_echoes_the_challenge_only_for_the_token() {
     let provider = meta();
-    let answer = |query: &str| provider.handshake(&Req::get(query).request()).unwrap();
+    let answer = |query: &str| {
+        provider
+            .handshake()
+            .unwrap()
+            .answer(&Req::get(query).request())
+    };
     assert_eq!(
         answer("hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatball-42").unwrap(),
         "1158201444"
@@ -314,10 +319,12 @@ fn handshake_echoes_the_challenge_only_for_the_token() {
         Err(Rejection::BadRequest(_))
     ));
 
-    let no_token = testkit::provider(RouteConfig::bare("meta"), APP_SECRET);
+    let no_token = testkit::provider(ProviderOptions::bare(ProviderId::Meta), APP_SECRET);
     let answer = no_token
-        .handshake(&Req::get("hub.mode=subscribe&hub.challenge=1&hub.verify_token=").request());
-    assert!(matches!(answer, Some(Err(Rejection::Forbidden(_)))));
+        .handshake()
+        .unwrap()
+        .answer(&Req::get("hub.mode=subscribe&hub.challenge=1&hub.verify_token=").request());
+    assert!(matches!(answer, Err(Rejection::Forbidden(_))));
 }
 
 #[test]

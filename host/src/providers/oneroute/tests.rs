@@ -5,14 +5,14 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use super::*;
-use crate::config::RouteConfig;
+use crate::config::provider::{ProviderId, ProviderOptions};
 use crate::providers::testkit::{self, Req};
 use crate::secret::Secret;
 
 const SECRET: &str = "OneRoute Secret Key";
 
 fn oneroute(secret: &str) -> std::sync::Arc<dyn Provider> {
-    testkit::provider(RouteConfig::bare("oneroute"), secret)
+    testkit::provider(ProviderOptions::bare(ProviderId::Oneroute), secret)
 }
 
 fn vector_file(name: &str) -> String {
@@ -167,9 +167,8 @@ fn campaign_report_and_unknown_events() {
 
 fn with_slow_checks(limit: usize) -> std::sync::Arc<dyn Provider> {
     crate::providers::build(&crate::providers::ProviderConfig {
-        route: &RouteConfig::bare("oneroute"),
+        options: &ProviderOptions::bare(ProviderId::Oneroute),
         secret: Some(Secret::new(SECRET.as_bytes())),
-        headers: Vec::new(),
         slow_checks: crate::providers::SlowChecks::new(limit),
     })
     .unwrap_or_else(|issue| panic!("{}", issue.reason))

@@ -7,7 +7,7 @@
 //! simple call instead of WASI HTTP's resources and streams.
 //!
 //! The rules, in order: the URL's origin must match an `allow_http` entry
-//! ([`origin`]); a named host must resolve only to public addresses
+//! ([`crate::origin`]); a named host must resolve only to public addresses
 //! ([`address`]) — loopback, private, link-local (metadata) and the other
 //! special-purpose ranges are refused even when the name is granted — and
 //! the connection uses exactly the addresses that were checked; an
@@ -32,13 +32,12 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
 mod address;
-mod origin;
+
 #[cfg(test)]
 mod tests;
 
+use crate::origin::{HostPattern, Origin};
 use address::is_public;
-use origin::HostPattern;
-pub use origin::Origin;
 
 /// Redirect hops followed at most.
 pub const MAX_REDIRECTS: usize = 5;

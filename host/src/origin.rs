@@ -7,7 +7,7 @@ use reqwest::Url;
 
 /// The host part of an `allow_http` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum HostPattern {
+pub(crate) enum HostPattern {
     Exact(String),
     /// `*.example.com`: any name ending in `.example.com`.
     Subdomains(String),
@@ -18,7 +18,7 @@ pub(super) enum HostPattern {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     scheme: String,
-    pub(super) host: HostPattern,
+    pub(crate) host: HostPattern,
     port: u16,
 }
 

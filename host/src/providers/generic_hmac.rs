@@ -15,33 +15,30 @@ use axum::http::HeaderName;
 use serde_json::Value;
 
 use super::mac::BodySignature;
-use super::{ConfigIssue, Provider, ProviderConfig, Rejection, Request, Signed, Verified, json};
+use super::{Provider, Rejection, Request, Signed, Verified, json};
+use crate::config::provider::{Header, HmacOptions};
 use crate::event::{Decoded, Payload};
 use crate::secret::Secret;
 
 const DEFAULT_HEADER: &str = "X-Signature";
+const DEFAULT_HEADER_NAME: &str = "x-signature";
 const KIND: &str = "hmac";
 
-pub fn build(config: &ProviderConfig<'_>) -> Result<Box<dyn Provider>, ConfigIssue> {
-    let route = config.route;
-    let header_text = route
-        .header
-        .clone()
-        .unwrap_or_else(|| DEFAULT_HEADER.to_owned());
-    let header = HeaderName::try_from(header_text.as_str()).map_err(|_| ConfigIssue {
-        field: "header",
-        reason: format!("`{header_text}` is not a valid header name"),
-    })?;
-    Ok(Box::new(GenericHmac {
-        secret: config.require_secret()?,
+pub fn build(options: &HmacOptions, secret: Secret) -> Box<dyn Provider> {
+    let header = options.header.clone().unwrap_or_else(|| Header {
+        name: HeaderName::from_static(DEFAULT_HEADER_NAME),
+        written: DEFAULT_HEADER.to_owned(),
+    });
+    Box::new(GenericHmac {
+        secret,
         signature: BodySignature {
-            header,
-            header_text,
-            algorithm: route.algorithm.unwrap_or_default(),
-            encoding: route.encoding.unwrap_or_default(),
-            prefix: route.prefix.clone().unwrap_or_default(),
+            header: header.name,
+            header_text: header.written,
+            algorithm: options.algorithm,
+            encoding: options.encoding,
+            prefix: options.prefix.clone(),
         },
-    }))
+    })
 }
 
 struct GenericHmac {
@@ -75,7 +72,8 @@ pub(super) fn decode(document: &[u8]) -> Result<Vec<Decoded>, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{HmacAlgorithm, RouteConfig, SignatureEncoding};
+    use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
+    use crate::config::provider::{ProviderId, ProviderOptions};
     use crate::providers::mac;
     use crate::providers::testkit::{self, Req};
     use proptest::prelude::*;
@@ -87,13 +85,16 @@ mod tests {
         algorithm: HmacAlgorithm,
         encoding: SignatureEncoding,
         prefix: Option<&str>,
-    ) -> RouteConfig {
-        let mut route = RouteConfig::bare("hmac");
-        route.header = Some(header.to_owned());
-        route.algorithm = Some(algorithm);
-        route.encoding = Some(encoding);
-        route.prefix = prefix.map(str::to_owned);
-        route
+    ) -> ProviderOptions {
+        ProviderOptions::Hmac(HmacOptions {
+            header: Some(Header {
+                name: HeaderName::try_from(header).unwrap(),
+                written: header.to_owned(),
+            }),
+            algorithm,
+            encoding,
+            prefix: prefix.unwrap_or_default().to_owned(),
+        })
     }
 
     /// GitHub's documented example: secret "It's a Secret to Everybody",
@@ -149,7 +150,7 @@ mod tests {
             ("order.created", &Payload::Other)
         );
 
-        let defaults = testkit::provider(RouteConfig::bare("hmac"), SECRET);
+        let defaults = testkit::provider(ProviderOptions::bare(ProviderId::Hmac), SECRET);
         let req = testkit::signed(&*defaults, "{}");
         assert_eq!(req.headers["x-signature"].len(), 64, "hex of 32 bytes");
         assert_eq!(
