@@ -19,10 +19,12 @@ use crate::secret::SecretSource;
 
 mod problem;
 mod server;
+mod storage;
 
 use problem::figment_problem;
 pub use problem::{ConfigError, Problem};
 pub use server::{ServerConfig, TlsConfig};
+pub use storage::{Backend, StorageConfig};
 
 /// Paths the main listener answers itself; no route may take them.
 pub const RESERVED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
@@ -49,22 +51,6 @@ pub struct Config {
     /// `[plugin.NAME]` tables: grants and settings per plugin.
     #[serde(default, rename = "plugin")]
     pub plugin: BTreeMap<String, PluginConfig>,
-}
-
-/// `[storage]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// Directory of the embedded store and of the plugin compilation cache.
-    pub path: PathBuf,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            path: PathBuf::from("data"),
-        }
-    }
 }
 
 /// `[reload]`: when the config and plugins are re-read while serving.
@@ -121,6 +107,9 @@ pub struct DeliveryConfig {
     pub retention_hours: u64,
     /// On SIGTERM, how long plugin calls in flight may take to finish.
     pub shutdown_grace_secs: u64,
+    /// PostgreSQL: how long a claimed event stays its holder's without a
+    /// renewal; then any instance may claim it again.
+    pub lease_secs: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -131,6 +120,7 @@ impl Default for DeliveryConfig {
             dedup_window_secs: 24 * 3600,
             retention_hours: 7 * 24,
             shutdown_grace_secs: 10,
+            lease_secs: 30,
         }
     }
 }
@@ -403,7 +393,11 @@ impl Config {
         {
             problems.push(Problem::new("log.level", e.to_string()));
         }
+        if self.delivery.lease_secs == 0 {
+            problems.push(Problem::new("delivery.lease_secs", "must be at least 1"));
+        }
         self.server.problems(&mut problems);
+        self.storage.problems(&mut problems);
         for (name, plugin) in &self.plugin {
             if plugin.pool_size == Some(0) {
                 problems.push(Problem::new(

@@ -11,8 +11,7 @@ use clap::{Args, Subcommand};
 
 use super::ConfigArg;
 use crate::config::Config;
-use crate::dispatch::now_ms;
-use crate::store::{Filter, Record, SqliteStore, Status, Store};
+use crate::store::{self as stores, Filter, Record, Role, Status, Store, UnixMs};
 use crate::text;
 
 #[derive(Debug, Args)]
@@ -112,15 +111,20 @@ pub enum DeadLetters {
 /// Opens the store the config points at and runs `f` on it.
 fn with_store<T>(
     config: &ConfigArg,
-    f: impl AsyncFnOnce(&SqliteStore) -> anyhow::Result<T>,
+    f: impl AsyncFnOnce(&dyn Store) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let path = Config::load(&config.config)?.storage.path;
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("opening the store in {}", path.display()))?;
+    let config = Config::load(&config.config)?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(f(&store))
+        .block_on(async {
+            let store = stores::open(&config.storage, &config.delivery, Role::Command)
+                .await
+                .with_context(|| {
+                    format!("opening the store in {}", config.storage.path.display())
+                })?;
+            f(&*store).await
+        })
 }
 
 pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
@@ -130,7 +134,7 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
 pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let wanted = args.ids.clone();
     let found = with_store(&args.config, async |store| {
-        Ok(store.replay(args.ids, now_ms()).await?)
+        Ok(store.replay(args.ids, UnixMs::now()).await?)
     })?;
     report_replayed(&wanted, &found)
 }
@@ -152,7 +156,7 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
         DeadLetters::Replay { config, selection } => {
             let (wanted, found) = with_store(&config, async |store| {
                 let wanted = dead_ids(store, selection).await?;
-                Ok((wanted.clone(), store.replay(wanted, now_ms()).await?))
+                Ok((wanted.clone(), store.replay(wanted, UnixMs::now()).await?))
             })?;
             report_replayed(&wanted, &found)
         }
@@ -172,7 +176,7 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
 }
 
 /// The ids given, checked to be dead letters, or every dead letter.
-async fn dead_ids(store: &SqliteStore, selection: Selection) -> anyhow::Result<Vec<i64>> {
+async fn dead_ids(store: &dyn Store, selection: Selection) -> anyhow::Result<Vec<i64>> {
     let dead: Vec<i64> = store
         .list(Filter {
             status: Some(Status::Dead),

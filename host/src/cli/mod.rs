@@ -17,7 +17,7 @@ use crate::dispatch::Dispatcher;
 use crate::metrics::{self, Metrics};
 use crate::providers::{self, ProviderConfig, Signed};
 use crate::reload::Reloader;
-use crate::store::{KvStore, SqliteStore, Store};
+use crate::store::{self as stores, KvStore, Role, Store};
 use arc_swap::ArcSwap;
 
 mod deliveries;
@@ -132,14 +132,14 @@ pub fn main() -> ExitCode {
 /// runtime and the route table.
 struct Loaded {
     config: Config,
-    store: Option<Arc<SqliteStore>>,
+    store: Option<Arc<dyn Store>>,
     runtime: Arc<Runtime>,
     table: RouteTable,
 }
 
 /// Loads everything; on a config problem prints every problem and
 /// returns `None`.
-fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
+async fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => {
@@ -148,9 +148,10 @@ fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
         }
     };
     let store = if open_store {
-        let store = SqliteStore::open_owned(&config.storage.path)
+        let store = stores::open(&config.storage, &config.delivery, Role::Daemon)
+            .await
             .with_context(|| format!("opening the store in {}", config.storage.path.display()))?;
-        Some(Arc::new(store))
+        Some(store)
     } else {
         None
     };
@@ -185,7 +186,11 @@ fn report(error: &ConfigError) {
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = load(path, false)? else {
+    let loaded = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(load(path, false))?;
+    let Some(loaded) = loaded else {
         return Ok(ExitCode::FAILURE);
     };
     println!(
@@ -210,16 +215,13 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
             store,
             runtime: plugin_runtime,
             table,
-        }) = load(path, true)?
+        }) = load(path, true).await?
         else {
             return Ok(ExitCode::FAILURE);
         };
         let store = store.expect("run opens the store");
-        let writer_gone = store.writer_gone();
-        let store: Arc<dyn Store> = store;
-        let metrics = Arc::new(Metrics::new(
-            SqliteStore::files(&config.storage.path).into(),
-        ));
+        let writer_gone = store.gone();
+        let metrics = Arc::new(Metrics::new(stores::files(&config.storage)));
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding server.listen {}", config.server.listen))?;
