@@ -16,8 +16,8 @@ const TOKEN: &str = "queue-token";
 /// daemon's events come back within the test.
 fn on_database(server: &PgServer) -> Daemon {
     site("", "lease_secs = 3")
-        .storage_settings("backend = \"postgres\"\nurl = \"env:WIREHOOK_TEST_DATABASE_URL\"")
-        .env("WIREHOOK_TEST_DATABASE_URL", &server.url())
+        .storage_settings("backend = \"postgres\"\nurl = \"env:TEST_DATABASE_URL\"")
+        .env("TEST_DATABASE_URL", &server.url())
         .start()
 }
 
