@@ -92,3 +92,33 @@ impl StorageConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(toml: &str) -> Vec<String> {
+        use figment::providers::Format;
+        let storage: StorageConfig = figment::Figment::from(figment::providers::Toml::string(toml))
+            .extract()
+            .unwrap();
+        let mut problems = Vec::new();
+        storage.problems(&mut problems);
+        problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn postgres_needs_a_url_that_parses_and_is_never_quoted() {
+        assert!(problems("").is_empty(), "sqlite needs nothing");
+        let missing = problems("backend = \"postgres\"");
+        assert!(missing[0].starts_with("storage.url"), "{missing:?}");
+        let garbled =
+            problems("backend = \"postgres\"\nurl = \"postgres://u:hunter2@h:notaport/db\"");
+        assert_eq!(garbled.len(), 1, "{garbled:?}");
+        assert!(!garbled[0].contains("hunter2"), "{garbled:?}");
+        let fine = problems("backend = \"postgres\"\nurl = \"host=/run/postgresql dbname=w\"");
+        assert!(fine.is_empty(), "{fine:?}");
+        let stray = problems("url = \"host=/run/postgresql\"");
+        assert!(stray[0].starts_with("storage.url"), "{stray:?}");
+    }
+}

@@ -15,7 +15,16 @@ const TOKEN: &str = "queue-token";
 /// A daemon on `server`'s database, with a short lease so that a killed
 /// daemon's events come back within the test.
 fn on_database(server: &PgServer) -> Daemon {
-    site("", "lease_secs = 3")
+    let inline = r#"
+[[route]]
+name = "inline"
+path = "/hooks/inline"
+provider = "goflow"
+secret = "env:TEST_QUEUE_TOKEN"
+plugins = ["probe"]
+mode = "respond"
+"#;
+    site(inline, "lease_secs = 3")
         .storage_settings("backend = \"postgres\"\nurl = \"env:TEST_DATABASE_URL\"")
         .env("TEST_DATABASE_URL", &server.url())
         .start()
@@ -158,6 +167,15 @@ async fn a_database_restart_under_load_loses_nothing_acknowledged() {
         .unwrap();
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
+    // Respond routes answer without the database; their log rows are dropped.
+    let inline = client
+        .post(b.url("/hooks/inline"))
+        .header("Authorization", format!("Token {TOKEN}"))
+        .json(&body("record", 20_000))
+        .send()
+        .await
+        .unwrap();
+    assert!(inline.status().is_success(), "{inline:?}");
     tokio::task::block_in_place(|| server.resume());
     let mut acked = to_a.await.unwrap();
     acked.extend(to_b.await.unwrap());
