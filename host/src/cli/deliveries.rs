@@ -121,7 +121,7 @@ fn with_store<T>(
             let store = stores::open(&config.storage, &config.delivery, Role::Command)
                 .await
                 .with_context(|| {
-                    format!("opening the store in {}", config.storage.path.display())
+                    format!("opening the store {}", stores::location(&config.storage))
                 })?;
             f(&*store).await
         })

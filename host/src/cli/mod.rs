@@ -150,7 +150,7 @@ async fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<Loaded>> {
     let store = if open_store {
         let store = stores::open(&config.storage, &config.delivery, Role::Daemon)
             .await
-            .with_context(|| format!("opening the store in {}", config.storage.path.display()))?;
+            .with_context(|| format!("opening the store {}", stores::location(&config.storage)))?;
         Some(store)
     } else {
         None

@@ -72,6 +72,15 @@ pub fn files(storage: &StorageConfig) -> Vec<std::path::PathBuf> {
     }
 }
 
+/// Where the store is, for messages: never the URL, which may hold a
+/// password.
+pub fn location(storage: &StorageConfig) -> String {
+    match storage.backend {
+        Backend::Sqlite => format!("in {}", storage.path.display()),
+        Backend::Postgres => "in PostgreSQL (storage.url)".to_owned(),
+    }
+}
+
 /// Who opens the store: the daemon that admits and delivers events, or
 /// a command that reads and administers it beside running daemons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
