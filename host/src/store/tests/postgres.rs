@@ -169,3 +169,42 @@ async fn a_stopped_database_is_unavailable_and_comes_back() {
         tokio::task::yield_now().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_renews_the_leases_of_the_events_it_holds() {
+    let Some((server, _store)) = open("a_daemon_renews_the_leases_of_the_events_it_holds").await
+    else {
+        return;
+    };
+    // A lease of a second, renewed every third of it.
+    let daemon = PostgresStore::connect(&server.url(), 2, 1, Role::Daemon)
+        .await
+        .unwrap();
+    let now = UnixMs::now();
+    daemon
+        .enqueue(Intake::Queue, vec![event("r", "d1")], now, UnixMs(0))
+        .await
+        .unwrap();
+    let id = daemon.claim(now, 10, None).await.unwrap()[0].id;
+    let (client, connection) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let lease = async || -> i64 {
+        client
+            .query_one("SELECT lease_until_ms FROM events WHERE id = $1", &[&id])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let first = lease().await;
+    assert_eq!(first, now.plus_ms(1_000).as_i64());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while lease().await <= first {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease was never renewed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
