@@ -124,7 +124,7 @@ impl Site {
     /// Events accepted but not yet delivered, read from the site's store
     /// (beside the running daemon, as `wirehook events` does).
     pub fn backlog(&self) -> anyhow::Result<u64> {
-        use wirehook::store::Store as _;
+        use wirehook::store::Queue as _;
         let store = wirehook::store::SqliteStore::open(&self.dir.join("data"))?;
         let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         Ok(runtime.block_on(store.depth())?)

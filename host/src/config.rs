@@ -24,11 +24,13 @@ mod problem;
 pub mod provider;
 mod resolve;
 mod server;
+mod storage;
 
 use problem::figment_problem;
 pub use problem::{ConfigError, Problem};
 pub use resolve::{Resolved, ResolvedPlugin, ResolvedRoute};
 pub use server::{ServerConfig, TlsConfig};
+pub use storage::{Backend, StorageConfig};
 
 /// Paths the main listener answers itself; no route may take them.
 pub const RESERVED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
@@ -55,22 +57,6 @@ pub struct Config {
     /// `[plugin.NAME]` tables: grants and settings per plugin.
     #[serde(default, rename = "plugin")]
     pub plugin: BTreeMap<String, PluginConfig>,
-}
-
-/// `[storage]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// Directory of the embedded store and of the plugin compilation cache.
-    pub path: PathBuf,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            path: PathBuf::from("data"),
-        }
-    }
 }
 
 /// `[reload]`: when the config and plugins are re-read while serving.
@@ -130,6 +116,9 @@ pub struct DeliveryConfig {
     /// How often finished events past `retention_hours` are deleted and
     /// the queue depth is counted again from the store.
     pub housekeeping_secs: u64,
+    /// PostgreSQL: how long a claimed event stays its holder's without a
+    /// renewal; then any instance may claim it again.
+    pub lease_secs: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -141,6 +130,7 @@ impl Default for DeliveryConfig {
             retention_hours: 7 * 24,
             shutdown_grace_secs: 10,
             housekeeping_secs: 60,
+            lease_secs: 30,
         }
     }
 }

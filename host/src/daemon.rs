@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, ConfigError, Resolved, ServerConfig, StorageConfig};
+use crate::config::{Config, ConfigError, Resolved, ServerConfig};
 use crate::dispatch::Dispatcher;
 use crate::metrics::{self, Metrics};
 use crate::reload::Reloader;
@@ -21,7 +21,7 @@ use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 use crate::server::{self, App};
 use crate::service;
-use crate::store::{KvStore, SqliteStore, Store};
+use crate::store::{self as stores, KvStore, Role, Store};
 use crate::tls::{Certificate, TlsHandshake};
 
 mod ready;
@@ -43,7 +43,7 @@ pub struct Loaded {
     /// The config file, read again on every reload.
     pub path: PathBuf,
     pub config: Resolved,
-    pub store: Option<Arc<SqliteStore>>,
+    pub store: Option<Arc<dyn Store>>,
     pub runtime: Arc<Runtime>,
     pub table: RouteTable,
     /// When loading began: the ready line says how long the start took.
@@ -52,7 +52,7 @@ pub struct Loaded {
 
 /// Reads and resolves the config at `path`, opens the store (when
 /// `open_store`), starts the plugin runtime and builds the route table.
-pub fn load(path: &Path, open_store: bool) -> Result<Loaded, LoadError> {
+pub async fn load(path: &Path, open_store: bool) -> Result<Loaded, LoadError> {
     let started = std::time::Instant::now();
     let refused = |problems| ConfigError {
         file: path.to_owned(),
@@ -60,7 +60,13 @@ pub fn load(path: &Path, open_store: bool) -> Result<Loaded, LoadError> {
     };
     let config = Config::load(path)?.resolve().map_err(refused)?;
     let store = if open_store {
-        Some(self::open_store(&config.storage)?)
+        Some(
+            stores::open(&config.storage, &config.delivery, Role::Daemon)
+                .await
+                .with_context(|| {
+                    format!("opening the store {}", stores::location(&config.storage))
+                })?,
+        )
     } else {
         None
     };
@@ -78,13 +84,6 @@ pub fn load(path: &Path, open_store: bool) -> Result<Loaded, LoadError> {
         table,
         started,
     })
-}
-
-/// The store `[storage]` names, opened for the daemon alone.
-pub fn open_store(storage: &StorageConfig) -> anyhow::Result<Arc<SqliteStore>> {
-    let store = SqliteStore::open_owned(&storage.path)
-        .with_context(|| format!("opening the store in {}", storage.path.display()))?;
-    Ok(Arc::new(store))
 }
 
 /// The sockets the daemon serves on, bound before it starts, so that a
@@ -144,11 +143,8 @@ pub async fn run(
         started,
     } = loaded;
     let store = store.context("the daemon needs its store: load it with open_store")?;
-    let writer_gone = store.writer_gone();
-    let metrics = Arc::new(Metrics::new(
-        SqliteStore::files(&config.storage.path).into(),
-    ));
-    let store: Arc<dyn Store> = store;
+    let writer_gone = store.gone();
+    let metrics = Arc::new(Metrics::new(stores::files(&config.storage)));
     let plugins = table.plugins().count();
     let precompiled = table.plugins().filter(|p| p.is_precompiled()).count();
     let certificate = table.tls.clone().map(Certificate::new);

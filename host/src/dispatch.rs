@@ -21,13 +21,12 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::clock::now_ms;
 use crate::config::DeliveryConfig;
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::routes::{Route, RouteTable};
 use crate::runtime::{CallError, PluginEvent, Reply};
-use crate::store::{Admission, Claimed, Intake, Outcome, Response, Store, StoreError};
+use crate::store::{Admission, Claimed, Intake, Outcome, Response, Store, StoreError, UnixMs};
 
 /// How long an idle worker waits before looking at the store again, so
 /// that events re-queued by `wirehook replay` from another process are
@@ -130,7 +129,7 @@ impl Dispatcher {
         config: DeliveryConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, StoreError> {
-        let recovered = store.recover(now_ms()).await?;
+        let recovered = store.recover(UnixMs::now()).await?;
         if recovered > 0 {
             tracing::warn!(
                 events = recovered,
@@ -181,13 +180,13 @@ impl Dispatcher {
         if depth >= self.config.max_queue_depth {
             return Err(AcceptError::Overloaded { depth });
         }
-        let now = now_ms();
+        let now = UnixMs::now();
         let window = self.config.dedup_window_secs.saturating_mul(1000);
         let intake = self.intake(events.len() as u64);
         let to_hand = (intake == Intake::Claim).then(|| events.clone());
         let admissions = self
             .store
-            .enqueue(intake, events, now, now.saturating_sub(window))
+            .enqueue(intake, events, now, now.minus_ms(window))
             .await
             .inspect_err(|_| self.release(to_hand.as_ref().map_or(0, Vec::len)))?;
         let queued = admissions
@@ -285,7 +284,7 @@ impl Dispatcher {
             duration_us: started.elapsed().as_micros() as u64,
             event: event.into(),
         };
-        if let Err(e) = self.store.log_response(response, now_ms()).await {
+        if let Err(e) = self.store.log_response(response, UnixMs::now()).await {
             tracing::warn!(route = %route.name, "cannot log a response: {e}");
         }
         result
@@ -340,6 +339,7 @@ impl Dispatcher {
                 };
                 look_in_store = tokio::select! {
                     _ = self.wake.notified() => false,
+                    _ = self.store.queued_elsewhere() => true,
                     _ = tokio::time::sleep(idle) => true,
                     _ = stop.changed() => false,
                 };
@@ -378,7 +378,7 @@ impl Dispatcher {
     async fn claim(&self, share: usize) -> Vec<Claimed> {
         let routes = Some(self.route_names());
         self.store
-            .claim(now_ms(), share, routes)
+            .claim(UnixMs::now(), share, routes)
             .await
             .unwrap_or_else(|e| {
                 tracing::error!("cannot claim events: {e}");
@@ -388,8 +388,8 @@ impl Dispatcher {
 
     /// Until the next retry falls due, at most [`IDLE_POLL`].
     async fn idle_time(&self) -> Duration {
-        match self.store.next_due_ms(Some(self.route_names())).await {
-            Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now_ms())).min(IDLE_POLL),
+        match self.store.next_due(Some(self.route_names())).await {
+            Ok(Some(due)) => UnixMs::now().until(due).min(IDLE_POLL),
             _ => IDLE_POLL,
         }
     }
@@ -409,7 +409,7 @@ impl Dispatcher {
                     let delay = route.retry.delay_ms(*attempt, fastrand::f64());
                     Outcome::Retry {
                         error: failure.to_string(),
-                        at_ms: now_ms() + delay,
+                        at: UnixMs::now().plus_ms(delay),
                     }
                 }
                 Err(failure) => Outcome::Dead {
@@ -425,7 +425,7 @@ impl Dispatcher {
             .iter()
             .map(|(claimed, outcome)| (claimed.id, outcome.clone()))
             .collect();
-        if let Err(e) = self.store.finish(outcomes, now_ms()).await {
+        if let Err(e) = self.store.finish(outcomes, UnixMs::now()).await {
             // The events stay `running` and are re-queued at next start.
             let ids: Vec<_> = attempts.iter().map(|(claimed, _)| claimed.id).collect();
             tracing::error!(?ids, "cannot record delivery outcomes: {e}");
@@ -477,12 +477,12 @@ impl Dispatcher {
                 _ = tick.tick() => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
-            let now = now_ms();
+            let now = UnixMs::now();
             let retention = self.config.retention_hours.saturating_mul(3600 * 1000);
             let window = self.config.dedup_window_secs.saturating_mul(1000);
             match self
                 .store
-                .prune(now.saturating_sub(retention), now.saturating_sub(window))
+                .prune(now.minus_ms(retention), now.minus_ms(window))
                 .await
             {
                 Ok(0) => {}

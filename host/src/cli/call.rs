@@ -20,7 +20,7 @@ use crate::event::{Event, Source};
 use crate::runtime::{
     CallError, Effects, HostCall, MemoryKv, Plugin, PluginEvent, Reply, Runtime, Trial,
 };
-use crate::store::{KvStore, SqliteStore, Store};
+use crate::store::{self as stores, KvStore, Role, Store};
 use crate::text;
 
 #[derive(Debug, clap::Args)]
@@ -104,8 +104,8 @@ fn run(args: CallArgs) -> anyhow::Result<Exit> {
     let config = resolved(&args.config.config)?;
     let tokio = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     tokio.block_on(async {
-        let store = open_store(&config)?;
-        let events = events(&args, &config, &store).await?;
+        let store = open_store(&config).await?;
+        let events = events(&args, &config, store.as_ref()).await?;
         let runtime = plugin_runtime(&config, &store)?;
         let wasm = args
             .wasm
@@ -133,18 +133,14 @@ fn run(args: CallArgs) -> anyhow::Result<Exit> {
 }
 
 /// The store the config names: where `--stored` events and KV are.
-pub(super) fn open_store(config: &Resolved) -> anyhow::Result<Arc<SqliteStore>> {
-    let path = &config.storage.path;
-    let store = SqliteStore::open(path)
-        .with_context(|| format!("opening the store in {}", path.display()))?;
-    Ok(Arc::new(store))
+pub(super) async fn open_store(config: &Resolved) -> anyhow::Result<Arc<dyn Store>> {
+    stores::open(&config.storage, &config.delivery, Role::Command)
+        .await
+        .with_context(|| format!("opening the store {}", stores::location(&config.storage)))
 }
 
 /// A plugin runtime as the daemon's, its KV in `store`.
-pub(super) fn plugin_runtime(
-    config: &Resolved,
-    store: &Arc<SqliteStore>,
-) -> anyhow::Result<Runtime> {
+pub(super) fn plugin_runtime(config: &Resolved, store: &Arc<dyn Store>) -> anyhow::Result<Runtime> {
     let cache_dir =
         (config.plugins.cache_dir.clone()).unwrap_or_else(|| config.storage.path.join("cache"));
     let kv = store.clone() as Arc<dyn KvStore>;
@@ -178,7 +174,7 @@ pub(super) fn load_plugin(
 async fn events(
     args: &CallArgs,
     config: &Resolved,
-    store: &SqliteStore,
+    store: &dyn Store,
 ) -> anyhow::Result<Vec<PluginEvent>> {
     let input = &args.input;
     let events = if let (Some(provider), Some(path)) = (&input.provider, &input.payload) {

@@ -10,9 +10,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::ConfigArg;
-use crate::clock::now_ms;
 use crate::config::Config;
-use crate::store::{Filter, Record, SqliteStore, Status, Store};
+use crate::store::{self as stores, Filter, Record, Role, Status, Store, UnixMs};
 use crate::text;
 
 #[derive(Debug, Args)]
@@ -120,15 +119,20 @@ pub enum DeadLetters {
 /// Opens the store the config points at and runs `f` on it.
 fn with_store<T>(
     config: &ConfigArg,
-    f: impl AsyncFnOnce(&SqliteStore) -> anyhow::Result<T>,
+    f: impl AsyncFnOnce(&dyn Store) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let path = Config::load(&config.config)?.storage.path;
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("opening the store in {}", path.display()))?;
+    let config = Config::load(&config.config)?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(f(&store))
+        .block_on(async {
+            let store = stores::open(&config.storage, &config.delivery, Role::Command)
+                .await
+                .with_context(|| {
+                    format!("opening the store {}", stores::location(&config.storage))
+                })?;
+            f(&*store).await
+        })
 }
 
 pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
@@ -141,7 +145,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     let wanted = args.ids.clone();
     let found = with_store(&args.config, async |store| {
-        Ok(store.replay(args.ids, now_ms()).await?)
+        Ok(store.replay(args.ids, UnixMs::now()).await?)
     })?;
     report_replayed(&wanted, &found)
 }
@@ -163,7 +167,7 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
         DeadLetters::Replay { config, selection } => {
             let (wanted, found) = with_store(&config, async |store| {
                 let wanted = dead_ids(store, selection).await?;
-                Ok((wanted.clone(), store.replay(wanted, now_ms()).await?))
+                Ok((wanted.clone(), store.replay(wanted, UnixMs::now()).await?))
             })?;
             report_replayed(&wanted, &found)
         }
@@ -183,7 +187,7 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
 }
 
 /// The ids given, checked to be dead letters, or every dead letter.
-async fn dead_ids(store: &SqliteStore, selection: Selection) -> anyhow::Result<Vec<i64>> {
+async fn dead_ids(store: &dyn Store, selection: Selection) -> anyhow::Result<Vec<i64>> {
     let dead: Vec<i64> = store
         .list(Filter {
             status: Some(Status::Dead),

@@ -171,7 +171,7 @@ pub fn run(config_path: &Path, args: DryRunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     tokio.block_on(async {
-        let store = open_store(&config)?;
+        let store = open_store(&config).await?;
         let runtime = plugin_runtime(&config, &store)?;
         let routes: Vec<_> = config
             .routes

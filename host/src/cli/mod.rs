@@ -141,8 +141,8 @@ pub fn main() -> ExitCode {
 
 /// Loads the config at `path` (see [`daemon::load`]); on a config
 /// problem prints every problem and returns `None`.
-fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<daemon::Loaded>> {
-    match daemon::load(path, open_store) {
+async fn load(path: &Path, open_store: bool) -> anyhow::Result<Option<daemon::Loaded>> {
+    match daemon::load(path, open_store).await {
         Ok(loaded) => Ok(Some(loaded)),
         Err(daemon::LoadError::Config(e)) => {
             report(&e);
@@ -161,7 +161,11 @@ fn report(error: &ConfigError) {
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = load(path, false)? else {
+    let loaded = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(load(path, false))?;
+    let Some(loaded) = loaded else {
         return Ok(ExitCode::FAILURE);
     };
     println!(
@@ -181,7 +185,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
 fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let Some(loaded) = load(path, true)? else {
+        let Some(loaded) = load(path, true).await? else {
             return Ok(ExitCode::FAILURE);
         };
         let listeners = daemon::Listeners::bind(&loaded.config.server).await?;

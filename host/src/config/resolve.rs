@@ -88,7 +88,11 @@ impl Config {
         {
             problems.push(Problem::new("log.level", e.to_string()));
         }
+        if self.delivery.lease_secs == 0 {
+            problems.push(Problem::new("delivery.lease_secs", "must be at least 1"));
+        }
         self.server.problems(&mut problems);
+        self.storage.problems(&mut problems);
         let plugin = self
             .plugin
             .iter()

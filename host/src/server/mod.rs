@@ -30,7 +30,7 @@ use crate::event::{Decoded, Event, Source};
 use crate::metrics::Metrics;
 use crate::providers::{self, Rejection, Verified};
 use crate::routes::{Route, RouteTable};
-use crate::store::Admission;
+use crate::store::{Admission, StoreError};
 use door::Door;
 use forwarded::{Client, client_ip};
 pub use listener::{Handshake, Plain, serve_apart};
@@ -246,6 +246,18 @@ async fn enqueue(
             );
             response
         }
+        Err(AcceptError::Store(e @ StoreError::Unavailable(_))) => {
+            tracing::warn!(route = %route.name, %remote, "cannot store events: {e}");
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is unavailable, retry later",
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+            response
+        }
         Err(AcceptError::Store(e)) => {
             tracing::error!(route = %route.name, %remote, "cannot store events: {e}");
             error(
@@ -393,7 +405,8 @@ fn error(status: StatusCode, message: &str) -> Response {
 mod tests {
     use super::*;
     use crate::store::{
-        Claimed, Filter, Intake, Outcome, Record, Response as Logged, Store, StoreError,
+        Admin, Claimed, DeliveryLog, Filter, Intake, KvStore, Outcome, Queue, Record,
+        Response as Logged, StoreError, UnixMs,
     };
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -412,31 +425,28 @@ mod tests {
     }
 
     #[async_trait::async_trait]
-    impl Store for Closable {
+    impl Queue for Closable {
         async fn enqueue(
             &self,
             _: Intake,
             _: Vec<Event>,
-            _: u64,
-            _: u64,
+            _: UnixMs,
+            _: UnixMs,
         ) -> Result<Vec<Admission>, StoreError> {
             self.answer()
         }
         async fn claim(
             &self,
-            _: u64,
+            _: UnixMs,
             _: usize,
             _: Option<Vec<String>>,
         ) -> Result<Vec<Claimed>, StoreError> {
             self.answer()
         }
-        async fn finish(&self, _: Vec<(i64, Outcome)>, _: u64) -> Result<(), StoreError> {
+        async fn finish(&self, _: Vec<(i64, Outcome)>, _: UnixMs) -> Result<(), StoreError> {
             self.answer()
         }
-        async fn log_response(&self, _: Logged, _: u64) -> Result<(), StoreError> {
-            self.answer()
-        }
-        async fn next_due_ms(&self, _: Option<Vec<String>>) -> Result<Option<u64>, StoreError> {
+        async fn next_due(&self, _: Option<Vec<String>>) -> Result<Option<UnixMs>, StoreError> {
             self.answer()
         }
         async fn waiting(&self, _: Vec<String>) -> Result<Vec<(String, u64)>, StoreError> {
@@ -445,10 +455,14 @@ mod tests {
         async fn depth(&self) -> Result<u64, StoreError> {
             self.answer()
         }
-        async fn recover(&self, _: u64) -> Result<u64, StoreError> {
+        async fn recover(&self, _: UnixMs) -> Result<u64, StoreError> {
             self.answer()
         }
-        async fn replay(&self, _: Vec<i64>, _: u64) -> Result<Vec<i64>, StoreError> {
+    }
+
+    #[async_trait::async_trait]
+    impl DeliveryLog for Closable {
+        async fn log_response(&self, _: Logged, _: UnixMs) -> Result<(), StoreError> {
             self.answer()
         }
         async fn list(&self, _: Filter) -> Result<Vec<Record>, StoreError> {
@@ -457,10 +471,33 @@ mod tests {
         async fn get(&self, _: i64) -> Result<Option<(Record, Event)>, StoreError> {
             self.answer()
         }
+    }
+
+    #[async_trait::async_trait]
+    impl Admin for Closable {
+        async fn replay(&self, _: Vec<i64>, _: UnixMs) -> Result<Vec<i64>, StoreError> {
+            self.answer()
+        }
         async fn purge_dead(&self, _: Vec<i64>) -> Result<u64, StoreError> {
             self.answer()
         }
-        async fn prune(&self, _: u64, _: u64) -> Result<u64, StoreError> {
+        async fn prune(&self, _: UnixMs, _: UnixMs) -> Result<u64, StoreError> {
+            self.answer()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl KvStore for Closable {
+        async fn kv_get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.answer()
+        }
+        async fn kv_set(&self, _: &str, _: &str, _: Vec<u8>, _: u64) -> Result<bool, StoreError> {
+            self.answer()
+        }
+        async fn kv_delete(&self, _: &str, _: &str) -> Result<(), StoreError> {
+            self.answer()
+        }
+        async fn kv_list(&self, _: &str, _: &str, _: usize) -> Result<Vec<String>, StoreError> {
             self.answer()
         }
     }

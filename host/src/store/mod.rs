@@ -1,21 +1,80 @@
 //! The durable store behind `queue` routes: events accepted but not yet
 //! handled, their delivery log, dead letters and the dedup window.
 //!
-//! Everything goes through the [`Store`] trait so that a shared server
-//! (PostgreSQL) can back several wirehook instances later; the embedded
-//! [`sqlite`] store is the default. Every method takes the current time
-//! from its caller, so windows, backoff and retention are tested with
-//! injected time.
+//! The interface is split by concern: the [`Queue`] (admission, claims,
+//! outcomes), the [`DeliveryLog`] (reading what happened, logging what
+//! `respond` routes did), [`KvStore`] (the plugins' KV capability) and
+//! [`Admin`] (replay, purge, retention). [`Store`] is all four, and is
+//! what [`open`] returns: the embedded [`sqlite`] store by default, or
+//! [`postgres`] for several wirehook instances on one database. Every
+//! method takes the current time ([`UnixMs`]) from its caller, so
+//! windows, backoff and retention are tested with injected time.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Backend, DeliveryConfig, StorageConfig};
 use crate::event::Event;
 
 mod kv;
+pub mod postgres;
 pub mod private;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+pub use crate::clock::UnixMs;
+
+/// The files the store keeps on this machine, for `wirehook_store_bytes`.
+pub fn files(storage: &StorageConfig) -> Vec<std::path::PathBuf> {
+    match storage.backend {
+        Backend::Sqlite => SqliteStore::files(&storage.path).into(),
+        Backend::Postgres => Vec::new(),
+    }
+}
+
+/// Where the store is, for messages: never the URL, which may hold a
+/// password.
+pub fn location(storage: &StorageConfig) -> String {
+    match storage.backend {
+        Backend::Sqlite => format!("in {}", storage.path.display()),
+        Backend::Postgres => "in PostgreSQL (storage.url)".to_owned(),
+    }
+}
+
+/// Who opens the store: the daemon that admits and delivers events, or
+/// a command that reads and administers it beside running daemons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Daemon,
+    Command,
+}
+
+/// Opens the store `[storage]` names. The daemon's SQLite store is
+/// refused while another daemon holds it; PostgreSQL has no such lock, as
+/// several daemons share one database.
+pub async fn open(
+    storage: &StorageConfig,
+    delivery: &DeliveryConfig,
+    role: Role,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match storage.backend {
+        Backend::Sqlite => Arc::new(match role {
+            Role::Daemon => SqliteStore::open_owned(&storage.path)?,
+            Role::Command => SqliteStore::open(&storage.path)?,
+        }),
+        Backend::Postgres => {
+            let url = storage.database_url().map_err(StoreError::Config)?;
+            let pool_size = match role {
+                Role::Daemon => storage.pool_size,
+                Role::Command => 2,
+            };
+            Arc::new(PostgresStore::connect(&url, pool_size, delivery.lease_secs, role).await?)
+        }
+    })
+}
 
 /// Where an event is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -93,10 +152,10 @@ pub struct Claimed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
-    /// Try again at `at_ms`.
+    /// Try again at `at`.
     Retry {
         error: String,
-        at_ms: u64,
+        at: UnixMs,
     },
     Dead {
         error: String,
@@ -146,10 +205,19 @@ pub struct Filter {
     pub limit: usize,
 }
 
+/// Why a store operation failed. The backend's own error is boxed, so
+/// callers match on what happened, not on which database said it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be reached right now (connection lost or
+    /// refused, pool exhausted); worth retrying later.
+    #[error("store: the database is unavailable: {0}")]
+    Unavailable(String),
+    /// `[storage]` does not say how to reach the database.
+    #[error("store: {0}")]
+    Config(String),
     #[error("store: cannot decode stored event {id}: {reason}")]
     Corrupt { id: i64, reason: String },
     #[error("store: {0}")]
@@ -196,46 +264,40 @@ pub trait KvStore: Send + Sync + 'static {
     ) -> Result<Vec<String>, StoreError>;
 }
 
-/// The durable queue and delivery log.
+/// Events accepted and waiting for their plugins: admission with dedup,
+/// claims by workers, and how attempts ended.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Queue: Send + Sync + 'static {
     /// Durably records `events`, skipping those whose delivery id came
     /// with an event on the same route received (`received_at_ms`) at or
-    /// after `dedup_since_ms`. Returns only once the
-    /// write is on disk: the caller may acknowledge the request then.
-    /// Claimed events are `running` (their first attempt) when recorded,
-    /// and come back queued with [`Store::recover`] if that attempt's
-    /// process is gone.
+    /// after `dedup_since`. Returns only once the write is committed: the
+    /// caller may acknowledge the request then. Claimed events are
+    /// `running` (their first attempt) when recorded, and come back
+    /// queued with [`Queue::recover`] if that attempt's process is gone.
     async fn enqueue(
         &self,
         intake: Intake,
         events: Vec<Event>,
-        now_ms: u64,
-        dedup_since_ms: u64,
+        now: UnixMs,
+        dedup_since: UnixMs,
     ) -> Result<Vec<Admission>, StoreError>;
 
-    /// Claims up to `limit` events due at `now_ms`, oldest first, of the
+    /// Claims up to `limit` events due at `now`, oldest first, of the
     /// routes named in `routes` (of every route when `None`): events of
     /// a route that is not configured wait in the queue, untouched.
     async fn claim(
         &self,
-        now_ms: u64,
+        now: UnixMs,
         limit: usize,
         routes: Option<Vec<String>>,
     ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Records how attempts ended, by event id.
-    async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now_ms: u64) -> Result<(), StoreError>;
-
-    /// Logs an event a `respond` route handled inline. Returns once the
-    /// row is handed to the store, not once it is written: the log is a
-    /// record, not a promise to anyone, and the store reports a failure
-    /// to write it in wirehook's own log.
-    async fn log_response(&self, response: Response, now_ms: u64) -> Result<(), StoreError>;
+    async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now: UnixMs) -> Result<(), StoreError>;
 
     /// When the next queued event of `routes` (of any route when `None`)
     /// falls due, if any is queued.
-    async fn next_due_ms(&self, routes: Option<Vec<String>>) -> Result<Option<u64>, StoreError>;
+    async fn next_due(&self, routes: Option<Vec<String>>) -> Result<Option<UnixMs>, StoreError>;
 
     /// Queued events of routes not named in `routes`, counted by route.
     async fn waiting(&self, routes: Vec<String>) -> Result<Vec<(String, u64)>, StoreError>;
@@ -244,26 +306,58 @@ pub trait Store: Send + Sync + 'static {
     async fn depth(&self) -> Result<u64, StoreError>;
 
     /// Puts events claimed by a process that is gone back in the queue.
-    async fn recover(&self, now_ms: u64) -> Result<u64, StoreError>;
+    async fn recover(&self, now: UnixMs) -> Result<u64, StoreError>;
 
-    /// Re-queues events (dead or not) for an immediate attempt, counting
-    /// attempts afresh. Returns the ids found.
-    async fn replay(&self, ids: Vec<i64>, now_ms: u64) -> Result<Vec<i64>, StoreError>;
+    /// Resolves when another process may have queued events (a shared
+    /// database tells its listeners); never, for a store only this
+    /// process writes to.
+    async fn queued_elsewhere(&self) {
+        std::future::pending::<()>().await
+    }
+
+    /// Resolves once the store can write nothing more (its writer is
+    /// gone); the daemon then exits, to be restarted.
+    fn gone(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// The record of what became of every event.
+#[async_trait::async_trait]
+pub trait DeliveryLog: Send + Sync + 'static {
+    /// Logs an event a `respond` route handled inline. Returns once the
+    /// row is handed to the store, not once it is written: the log is a
+    /// record, not a promise to anyone, and the store reports a failure
+    /// to write it in wirehook's own log.
+    async fn log_response(&self, response: Response, now: UnixMs) -> Result<(), StoreError>;
 
     /// Lists the delivery log, newest first.
     async fn list(&self, filter: Filter) -> Result<Vec<Record>, StoreError>;
 
     /// One record and its event.
     async fn get(&self, id: i64) -> Result<Option<(Record, Event)>, StoreError>;
+}
+
+/// What operators do to stored events: replay, purge, retention.
+#[async_trait::async_trait]
+pub trait Admin: Send + Sync + 'static {
+    /// Re-queues events (dead or not) for an immediate attempt, counting
+    /// attempts afresh. Returns the ids found.
+    async fn replay(&self, ids: Vec<i64>, now: UnixMs) -> Result<Vec<i64>, StoreError>;
 
     /// Deletes dead letters (all of them when `ids` is empty).
     async fn purge_dead(&self, ids: Vec<i64>) -> Result<u64, StoreError>;
 
-    /// Deletes finished records updated before `finished_before_ms` and
-    /// dedup entries older than `dedup_before_ms`.
-    async fn prune(&self, finished_before_ms: u64, dedup_before_ms: u64)
+    /// Deletes finished records updated before `finished_before` and
+    /// dedup entries older than `dedup_before`.
+    async fn prune(&self, finished_before: UnixMs, dedup_before: UnixMs)
     -> Result<u64, StoreError>;
 }
+
+/// Every concern of the store, as one backend provides them.
+pub trait Store: Queue + DeliveryLog + Admin + KvStore {}
+
+impl<T: Queue + DeliveryLog + Admin + KvStore> Store for T {}
 
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Admission, Claimed, Filter, Intake, Outcome, Record, Response, Status, Store, StoreError,
+    Admin, Admission, Claimed, DeliveryLog, Filter, Intake, Outcome, Queue, Record, Response,
+    Status, StoreError, UnixMs,
 };
 use crate::event::Event;
 use crate::store::private;
@@ -37,6 +38,7 @@ mod schema;
 mod seen;
 mod writer;
 
+pub(in crate::store) use rows::payload_of;
 use rows::{EncodedEvent, Inserts, row_event, row_record};
 pub(in crate::store) use writer::Commit;
 use writer::{Job, Note, Work};
@@ -223,15 +225,22 @@ impl SqliteStore {
 /// the batch it ran in does not commit.
 pub(super) type Undo = Box<dyn FnOnce() + Send>;
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Backend(Box::new(e))
+    }
+}
+
 #[async_trait::async_trait]
-impl Store for SqliteStore {
+impl Queue for SqliteStore {
     async fn enqueue(
         &self,
         intake: Intake,
         events: Vec<Event>,
-        now_ms: u64,
-        dedup_since_ms: u64,
+        now: UnixMs,
+        dedup_since: UnixMs,
     ) -> Result<Vec<Admission>, StoreError> {
+        let (now_ms, dedup_since_ms) = (now.0, dedup_since.0);
         let status = match intake {
             Intake::Queue => Status::Queued,
             Intake::Claim => Status::Running,
@@ -282,10 +291,11 @@ impl Store for SqliteStore {
 
     async fn claim(
         &self,
-        now_ms: u64,
+        now: UnixMs,
         limit: usize,
         routes: Option<Vec<String>>,
     ) -> Result<Vec<Claimed>, StoreError> {
+        let now_ms = now.0;
         let routes = routes_param(routes);
         self.run(Commit::Relaxed, move |conn| {
             let rows: Vec<(i64, u32, Result<Event, StoreError>)> = conn
@@ -322,7 +332,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now_ms: u64) -> Result<(), StoreError> {
+    async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now: UnixMs) -> Result<(), StoreError> {
+        let now_ms = now.0;
         self.run(Commit::Relaxed, move |conn| {
             for (id, outcome) in outcomes {
                 let (status, error, next) = match outcome {
@@ -336,8 +347,8 @@ impl Store for SqliteStore {
                         continue;
                     }
                     Outcome::Delivered => (Status::Delivered, None, None),
-                    Outcome::Retry { error, at_ms } => {
-                        (Status::Queued, Some(error), Some(at_ms as i64))
+                    Outcome::Retry { error, at } => {
+                        (Status::Queued, Some(error), Some(at.as_i64()))
                     }
                     Outcome::Dead { error } => (Status::Dead, Some(error), None),
                 };
@@ -359,17 +370,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn log_response(&self, response: Response, now_ms: u64) -> Result<(), StoreError> {
-        self.append_response(response, now_ms)
-    }
-
-    async fn next_due_ms(&self, routes: Option<Vec<String>>) -> Result<Option<u64>, StoreError> {
+    async fn next_due(&self, routes: Option<Vec<String>>) -> Result<Option<UnixMs>, StoreError> {
         let routes = routes_param(routes);
         self.run(Commit::Relaxed, move |conn| {
             let due: Option<i64> = conn
                 .prepare_cached(NEXT_DUE)?
                 .query_row([routes], |row| row.get(0))?;
-            Ok(due.map(|ms| ms.max(0) as u64))
+            Ok(due.map(UnixMs::from_i64))
         })
         .await
     }
@@ -402,19 +409,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn recover(&self, now_ms: u64) -> Result<u64, StoreError> {
+    async fn recover(&self, now: UnixMs) -> Result<u64, StoreError> {
         self.run(Commit::Durable, move |conn| {
             let n = conn.execute(
                 "UPDATE events SET status = 'queued', next_attempt_at_ms = ?1, updated_at_ms = ?1
                  WHERE status = 'running'",
-                [now_ms as i64],
+                [now.as_i64()],
             )?;
             Ok(n as u64)
         })
         .await
     }
 
-    async fn replay(&self, ids: Vec<i64>, now_ms: u64) -> Result<Vec<i64>, StoreError> {
+    fn gone(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        Box::pin(self.writer_gone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Admin for SqliteStore {
+    async fn replay(&self, ids: Vec<i64>, now: UnixMs) -> Result<Vec<i64>, StoreError> {
+        let now_ms = now.0;
         self.run(Commit::Durable, move |conn| {
             let mut found = Vec::new();
             for id in ids {
@@ -430,45 +445,6 @@ impl Store for SqliteStore {
                 }
             }
             Ok(found)
-        })
-        .await
-    }
-
-    async fn list(&self, filter: Filter) -> Result<Vec<Record>, StoreError> {
-        self.run(Commit::Relaxed, move |conn| {
-            let limit = if filter.limit == 0 {
-                -1
-            } else {
-                filter.limit as i64
-            };
-            let records = conn
-                .prepare_cached(
-                    "SELECT * FROM events
-                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR route = ?2)
-                     ORDER BY id DESC LIMIT ?3",
-                )?
-                .query_map(
-                    params![filter.status.map(Status::as_str), filter.route, limit],
-                    row_record,
-                )?
-                .collect::<Result<_, _>>()?;
-            Ok(records)
-        })
-        .await
-    }
-
-    async fn get(&self, id: i64) -> Result<Option<(Record, Event)>, StoreError> {
-        self.run(Commit::Relaxed, move |conn| {
-            let found = conn
-                .prepare_cached(
-                    "SELECT events.*, b.payload, b.raw_json
-                     FROM events LEFT JOIN event_bodies AS b USING (id) WHERE id = ?1",
-                )?
-                .query_row([id], |row| Ok((row_record(row)?, row_event(row)?)))
-                .optional()?;
-            found
-                .map(|(record, event)| Ok((record, event?)))
-                .transpose()
         })
         .await
     }
@@ -507,9 +483,10 @@ impl Store for SqliteStore {
 
     async fn prune(
         &self,
-        finished_before_ms: u64,
-        dedup_before_ms: u64,
+        finished_before: UnixMs,
+        dedup_before: UnixMs,
     ) -> Result<u64, StoreError> {
+        let (finished_before_ms, dedup_before_ms) = (finished_before.0, dedup_before.0);
         let seen = self.seen.clone();
         self.run(Commit::Relaxed, move |conn| {
             // Delivered events whose ids' window is still open (a retention
@@ -532,6 +509,52 @@ impl Store for SqliteStore {
                 window.forget_before(dedup_before_ms);
             }
             Ok(events as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl DeliveryLog for SqliteStore {
+    async fn log_response(&self, response: Response, now: UnixMs) -> Result<(), StoreError> {
+        self.append_response(response, now.0)
+    }
+
+    async fn list(&self, filter: Filter) -> Result<Vec<Record>, StoreError> {
+        self.run(Commit::Relaxed, move |conn| {
+            let limit = if filter.limit == 0 {
+                -1
+            } else {
+                filter.limit as i64
+            };
+            let records = conn
+                .prepare_cached(
+                    "SELECT * FROM events
+                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR route = ?2)
+                     ORDER BY id DESC LIMIT ?3",
+                )?
+                .query_map(
+                    params![filter.status.map(Status::as_str), filter.route, limit],
+                    row_record,
+                )?
+                .collect::<Result<_, _>>()?;
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn get(&self, id: i64) -> Result<Option<(Record, Event)>, StoreError> {
+        self.run(Commit::Relaxed, move |conn| {
+            let found = conn
+                .prepare_cached(
+                    "SELECT events.*, b.payload, b.raw_json
+                     FROM events LEFT JOIN event_bodies AS b USING (id) WHERE id = ?1",
+                )?
+                .query_row([id], |row| Ok((row_record(row)?, row_event(row)?)))
+                .optional()?;
+            found
+                .map(|(record, event)| Ok((record, event?)))
+                .transpose()
         })
         .await
     }

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use super::{Admission, Filter, Intake, Outcome, SqliteStore, Status, Store};
+use super::{
+    Admission, DeliveryLog, Filter, Intake, Outcome, Queue, Record, SqliteStore, Status, Store,
+    UnixMs,
+};
 use crate::event::{Event, Source};
 
 /// A flow call on `route`, as goflow decodes it: the store keeps its raw
@@ -46,61 +49,93 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-#[tokio::test]
-async fn dedup_holds_inside_the_window_only() {
-    let (_dir, store) = open();
+/// The delivery log once it holds `rows` rows: respond-log rows are
+/// written after `log_response` returns. Fails after a deadline.
+async fn logged(store: &dyn Store, rows: usize) -> Vec<Record> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = store.list(Filter::default()).await.unwrap();
+        if log.len() >= rows || tokio::time::Instant::now() > deadline {
+            assert_eq!(log.len(), rows, "rows in the delivery log");
+            return log;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn dedup_holds_inside_the_window_only(store: Arc<dyn Store>) {
     let e = || vec![event("r", "d1")];
     assert!(matches!(
-        store.enqueue(Intake::Queue, e(), 1_000, 0).await.unwrap()[0],
+        store
+            .enqueue(Intake::Queue, e(), UnixMs(1_000), UnixMs(0))
+            .await
+            .unwrap()[0],
         Admission::Queued(_)
     ));
     // 1 s later, window of 10 s: duplicate.
     assert_eq!(
-        store.enqueue(Intake::Queue, e(), 2_000, 0).await.unwrap(),
+        store
+            .enqueue(Intake::Queue, e(), UnixMs(2_000), UnixMs(0))
+            .await
+            .unwrap(),
         vec![Admission::Duplicate]
     );
     // Same id on another route is another event.
     let other = store
-        .enqueue(Intake::Queue, vec![event("r2", "d1")], 2_000, 0)
+        .enqueue(
+            Intake::Queue,
+            vec![event("r2", "d1")],
+            UnixMs(2_000),
+            UnixMs(0),
+        )
         .await
         .unwrap();
     assert!(matches!(other[0], Admission::Queued(_)));
     // 20 s later with a 10 s window: accepted again.
     assert!(matches!(
         store
-            .enqueue(Intake::Queue, e(), 21_000, 11_000)
+            .enqueue(Intake::Queue, e(), UnixMs(21_000), UnixMs(11_000))
             .await
             .unwrap()[0],
         Admission::Queued(_)
     ));
 }
 
-#[tokio::test]
-async fn a_retry_waits_for_its_time_and_counts_attempts() {
-    let (_dir, store) = open();
+async fn a_retry_waits_for_its_time_and_counts_attempts(store: Arc<dyn Store>) {
     store
-        .enqueue(Intake::Queue, vec![event("r", "d1")], 1_000, 0)
+        .enqueue(
+            Intake::Queue,
+            vec![event("r", "d1")],
+            UnixMs(1_000),
+            UnixMs(0),
+        )
         .await
         .unwrap();
-    let claimed = store.claim(1_000, 10, None).await.unwrap();
+    let claimed = store.claim(UnixMs(1_000), 10, None).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt, 1);
     assert_eq!(claimed[0].event.source.attempt, 1);
     let retry = Outcome::Retry {
         error: "busy".into(),
-        at_ms: 1_500,
+        at: UnixMs(1_500),
     };
     store
-        .finish(vec![(claimed[0].id, retry)], 1_000)
+        .finish(vec![(claimed[0].id, retry)], UnixMs(1_000))
         .await
         .unwrap();
-    assert_eq!(store.next_due_ms(None).await.unwrap(), Some(1_500));
-    assert!(store.claim(1_499, 10, None).await.unwrap().is_empty());
-    let again = store.claim(1_500, 10, None).await.unwrap();
+    assert_eq!(store.next_due(None).await.unwrap(), Some(UnixMs(1_500)));
+    assert!(
+        store
+            .claim(UnixMs(1_499), 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim(UnixMs(1_500), 10, None).await.unwrap();
     assert_eq!(again[0].attempt, 2);
     assert_eq!(again[0].event.source.attempt, 2);
     store
-        .finish(vec![(again[0].id, Outcome::Delivered)], 1_600)
+        .finish(vec![(again[0].id, Outcome::Delivered)], UnixMs(1_600))
         .await
         .unwrap();
     assert_eq!(store.depth().await.unwrap(), 0);
@@ -110,28 +145,26 @@ async fn a_retry_waits_for_its_time_and_counts_attempts() {
     assert_eq!(log[0].last_error.as_deref(), Some("busy"));
 }
 
-#[tokio::test]
-async fn one_write_records_several_outcomes() {
-    let (_dir, store) = open();
+async fn one_write_records_several_outcomes(store: Arc<dyn Store>) {
     store
         .enqueue(
             Intake::Queue,
             vec![event("r", "a"), event("r", "b"), event("r", "c")],
-            1_000,
-            0,
+            UnixMs(1_000),
+            UnixMs(0),
         )
         .await
         .unwrap();
-    let claimed = store.claim(1_000, 2, None).await.unwrap();
+    let claimed = store.claim(UnixMs(1_000), 2, None).await.unwrap();
     assert_eq!(claimed.len(), 2, "no more than the limit");
     let retry = Outcome::Retry {
         error: "later".into(),
-        at_ms: 3_000,
+        at: UnixMs(3_000),
     };
     store
         .finish(
             vec![(claimed[0].id, Outcome::Delivered), (claimed[1].id, retry)],
-            1_100,
+            UnixMs(1_100),
         )
         .await
         .unwrap();
@@ -141,14 +174,12 @@ async fn one_write_records_several_outcomes() {
     assert_eq!(status_of(&log, claimed[0].id), Some(Status::Delivered));
     assert_eq!(status_of(&log, claimed[1].id), Some(Status::Queued));
     // The third was never claimed; the retried one waits for its time.
-    let next = store.claim(1_100, 10, None).await.unwrap();
+    let next = store.claim(UnixMs(1_100), 10, None).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].event.source.delivery_id, "c");
 }
 
-#[tokio::test]
-async fn respond_log_rows_are_written_in_order_with_later_work() {
-    let (_dir, store) = open();
+async fn respond_log_rows_are_written_in_order_with_later_work(store: Arc<dyn Store>) {
     for n in 0..50 {
         let answered = super::Response {
             event: event("r", &format!("answered-{n}")),
@@ -156,11 +187,9 @@ async fn respond_log_rows_are_written_in_order_with_later_work() {
             error: (n % 10 == 0).then(|| "plugin failed".to_owned()),
             duration_us: 5,
         };
-        store.log_response(answered, 1_000).await.unwrap();
+        store.log_response(answered, UnixMs(1_000)).await.unwrap();
     }
-    // Jobs run in the order sent: the list sees every row logged before it.
-    let log = store.list(Filter::default()).await.unwrap();
-    assert_eq!(log.len(), 50);
+    let log = logged(&*store, 50).await;
     let failed = log.iter().filter(|r| r.status == Status::Failed).count();
     assert_eq!(failed, 5);
     assert!(
@@ -175,15 +204,26 @@ async fn events_left_running_by_a_crash_come_back() {
     {
         let store = SqliteStore::open(dir.path()).unwrap();
         store
-            .enqueue(Intake::Queue, vec![event("r", "d1")], 1_000, 0)
+            .enqueue(
+                Intake::Queue,
+                vec![event("r", "d1")],
+                UnixMs(1_000),
+                UnixMs(0),
+            )
             .await
             .unwrap();
-        assert_eq!(store.claim(1_000, 10, None).await.unwrap().len(), 1);
+        assert_eq!(store.claim(UnixMs(1_000), 10, None).await.unwrap().len(), 1);
     }
     let store = SqliteStore::open(dir.path()).unwrap();
-    assert!(store.claim(2_000, 10, None).await.unwrap().is_empty());
-    assert_eq!(store.recover(2_000).await.unwrap(), 1);
-    let claimed = store.claim(2_000, 10, None).await.unwrap();
+    assert!(
+        store
+            .claim(UnixMs(2_000), 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.recover(UnixMs(2_000)).await.unwrap(), 1);
+    let claimed = store.claim(UnixMs(2_000), 10, None).await.unwrap();
     assert_eq!(claimed[0].attempt, 2, "the interrupted attempt counts");
 }
 
@@ -196,8 +236,8 @@ async fn events_claimed_at_intake_are_running_and_come_back_after_a_crash() {
             .enqueue(
                 Intake::Claim,
                 vec![event("r", "d1"), event("r", "d1")],
-                1_000,
-                0,
+                UnixMs(1_000),
+                UnixMs(0),
             )
             .await
             .unwrap();
@@ -206,7 +246,13 @@ async fn events_claimed_at_intake_are_running_and_come_back_after_a_crash() {
             [Admission::Queued(_), Admission::Duplicate]
         ));
         // Already claimed: no worker claims it from the store as well.
-        assert!(store.claim(1_000, 10, None).await.unwrap().is_empty());
+        assert!(
+            store
+                .claim(UnixMs(1_000), 10, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(store.depth().await.unwrap(), 1);
         let [record] = &store.list(Filter::default()).await.unwrap()[..] else {
             panic!("one record");
@@ -214,28 +260,29 @@ async fn events_claimed_at_intake_are_running_and_come_back_after_a_crash() {
         assert_eq!((record.status, record.attempts), (Status::Running, 1));
     }
     let store = SqliteStore::open(dir.path()).unwrap();
-    assert_eq!(store.recover(2_000).await.unwrap(), 1);
-    let claimed = store.claim(2_000, 10, None).await.unwrap();
+    assert_eq!(store.recover(UnixMs(2_000)).await.unwrap(), 1);
+    let claimed = store.claim(UnixMs(2_000), 10, None).await.unwrap();
     assert_eq!(claimed[0].attempt, 2, "the interrupted attempt counts");
 }
 
-#[tokio::test]
-async fn dead_letters_replay_and_purge() {
-    let (_dir, store) = open();
+async fn dead_letters_replay_and_purge(store: Arc<dyn Store>) {
     store
         .enqueue(
             Intake::Queue,
             vec![event("r", "d1"), event("r", "d2")],
-            1_000,
-            0,
+            UnixMs(1_000),
+            UnixMs(0),
         )
         .await
         .unwrap();
-    for claimed in store.claim(1_000, 10, None).await.unwrap() {
+    for claimed in store.claim(UnixMs(1_000), 10, None).await.unwrap() {
         let dead = Outcome::Dead {
             error: "nope".into(),
         };
-        store.finish(vec![(claimed.id, dead)], 1_000).await.unwrap();
+        store
+            .finish(vec![(claimed.id, dead)], UnixMs(1_000))
+            .await
+            .unwrap();
     }
     let dead = store
         .list(Filter {
@@ -246,31 +293,32 @@ async fn dead_letters_replay_and_purge() {
         .unwrap();
     assert_eq!(dead.len(), 2);
     assert_eq!(
-        store.replay(vec![dead[0].id, 999], 2_000).await.unwrap(),
+        store
+            .replay(vec![dead[0].id, 999], UnixMs(2_000))
+            .await
+            .unwrap(),
         vec![dead[0].id]
     );
-    let claimed = store.claim(2_000, 10, None).await.unwrap();
+    let claimed = store.claim(UnixMs(2_000), 10, None).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt, 1, "a replay counts attempts afresh");
     assert_eq!(store.purge_dead(Vec::new()).await.unwrap(), 1);
     assert!(store.get(dead[1].id).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn retention_prunes_finished_events_only() {
-    let (_dir, store) = open();
+async fn retention_prunes_finished_events_only(store: Arc<dyn Store>) {
     store
         .enqueue(
             Intake::Queue,
             vec![event("r", "old"), event("r", "waiting")],
-            1_000,
-            0,
+            UnixMs(1_000),
+            UnixMs(0),
         )
         .await
         .unwrap();
-    let first = store.claim(1_000, 1, None).await.unwrap().remove(0);
+    let first = store.claim(UnixMs(1_000), 1, None).await.unwrap().remove(0);
     store
-        .finish(vec![(first.id, Outcome::Delivered)], 1_000)
+        .finish(vec![(first.id, Outcome::Delivered)], UnixMs(1_000))
         .await
         .unwrap();
     let answered = super::Response {
@@ -279,23 +327,26 @@ async fn retention_prunes_finished_events_only() {
         error: None,
         duration_us: 5,
     };
-    store.log_response(answered, 1_000).await.unwrap();
-    assert_eq!(store.prune(5_000, 0).await.unwrap(), 2);
+    store.log_response(answered, UnixMs(1_000)).await.unwrap();
+    logged(&*store, 3).await;
+    assert_eq!(store.prune(UnixMs(5_000), UnixMs(0)).await.unwrap(), 2);
     let left = store.list(Filter::default()).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].status, Status::Queued);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_enqueues_all_commit() {
-    let (_dir, store) = open();
-    let store = Arc::new(store);
+async fn concurrent_enqueues_all_commit(store: Arc<dyn Store>) {
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..200 {
         let store = store.clone();
         tasks.spawn(async move {
             store
-                .enqueue(Intake::Queue, vec![event("r", &format!("d{n}"))], 1_000, 0)
+                .enqueue(
+                    Intake::Queue,
+                    vec![event("r", &format!("d{n}"))],
+                    UnixMs(1_000),
+                    UnixMs(0),
+                )
                 .await
                 .unwrap()
         });
@@ -359,11 +410,14 @@ fn queue_queries_read_the_pending_index_not_the_log() {
     }
 }
 
-#[tokio::test]
-async fn an_event_whose_provider_is_gone_reads_as_corrupt() {
-    let (_dir, store) = open();
+async fn an_event_whose_provider_is_gone_reads_as_corrupt(store: Arc<dyn Store>) {
     store
-        .enqueue(Intake::Queue, vec![unreadable("r", "d1")], 1_000, 0)
+        .enqueue(
+            Intake::Queue,
+            vec![unreadable("r", "d1")],
+            UnixMs(1_000),
+            UnixMs(0),
+        )
         .await
         .unwrap();
     let read = store.get(1).await;
@@ -373,19 +427,19 @@ async fn an_event_whose_provider_is_gone_reads_as_corrupt() {
     );
 }
 
-#[tokio::test]
-async fn a_claim_dead_letters_an_event_it_cannot_read_and_hands_out_the_rest() {
-    let (_dir, store) = open();
+async fn a_claim_dead_letters_an_event_it_cannot_read_and_hands_out_the_rest(
+    store: Arc<dyn Store>,
+) {
     store
         .enqueue(
             Intake::Queue,
             vec![unreadable("r", "d1"), event("r", "d2")],
-            1_000,
-            0,
+            UnixMs(1_000),
+            UnixMs(0),
         )
         .await
         .unwrap();
-    let claimed = store.claim(1_000, 10, None).await.unwrap();
+    let claimed = store.claim(UnixMs(1_000), 10, None).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].event, event("r", "d2"));
 
@@ -401,7 +455,60 @@ async fn a_claim_dead_letters_an_event_it_cannot_read_and_hands_out_the_rest() {
     let reason = dead[0].last_error.as_deref().unwrap_or_default();
     assert!(reason.contains("unknown provider `nonesuch`"), "{reason}");
     // Nothing is left for a later claim to trip over.
-    assert!(store.claim(2_000, 10, None).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim(UnixMs(2_000), 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 mod hardening;
+mod postgres;
+
+use hardening::{
+    events_of_a_route_not_configured_wait_untouched,
+    purging_many_dead_letters_takes_many_short_transactions, the_kv_quota_counts_bytes,
+};
+
+/// The tests every backend passes, each run on a fresh store of each.
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let (_dir, store) = super::open();
+                    super::$test(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some((_server, store)) = super::postgres::open(stringify!($test)).await else {
+                        return;
+                    };
+                    super::$test(store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    dedup_holds_inside_the_window_only,
+    a_retry_waits_for_its_time_and_counts_attempts,
+    one_write_records_several_outcomes,
+    respond_log_rows_are_written_in_order_with_later_work,
+    dead_letters_replay_and_purge,
+    retention_prunes_finished_events_only,
+    concurrent_enqueues_all_commit,
+    an_event_whose_provider_is_gone_reads_as_corrupt,
+    a_claim_dead_letters_an_event_it_cannot_read_and_hands_out_the_rest,
+    purging_many_dead_letters_takes_many_short_transactions,
+    events_of_a_route_not_configured_wait_untouched,
+    the_kv_quota_counts_bytes,
+);

@@ -19,7 +19,7 @@ fn daemon(route_extra: &str, delivery: &str) -> Daemon {
 
 /// [`daemon`], to be started once the caller has added to it. No test
 /// here races the plugin deadline: a busy machine may take its time.
-fn site(route_extra: &str, delivery: &str) -> DaemonBuilder {
+pub(crate) fn site(route_extra: &str, delivery: &str) -> DaemonBuilder {
     DaemonBuilder::new(&format!(
         r#"
 [delivery]
@@ -43,7 +43,7 @@ mode = "queue"
 
 /// A flow call whose input text is the probe's command; `n` makes the
 /// body (and so its delivery id) unique.
-fn body(command: &str, n: usize) -> Value {
+pub(crate) fn body(command: &str, n: usize) -> Value {
     json!({"input": {"text": command}, "run": {"uuid": format!("run-{n}")}})
 }
 
@@ -61,7 +61,7 @@ async fn send(
 }
 
 /// Delivery ids the probe has logged as seen (`record` command).
-fn seen(lines: &[Value]) -> HashSet<String> {
+pub(crate) fn seen(lines: &[Value]) -> HashSet<String> {
     lines
         .iter()
         .filter(|l| l["plugin"] == "probe")
@@ -74,7 +74,7 @@ fn seen(lines: &[Value]) -> HashSet<String> {
 /// Sends `count` recorded events from `concurrency` tasks in the
 /// background; yields the delivery ids that got a 2xx. Requests that fail
 /// because the daemon died are not acknowledged, so not counted.
-fn blast(
+pub(crate) fn blast(
     daemon: &Daemon,
     count: usize,
     concurrency: usize,

@@ -3,6 +3,7 @@
 //! offers has a deadline; the secrets a test names are looked for in the
 //! whole log when the daemon is dropped.
 
+pub mod postgres;
 mod wait;
 
 pub use wait::{COMPILE_WAIT, WAIT, client, client_builder, eventually, output, skipped, within};
@@ -152,6 +153,7 @@ pub struct DaemonBuilder {
     env: Vec<(String, String)>,
     plugins_table: String,
     server_table: String,
+    storage_table: String,
     json_flag: bool,
     listen: String,
     secrets: Vec<String>,
@@ -165,6 +167,7 @@ impl DaemonBuilder {
             env: Vec::new(),
             plugins_table: String::new(),
             server_table: String::new(),
+            storage_table: String::new(),
             json_flag: true,
             listen: "127.0.0.1:0".to_owned(),
             secrets: Vec::new(),
@@ -220,6 +223,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// Extra keys of the `[storage]` table.
+    pub fn storage_settings(mut self, toml: &str) -> Self {
+        self.storage_table = toml.to_owned();
+        self
+    }
+
     /// The `[server] listen` address (`127.0.0.1:0` unless set), e.g.
     /// `[::]:0` for a dual-stack listener.
     pub fn listen(mut self, addr: &str) -> Self {
@@ -235,10 +244,11 @@ impl DaemonBuilder {
             std::fs::copy(wasm, plugins_dir.join(format!("{name}.wasm"))).unwrap();
         }
         let config = format!(
-            "[server]\nlisten = {:?}\n{}\n\n[storage]\npath = {:?}\n\n[plugins]\ndir = {:?}\n{}\n\n{}",
+            "[server]\nlisten = {:?}\n{}\n\n[storage]\npath = {:?}\n{}\n\n[plugins]\ndir = {:?}\n{}\n\n{}",
             self.listen,
             self.server_table,
             dir.path().join("data"),
+            self.storage_table,
             plugins_dir,
             self.plugins_table,
             self.routes

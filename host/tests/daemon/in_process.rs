@@ -36,9 +36,10 @@ async fn the_daemon_serves_in_process_and_stops_when_asked() {
     )
     .unwrap();
     // Loading compiles the plugin: off the async workers.
+    let runtime = tokio::runtime::Handle::current();
     let loaded = tokio::time::timeout(
         COMPILE_WAIT,
-        tokio::task::spawn_blocking(move || daemon::load(&path, true)),
+        tokio::task::spawn_blocking(move || runtime.block_on(daemon::load(&path, true))),
     )
     .await
     .expect("loading within the compile wait")

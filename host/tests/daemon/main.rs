@@ -36,5 +36,6 @@ mod reload;
 mod sandbox;
 mod scaffold;
 mod secrets;
+mod shared_store;
 mod sign;
 mod truora;

@@ -150,7 +150,7 @@ fn log_row(
 mod tests {
     use super::*;
     use crate::store::tests::event;
-    use crate::store::{Filter, Store};
+    use crate::store::{DeliveryLog, Filter};
 
     fn response(n: usize) -> Response {
         Response {

@@ -68,7 +68,11 @@ pub(super) fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Even
 
 /// Decodes an event's payload again from the raw JSON it was decoded from
 /// when it arrived, by the provider that decoded it then.
-fn payload_of(provider: &str, kind: &str, raw_json: &str) -> Result<Payload, String> {
+pub(in crate::store) fn payload_of(
+    provider: &str,
+    kind: &str,
+    raw_json: &str,
+) -> Result<Payload, String> {
     let decode =
         providers::decoder(provider).ok_or_else(|| format!("unknown provider `{provider}`"))?;
     providers::decode_again(decode, kind, raw_json)

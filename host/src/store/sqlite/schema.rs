@@ -159,7 +159,7 @@ mod tests {
     use super::*;
     use crate::event::{Contact, Event, FlowEvent, FlowStage, Payload, Source};
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Intake, Store};
+    use crate::store::{Admin, DeliveryLog, Intake, Queue, UnixMs};
 
     /// The `events` table before layouts had versions.
     const ONE_DOCUMENT_EVENTS: &str = "
@@ -244,11 +244,11 @@ mod tests {
         ));
         // The upgraded event is delivered like any other, and new events
         // are numbered after the old ones.
-        let claimed = store.claim(7, 10, None).await.unwrap();
+        let claimed = store.claim(UnixMs(7), 10, None).await.unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].event, flow_call("d-1"));
         let admitted = store
-            .enqueue(Intake::Queue, vec![flow_call("d-4")], 8, 0)
+            .enqueue(Intake::Queue, vec![flow_call("d-4")], UnixMs(8), UnixMs(0))
             .await
             .unwrap();
         assert_eq!(admitted, vec![crate::store::Admission::Queued(4)]);
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(old, flow_call("d-1"));
         let new = crate::store::tests::event("orders", "d-2");
         store
-            .enqueue(Intake::Queue, vec![new.clone()], 8, 0)
+            .enqueue(Intake::Queue, vec![new.clone()], UnixMs(8), UnixMs(0))
             .await
             .unwrap();
         let (_, read) = store.get(2).await.unwrap().unwrap();
@@ -341,19 +341,19 @@ mod tests {
             .enqueue(
                 Intake::Queue,
                 vec![flow_call("d-1"), flow_call("d-2")],
-                8,
-                0,
+                UnixMs(8),
+                UnixMs(0),
             )
             .await
             .unwrap();
         // Finished long ago, so retention prunes both.
-        let claimed = store.claim(8, 10, None).await.unwrap();
+        let claimed = store.claim(UnixMs(8), 10, None).await.unwrap();
         let delivered = claimed
             .iter()
             .map(|c| (c.id, crate::store::Outcome::Delivered))
             .collect();
-        store.finish(delivered, 8).await.unwrap();
-        assert_eq!(store.prune(9, 0).await.unwrap(), 2);
+        store.finish(delivered, UnixMs(8)).await.unwrap();
+        assert_eq!(store.prune(UnixMs(9), UnixMs(0)).await.unwrap(), 2);
         drop(store);
         let conn = Connection::open(dir.path().join("wirehook.db")).unwrap();
         let bodies: i64 = conn

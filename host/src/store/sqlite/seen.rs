@@ -180,7 +180,10 @@ mod tests {
     mod across_restarts {
         use crate::event::Event;
         use crate::store::tests::event;
-        use crate::store::{Admission, Intake, Outcome, Response, SqliteStore, Store, StoreError};
+        use crate::store::{
+            Admin, Admission, DeliveryLog, Intake, Outcome, Queue, Response, SqliteStore,
+            StoreError, UnixMs,
+        };
 
         fn received_at(mut event: Event, ms: u64) -> Event {
             event.source.received_at_ms = ms;
@@ -190,7 +193,7 @@ mod tests {
         async fn admit(store: &SqliteStore, delivery_id: &str, since_ms: u64) -> Admission {
             let e = received_at(event("r", delivery_id), 9_000);
             store
-                .enqueue(Intake::Queue, vec![e], 9_000, since_ms)
+                .enqueue(Intake::Queue, vec![e], UnixMs(9_000), UnixMs(since_ms))
                 .await
                 .unwrap()[0]
         }
@@ -204,7 +207,7 @@ mod tests {
                 received_at(event("r", "new"), 5_000),
             ];
             store
-                .enqueue(Intake::Queue, events, 5_000, 0)
+                .enqueue(Intake::Queue, events, UnixMs(5_000), UnixMs(0))
                 .await
                 .unwrap();
             let answered = Response {
@@ -213,7 +216,7 @@ mod tests {
                 error: None,
                 duration_us: 1,
             };
-            store.log_response(answered, 5_000).await.unwrap();
+            store.log_response(answered, UnixMs(5_000)).await.unwrap();
             // Written before the store closes: a later write waits behind it.
             store.depth().await.unwrap();
             drop(store);
@@ -242,16 +245,16 @@ mod tests {
                 received_at(event("r", "dead"), 5_000),
             ];
             store
-                .enqueue(Intake::Queue, events, 5_000, 0)
+                .enqueue(Intake::Queue, events, UnixMs(5_000), UnixMs(0))
                 .await
                 .unwrap();
-            let claimed = store.claim(5_000, 10, None).await.unwrap();
+            let claimed = store.claim(UnixMs(5_000), 10, None).await.unwrap();
             let dead = Outcome::Dead { error: "no".into() };
             let outcomes = vec![(claimed[0].id, Outcome::Delivered), (claimed[1].id, dead)];
-            store.finish(outcomes, 5_000).await.unwrap();
+            store.finish(outcomes, UnixMs(5_000)).await.unwrap();
             // A retention shorter than the window deletes the delivered
             // event, a purge the dead one.
-            assert_eq!(store.prune(6_000, 2_000).await.unwrap(), 1);
+            assert_eq!(store.prune(UnixMs(6_000), UnixMs(2_000)).await.unwrap(), 1);
             assert_eq!(store.purge_dead(Vec::new()).await.unwrap(), 1);
             drop(store);
 
@@ -260,7 +263,7 @@ mod tests {
                 assert_eq!(admit(&store, id, 2_000).await, Admission::Duplicate, "{id}");
             }
             // The window closes on both: their marks go, in memory and on disk.
-            store.prune(0, 6_000).await.unwrap();
+            store.prune(UnixMs(0), UnixMs(6_000)).await.unwrap();
             assert!(matches!(
                 admit(&store, "dead", 6_000).await,
                 Admission::Queued(_)
@@ -286,9 +289,17 @@ mod tests {
             )
             .unwrap();
             let refused = store
-                .enqueue(Intake::Queue, vec![event("r", "d1")], 9_000, 0)
+                .enqueue(
+                    Intake::Queue,
+                    vec![event("r", "d1")],
+                    UnixMs(9_000),
+                    UnixMs(0),
+                )
                 .await;
-            assert!(matches!(refused, Err(StoreError::Sqlite(_))), "{refused:?}");
+            assert!(
+                matches!(refused, Err(StoreError::Backend(_))),
+                "{refused:?}"
+            );
             conn.execute_batch("DROP TRIGGER refuse").unwrap();
             // The provider's retry is the event, not a duplicate of it.
             assert!(matches!(admit(&store, "d1", 0).await, Admission::Queued(_)));

@@ -1,0 +1,124 @@
+//! `[storage]`: where events, the delivery log and KV live, and where
+//! compiled plugins are cached.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::Problem;
+use crate::secret::SecretSource;
+
+/// Which store backs the daemon.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// One file under `path`: one daemon per store.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database at `url`, shared by several daemons.
+    Postgres,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub backend: Backend,
+    /// The PostgreSQL connection URL (`postgres://…` or key=value form),
+    /// in the secret forms: it carries a password. Never logged.
+    pub url: Option<SecretSource>,
+    /// Connections to PostgreSQL this daemon keeps at most.
+    pub pool_size: usize,
+    /// Directory of the embedded store and of the plugin compilation cache.
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            url: None,
+            pool_size: 16,
+            path: PathBuf::from("data"),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The PostgreSQL URL, read from where `url` says. The error names
+    /// where it looked, never the value.
+    pub fn database_url(&self) -> Result<String, String> {
+        let url = self
+            .url
+            .as_ref()
+            .ok_or("storage.url is required with backend = \"postgres\"")?;
+        let secret = url.resolve().map_err(|e| format!("storage.url: {e}"))?;
+        String::from_utf8(secret.expose().to_vec())
+            .map_err(|_| "storage.url: is not UTF-8".to_owned())
+    }
+
+    pub(super) fn problems(&self, problems: &mut Vec<Problem>) {
+        if self.pool_size == 0 {
+            problems.push(Problem::new("storage.pool_size", "must be at least 1"));
+        }
+        match (self.backend, &self.url) {
+            (Backend::Postgres, None) => problems.push(Problem::new(
+                "storage.url",
+                "is required with backend = \"postgres\"",
+            )),
+            (Backend::Postgres, Some(url)) => {
+                match url.resolve().map(|s| s.expose().to_vec()) {
+                    Err(reason) => problems.push(Problem::new("storage.url", reason)),
+                    Ok(bytes) => {
+                        let parsed = std::str::from_utf8(&bytes)
+                            .map_err(|_| "is not UTF-8".to_owned())
+                            .and_then(|url| {
+                                url.parse::<tokio_postgres::Config>()
+                                    // The parser's message may quote the URL.
+                                    .map(drop)
+                                    .map_err(|_| "is not a PostgreSQL connection URL".to_owned())
+                            });
+                        if let Err(reason) = parsed {
+                            problems.push(Problem::new("storage.url", reason));
+                        }
+                    }
+                }
+            }
+            (Backend::Sqlite, Some(_)) => problems.push(Problem::new(
+                "storage.url",
+                "is read only with backend = \"postgres\"",
+            )),
+            (Backend::Sqlite, None) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(toml: &str) -> Vec<String> {
+        use figment::providers::Format;
+        let storage: StorageConfig = figment::Figment::from(figment::providers::Toml::string(toml))
+            .extract()
+            .unwrap();
+        let mut problems = Vec::new();
+        storage.problems(&mut problems);
+        problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn postgres_needs_a_url_that_parses_and_is_never_quoted() {
+        assert!(problems("").is_empty(), "sqlite needs nothing");
+        let missing = problems("backend = \"postgres\"");
+        assert!(missing[0].starts_with("storage.url"), "{missing:?}");
+        let garbled =
+            problems("backend = \"postgres\"\nurl = \"postgres://u:hunter2@h:notaport/db\"");
+        assert_eq!(garbled.len(), 1, "{garbled:?}");
+        assert!(!garbled[0].contains("hunter2"), "{garbled:?}");
+        let fine = problems("backend = \"postgres\"\nurl = \"host=/run/postgresql dbname=w\"");
+        assert!(fine.is_empty(), "{fine:?}");
+        let stray = problems("url = \"host=/run/postgresql\"");
+        assert!(stray[0].starts_with("storage.url"), "{stray:?}");
+    }
+}
