@@ -13,7 +13,9 @@ use crate::harness::{Daemon, eventually};
 const TOKEN: &str = "queue-token";
 
 /// A daemon on `server`'s database, with a short lease so that a killed
-/// daemon's events come back within the test.
+/// daemon's events come back within the test, yet long enough that a
+/// daemon starved of CPU on a busy machine still renews it in time (a
+/// lapsed lease lets a second instance deliver an event again).
 fn on_database(server: &PgServer) -> Daemon {
     let inline = r#"
 [[route]]
@@ -24,7 +26,7 @@ secret = "env:TEST_QUEUE_TOKEN"
 plugins = ["probe"]
 mode = "respond"
 "#;
-    site(inline, "lease_secs = 3")
+    site(inline, "lease_secs = 10")
         .storage_settings("backend = \"postgres\"\nurl = \"env:TEST_DATABASE_URL\"")
         .env("TEST_DATABASE_URL", &server.url())
         .start()
