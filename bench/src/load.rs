@@ -28,7 +28,8 @@ const ANSWER_WAIT: Duration = Duration::from_secs(30);
 /// How one run is shaped.
 #[derive(Debug, Clone)]
 pub struct Shape {
-    pub addr: SocketAddr,
+    /// The servers; connection `n` goes to `addrs[n % len]`.
+    pub addrs: Vec<SocketAddr>,
     pub connections: usize,
     pub warmup: Duration,
     pub duration: Duration,
@@ -100,7 +101,8 @@ pub async fn run(label: &str, shape: &Shape, requests: Arc<Requests>) -> anyhow:
     let tasks: Vec<_> = (0..shape.connections)
         .map(|connection| {
             let requests = requests.clone();
-            let (addr, expect) = (shape.addr, shape.expect);
+            let addr = shape.addrs[connection % shape.addrs.len()];
+            let expect = shape.expect;
             tokio::spawn(async move {
                 drive(addr, expect, connection, &requests, window_start, end).await
             })

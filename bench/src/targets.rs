@@ -81,7 +81,13 @@ impl Drop for Running {
 pub struct Site {
     pub dir: PathBuf,
     pub config: PathBuf,
+    /// The PostgreSQL connection string the store is on; `None` for
+    /// SQLite under `dir`.
+    pub database: Option<String>,
 }
+
+/// The variable a PostgreSQL site's `storage.url` names.
+const DATABASE_URL_VAR: &str = "BENCH_DATABASE_URL";
 
 impl Site {
     /// Writes `routes` (TOML: `[[route]]` and `[plugin.NAME]` tables) under
@@ -93,6 +99,18 @@ impl Site {
         plugins: &[(String, PathBuf)],
         routes: &str,
         cache: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        Self::create_on(dir, plugins, routes, cache, None)
+    }
+
+    /// As [`Site::create`], with the store on the PostgreSQL database at
+    /// `database` when given (several sites may share one).
+    pub fn create_on(
+        dir: &Path,
+        plugins: &[(String, PathBuf)],
+        routes: &str,
+        cache: Option<&Path>,
+        database: Option<&str>,
     ) -> anyhow::Result<Self> {
         let plugin_dir = dir.join("plugins");
         let data = dir.join("data");
@@ -110,14 +128,20 @@ impl Site {
             }
         }
         let config = dir.join("wirehook.toml");
+        let backend = if database.is_some() {
+            format!("backend = \"postgres\"\nurl = \"env:{DATABASE_URL_VAR}\"\n")
+        } else {
+            String::new()
+        };
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\npath = {data:?}\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\n{backend}path = {data:?}\n\n\
              [reload]\nwatch = false\n\n[plugins]\ndir = {plugin_dir:?}\n\n{routes}"
         );
         std::fs::write(&config, text)?;
         Ok(Self {
             dir: dir.to_owned(),
             config,
+            database: database.map(str::to_owned),
         })
     }
 
@@ -125,9 +149,24 @@ impl Site {
     /// (beside the running daemon, as `wirehook events` does).
     pub fn backlog(&self) -> anyhow::Result<u64> {
         use wirehook::store::Queue as _;
-        let store = wirehook::store::SqliteStore::open(&self.dir.join("data"))?;
-        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-        Ok(runtime.block_on(store.depth())?)
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let Some(url) = &self.database else {
+            let store = wirehook::store::SqliteStore::open(&self.dir.join("data"))?;
+            return Ok(runtime.block_on(store.depth())?);
+        };
+        runtime.block_on(async {
+            let store = wirehook::store::PostgresStore::connect(
+                url,
+                Default::default(),
+                1,
+                30,
+                wirehook::store::Role::Command,
+            )
+            .await?;
+            Ok(store.depth().await?)
+        })
     }
 
     /// Starts wirehook on this site and waits for its "listening" line.
@@ -141,6 +180,9 @@ impl Site {
             .env("BENCH_TRUORA_SECRET", TRUORA_SECRET)
             .env(ONEROUTE_SECRET_VAR, ONEROUTE_SECRET)
             .current_dir(&self.dir);
+        if let Some(url) = &self.database {
+            command.env(DATABASE_URL_VAR, url);
+        }
         start_logged(command)
     }
 }

@@ -20,9 +20,10 @@ use wirehook_bench::requests::{Kind, Requests};
     about = "Signed webhook load at a fixed concurrency"
 )]
 struct Args {
-    /// The server, e.g. 127.0.0.1:8080.
-    #[arg(long)]
-    addr: SocketAddr,
+    /// The server, e.g. 127.0.0.1:8080; repeated, the connections are
+    /// spread over the servers in turn.
+    #[arg(long = "addr", required = true)]
+    addrs: Vec<SocketAddr>,
     /// Paths to POST to, in turn (repeatable).
     #[arg(long = "path", required = true)]
     paths: Vec<String>,
@@ -61,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         args.paths.clone(),
     )?);
     let shape = Shape {
-        addr: args.addr,
+        addrs: args.addrs,
         connections: args.connections.max(1),
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration),

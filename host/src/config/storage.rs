@@ -29,6 +29,9 @@ pub struct StorageConfig {
     pub url: Option<SecretSource>,
     /// Connections to PostgreSQL this daemon keeps at most.
     pub pool_size: usize,
+    /// PEM certificates trusted for TLS to PostgreSQL in place of
+    /// Mozilla's roots (see `sslmode` in the URL).
+    pub ca_file: Option<PathBuf>,
     /// Directory of the embedded store and of the plugin compilation cache.
     pub path: PathBuf,
 }
@@ -39,6 +42,7 @@ impl Default for StorageConfig {
             backend: Backend::Sqlite,
             url: None,
             pool_size: 16,
+            ca_file: None,
             path: PathBuf::from("data"),
         }
     }
@@ -66,29 +70,28 @@ impl StorageConfig {
                 "storage.url",
                 "is required with backend = \"postgres\"",
             )),
-            (Backend::Postgres, Some(url)) => {
-                match url.resolve().map(|s| s.expose().to_vec()) {
-                    Err(reason) => problems.push(Problem::new("storage.url", reason)),
-                    Ok(bytes) => {
-                        let parsed = std::str::from_utf8(&bytes)
-                            .map_err(|_| "is not UTF-8".to_owned())
-                            .and_then(|url| {
-                                url.parse::<tokio_postgres::Config>()
-                                    // The parser's message may quote the URL.
-                                    .map(drop)
-                                    .map_err(|_| "is not a PostgreSQL connection URL".to_owned())
-                            });
-                        if let Err(reason) = parsed {
-                            problems.push(Problem::new("storage.url", reason));
-                        }
+            (Backend::Postgres, Some(url)) => match url.resolve().map(|s| s.expose().to_vec()) {
+                Err(reason) => problems.push(Problem::new("storage.url", reason)),
+                Ok(bytes) => {
+                    let parsed = std::str::from_utf8(&bytes)
+                        .map_err(|_| "is not UTF-8".to_owned())
+                        .and_then(|url| crate::store::postgres::tls::parse_url(url).map(drop));
+                    if let Err(reason) = parsed {
+                        problems.push(Problem::new("storage.url", reason));
                     }
                 }
-            }
+            },
             (Backend::Sqlite, Some(_)) => problems.push(Problem::new(
                 "storage.url",
                 "is read only with backend = \"postgres\"",
             )),
             (Backend::Sqlite, None) => {}
+        }
+        if let (Backend::Sqlite, Some(_)) = (self.backend, &self.ca_file) {
+            problems.push(Problem::new(
+                "storage.ca_file",
+                "is read only with backend = \"postgres\"",
+            ));
         }
     }
 }

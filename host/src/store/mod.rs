@@ -71,7 +71,10 @@ pub async fn open(
                 Role::Daemon => storage.pool_size,
                 Role::Command => 2,
             };
-            Arc::new(PostgresStore::connect(&url, pool_size, delivery.lease_secs, role).await?)
+            let tls = postgres::Tls {
+                ca_file: storage.ca_file.as_deref(),
+            };
+            Arc::new(PostgresStore::connect(&url, tls, pool_size, delivery.lease_secs, role).await?)
         }
     })
 }

@@ -19,6 +19,8 @@
 //! Events queued (not claimed at intake) are announced with NOTIFY, so
 //! that an idle instance claims them at once.
 //!
+//! Connections use TLS as the URL's `sslmode` asks (`tls.rs`).
+//!
 //! Every operation is bounded: the pool waits [`OP_TIMEOUT`] at most for
 //! a connection, and a statement that does not answer in that time fails
 //! as [`StoreError::Unavailable`], which the door answers with 503.
@@ -28,7 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 use super::{Admission, Claimed, Intake, Outcome, Queue, Role, Status, StoreError, UnixMs};
 use crate::event::{Event, Source};
@@ -37,6 +38,7 @@ mod kv;
 mod listen;
 mod log;
 mod schema;
+pub mod tls;
 
 /// The channel queued events are announced on.
 const CHANNEL: &str = "wirehook_queue";
@@ -81,7 +83,13 @@ pub(super) fn pg_error(e: tokio_postgres::Error) -> StoreError {
         }
     };
     if unavailable {
-        StoreError::Unavailable(e.to_string())
+        // tokio-postgres keeps the cause (a refused TLS handshake, say)
+        // out of its own message.
+        let reason = match std::error::Error::source(&e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        };
+        StoreError::Unavailable(reason)
     } else {
         StoreError::Backend(Box::new(e))
     }
@@ -101,19 +109,27 @@ async fn bounded<T>(op: impl Future<Output = Result<T, StoreError>>) -> Result<T
         .map_err(|_| StoreError::Unavailable(format!("no answer within {OP_TIMEOUT:?}")))?
 }
 
+/// How connections are encrypted beside the URL's `sslmode`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tls<'a> {
+    /// Certificates trusted in place of Mozilla's roots.
+    pub ca_file: Option<&'a std::path::Path>,
+}
+
 impl PostgresStore {
     /// Connects to the database at `url`, applying migrations. The daemon
     /// also listens for queued events and renews its leases.
     pub async fn connect(
         url: &str,
+        tls: Tls<'_>,
         pool_size: usize,
         lease_secs: u64,
         role: Role,
     ) -> Result<Self, StoreError> {
         // The parser's own message may quote the URL, password and all.
-        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
-            StoreError::Config("storage.url is not a PostgreSQL connection URL".into())
-        })?;
+        let (mut config, mode) = tls::parse_url(url)
+            .map_err(|reason| StoreError::Config(format!("storage.url: {reason}")))?;
+        let connector = tls::connector(mode, tls.ca_file).map_err(StoreError::Config)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -122,7 +138,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -136,7 +152,18 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
         {
-            let mut client = bounded(async { pool.get().await.map_err(pool_error) }).await?;
+            let mut client = bounded(async { pool.get().await.map_err(pool_error) })
+                .await
+                .map_err(|e| match e {
+                    // Say which setting a refused handshake comes from.
+                    StoreError::Unavailable(reason) if reason.contains("TLS") => {
+                        StoreError::Unavailable(format!(
+                            "storage.url (sslmode {}): {reason}",
+                            mode.as_str()
+                        ))
+                    }
+                    other => other,
+                })?;
             bounded(schema::migrate(&mut client)).await?;
         }
         let held = Arc::default();
@@ -146,6 +173,7 @@ impl PostgresStore {
         let tasks = match role {
             Role::Daemon => listen::Tasks::start(
                 config,
+                connector,
                 pool.clone(),
                 holder.clone(),
                 lease_ms,

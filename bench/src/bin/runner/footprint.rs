@@ -91,7 +91,7 @@ impl Bench<'_> {
         let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
         let duration = (self.args.duration / 2.0).max(1.0);
         let load = self.load(
-            &running,
+            &[&running],
             &format!("footprint-{name}"),
             "goflow",
             Expect::OrderStatus,

@@ -12,6 +12,7 @@ mod attacked;
 mod express;
 mod footprint;
 mod measure;
+mod postgres;
 
 use std::path::{Path, PathBuf};
 
@@ -211,6 +212,11 @@ enum Target {
         dir: PathBuf,
         workers: usize,
     },
+    /// Row 4's route on PostgreSQL, with this many daemons.
+    Postgres {
+        wasm: PathBuf,
+        instances: usize,
+    },
 }
 
 /// A line of the table: its target, or why it has none ("not built",
@@ -243,6 +249,13 @@ impl Bench<'_> {
             name,
             target: express.clone().map(|dir| Target::Express { dir, workers }),
         };
+        let postgres = |instances, name| Line {
+            id: "8",
+            name,
+            target: postgres::available()
+                .and_then(|()| self.paths.plugin("order-status"))
+                .map(|wasm| Target::Postgres { wasm, instances }),
+        };
         vec![
             Line {
                 id: LIMIT,
@@ -273,6 +286,8 @@ impl Bench<'_> {
                 "order-status",
                 false,
             ),
+            postgres(1, "wirehook queue on PostgreSQL: goflow, one instance"),
+            postgres(2, "wirehook queue on PostgreSQL: goflow, two instances"),
             wirehook(
                 "5",
                 "wirehook respond: Rust order-status, isolation = \"event\"",
@@ -389,6 +404,7 @@ impl Bench<'_> {
             }
             Target::Wirehook { setup, wasm } => self.wirehook_row(id, round, setup, wasm),
             Target::UnderAttack { wasm } => self.attacked_row(id, round, wasm),
+            Target::Postgres { wasm, instances } => self.postgres_row(id, round, *instances, wasm),
             Target::Express { dir, workers } => {
                 let running = targets::express(dir, *workers)?;
                 self.measure(

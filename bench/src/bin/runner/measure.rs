@@ -22,14 +22,33 @@ impl Bench<'_> {
         expect: Expect,
         paths: &[&str],
     ) -> anyhow::Result<Measured> {
-        let cpu_before = running.cpu_time();
+        self.measure_all(&[running], label, provider, expect, paths)
+    }
+
+    /// As [`Bench::measure`], with the connections spread over several
+    /// instances: CPU and memory are theirs together.
+    pub(super) fn measure_all(
+        &self,
+        running: &[&Running],
+        label: &str,
+        provider: &str,
+        expect: Expect,
+        paths: &[&str],
+    ) -> anyhow::Result<Measured> {
+        let cpu_time = || {
+            running
+                .iter()
+                .map(|r| r.cpu_time())
+                .sum::<std::time::Duration>()
+        };
+        let cpu_before = cpu_time();
         let load = self.load(running, label, provider, expect, paths, self.args.duration)?;
-        let cpu = running.cpu_time().saturating_sub(cpu_before);
+        let cpu = cpu_time().saturating_sub(cpu_before);
         let cpu_us_per_request = (load.answered_in_run > 0)
             .then(|| cpu.as_secs_f64() * 1e6 / load.answered_in_run as f64);
         Ok(Measured {
             load,
-            rss_kib: running.rss_kib(),
+            rss_kib: running.iter().map(|r| r.rss_kib()).sum(),
             cpu_us_per_request,
             backlog: None,
             attack: None,
@@ -38,7 +57,7 @@ impl Bench<'_> {
 
     pub(super) fn load(
         &self,
-        running: &Running,
+        running: &[&Running],
         label: &str,
         provider: &str,
         expect: Expect,
@@ -51,9 +70,10 @@ impl Bench<'_> {
             GOFLOW_TOKEN
         };
         let mut command = Command::new(self.paths.exe("wirehook-loadgen"));
+        for target in running {
+            command.arg("--addr").arg(target.addr.to_string());
+        }
         command
-            .arg("--addr")
-            .arg(running.addr.to_string())
             .args(["--provider", provider, "--secret", secret, "--label", label])
             .arg("--connections")
             .arg(self.args.connections.to_string())

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
+use super::tls::MakeRustlsConnect;
 use super::{CHANNEL, bounded, pool_error};
 use crate::store::{StoreError, UnixMs};
 
@@ -34,13 +35,14 @@ impl Tasks {
 
     pub(super) fn start(
         config: tokio_postgres::Config,
+        tls: MakeRustlsConnect,
         pool: Pool,
         holder: String,
         lease_ms: u64,
         held: Arc<Mutex<HashSet<i64>>>,
         queued: Arc<Notify>,
     ) -> Self {
-        let listen = tokio::spawn(listen(config, queued));
+        let listen = tokio::spawn(listen(config, tls, queued));
         let renew = tokio::spawn(renew(pool, holder, lease_ms, held));
         Self(vec![listen.abort_handle(), renew.abort_handle()])
     }
@@ -48,9 +50,9 @@ impl Tasks {
 
 /// Wakes `queued` at every notification on [`CHANNEL`], and once after
 /// each (re)connection, for what was queued while it was not listening.
-async fn listen(config: tokio_postgres::Config, queued: Arc<Notify>) {
+async fn listen(config: tokio_postgres::Config, tls: MakeRustlsConnect, queued: Arc<Notify>) {
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let listening = async { client.batch_execute(&format!("LISTEN {CHANNEL}")).await };
                 // The connection is driven by polling its messages, which

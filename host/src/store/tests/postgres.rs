@@ -30,9 +30,15 @@ pub(super) async fn open(test: &str) -> Option<(PgServer, Arc<dyn Store>)> {
 /// Another instance's store on `server`. As a command's, it renews no
 /// leases by the clock, so that injected time alone moves them.
 async fn connect(server: &PgServer) -> PostgresStore {
-    PostgresStore::connect(&server.url(), 4, LEASE_SECS, Role::Command)
-        .await
-        .unwrap()
+    PostgresStore::connect(
+        &server.url(),
+        Default::default(),
+        4,
+        LEASE_SECS,
+        Role::Command,
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +128,14 @@ async fn a_schema_newer_than_the_binary_is_refused() {
         .execute("INSERT INTO wirehook_schema (version) VALUES (1000)", &[])
         .await
         .unwrap();
-    let refused = PostgresStore::connect(&server.url(), 2, LEASE_SECS, Role::Daemon).await;
+    let refused = PostgresStore::connect(
+        &server.url(),
+        Default::default(),
+        2,
+        LEASE_SECS,
+        Role::Daemon,
+    )
+    .await;
     assert!(
         matches!(refused, Err(StoreError::NewerLayout { found: 1000, .. })),
         "{:?}",
@@ -177,7 +190,7 @@ async fn a_daemon_renews_the_leases_of_the_events_it_holds() {
         return;
     };
     // A lease of a second, renewed every third of it.
-    let daemon = PostgresStore::connect(&server.url(), 2, 1, Role::Daemon)
+    let daemon = PostgresStore::connect(&server.url(), Default::default(), 2, 1, Role::Daemon)
         .await
         .unwrap();
     let now = UnixMs::now();
@@ -207,4 +220,32 @@ async fn a_daemon_renews_the_leases_of_the_events_it_holds() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_refuses_a_server_without_tls() {
+    let test = "sslmode_require_refuses_a_server_without_tls";
+    let Some(server) = tokio::task::spawn_blocking(move || PgServer::start(test))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let url = format!("{} sslmode=require", server.url());
+    let refused = PostgresStore::connect(&url, Default::default(), 2, LEASE_SECS, Role::Command)
+        .await
+        .err()
+        .expect("a server without TLS is refused under sslmode=require");
+    let StoreError::Unavailable(reason) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert!(
+        reason.contains("sslmode require") && reason.contains("does not support TLS"),
+        "{reason}"
+    );
+    // The same server without the demand is fine: `prefer` falls back.
+    let url = format!("{} sslmode=prefer", server.url());
+    PostgresStore::connect(&url, Default::default(), 2, LEASE_SECS, Role::Command)
+        .await
+        .unwrap();
 }

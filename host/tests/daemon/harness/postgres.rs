@@ -15,7 +15,7 @@ pub struct PgServer {
 }
 
 /// Where PostgreSQL's server programs are, if it is installed.
-fn bin_dir() -> Option<PathBuf> {
+pub fn bin_dir() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|dir| dir.join("initdb"))
