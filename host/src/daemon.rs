@@ -142,7 +142,7 @@ pub async fn run(
         table,
         started,
     } = loaded;
-    let store = store.context("the daemon needs its store: load it with open_store")?;
+    let store = store.context("the daemon needs its store: `load` it with `open_store` set")?;
     let writer_gone = store.gone();
     let metrics = Arc::new(Metrics::new(stores::files(&config.storage)));
     let plugins = table.plugins().count();
@@ -221,6 +221,7 @@ pub async fn run(
         dispatcher: dispatcher.clone(),
         metrics,
     });
+    let took = started.elapsed();
     tracing::info!(
         addr = %listen,
         tls = certificate.is_some(),
@@ -228,14 +229,14 @@ pub async fn run(
         routes = config.routes.len(),
         plugins,
         precompiled,
-        took_ms = started.elapsed().as_millis() as u64,
+        took_ms = took.as_millis() as u64,
         "listening"
     );
     let ready = ready::Ready {
         addr: listen,
         tls: certificate.is_some(),
         metrics: metrics_addr,
-        took: started.elapsed(),
+        took,
     };
     println!(
         "{}",
