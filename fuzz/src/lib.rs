@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use wirehook::algorithm::{HmacAlgorithm, SignatureEncoding};
-use wirehook::config::provider::{HmacOptions, MetaOptions, ProviderId, ProviderOptions};
+use wirehook::config::provider::{
+    HmacOptions, MetaOptions, ProviderId, ProviderOptions, TwilioOptions,
+};
 use wirehook::providers::{self, Provider, ProviderConfig, Request, Signed};
 use wirehook::secret::Secret;
 
@@ -22,29 +24,32 @@ pub struct Fuzzed {
 }
 
 impl Fuzzed {
-    /// The provider `selector` names: its low three bits pick the provider
+    /// The provider `selector` names: its low four bits pick the provider
     /// (in [`ProviderId::ALL`] order), the next ones an `hmac` route's
     /// options, so every hash, encoding and prefix is reached.
     pub fn from_selector(selector: u8) -> Self {
         let known = ProviderId::ALL;
-        let id = known[usize::from(selector & 7) % known.len()];
+        let id = known[usize::from(selector & 15) % known.len()];
         let options = match ProviderOptions::bare(id) {
             ProviderOptions::Hmac(_) => ProviderOptions::Hmac(HmacOptions {
                 header: None,
-                algorithm: if selector & 8 == 0 {
+                algorithm: if selector & 16 == 0 {
                     HmacAlgorithm::Sha256
                 } else {
                     HmacAlgorithm::Sha512
                 },
-                encoding: if selector & 16 == 0 {
+                encoding: if selector & 32 == 0 {
                     SignatureEncoding::Hex
                 } else {
                     SignatureEncoding::Base64
                 },
-                prefix: if selector & 32 != 0 { "sha256=" } else { "" }.to_owned(),
+                prefix: if selector & 64 != 0 { "sha256=" } else { "" }.to_owned(),
             }),
             ProviderOptions::Meta(_) => ProviderOptions::Meta(MetaOptions {
                 verify_token: Some(Secret::new(VERIFY_TOKEN.as_bytes())),
+            }),
+            ProviderOptions::Twilio(_) => ProviderOptions::Twilio(TwilioOptions {
+                public_url: Some("https://hooks.example.com/twilio".parse().expect("a URL")),
             }),
             other => other,
         };

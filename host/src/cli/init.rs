@@ -76,6 +76,48 @@ const TEMPLATES: &[Template] = &[
         extra: "",
     },
     Template {
+        id: "github",
+        about: "GitHub: X-Hub-Signature-256 with the webhook's secret (content type application/json)",
+        env: &[("GITHUB_WEBHOOK_SECRET", "the webhook's secret")],
+        extra: "",
+    },
+    Template {
+        id: "slack",
+        about: "Slack: X-Slack-Signature (v0) with the app's signing secret; events, slash commands, interactivity",
+        env: &[("SLACK_SIGNING_SECRET", "the Slack app's signing secret")],
+        extra: "",
+    },
+    Template {
+        id: "stripe",
+        about: "Stripe: Stripe-Signature (t=,v1=) with the endpoint's whsec_ signing secret",
+        env: &[(
+            "STRIPE_WEBHOOK_SECRET",
+            "the endpoint's whsec_... signing secret",
+        )],
+        extra: "",
+    },
+    Template {
+        id: "telegram",
+        about: "Telegram Bot API: setWebhook's secret_token, sent in X-Telegram-Bot-Api-Secret-Token",
+        env: &[(
+            "TELEGRAM_SECRET_TOKEN",
+            "the secret_token given to setWebhook",
+        )],
+        extra: "",
+    },
+    Template {
+        id: "twilio",
+        about: "Twilio: X-Twilio-Signature (HMAC-SHA1) with the auth token over the URL Twilio calls",
+        env: &[("TWILIO_AUTH_TOKEN", "the account's auth token")],
+        extra: "public_url = \"https://hooks.example.com/hooks/twilio\"  # the URL set in Twilio's console\n",
+    },
+    Template {
+        id: "vonage",
+        about: "Vonage Messages API signed webhooks: a Bearer JWT (HS256) with the signature secret",
+        env: &[("VONAGE_SIGNATURE_SECRET", "the account's signature secret")],
+        extra: "",
+    },
+    Template {
         id: "hmac",
         about: "any sender of a plain HMAC of the body in a header",
         env: &[("HMAC_SECRET", "the shared HMAC key")],

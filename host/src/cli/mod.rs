@@ -95,6 +95,9 @@ struct SignArgs {
     /// `hmac`: the route's `prefix`.
     #[arg(long)]
     prefix: Option<String>,
+    /// `twilio`: the route's `public_url`, the URL Twilio calls.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     /// Print a ready curl command that POSTs the request to URL instead.
     #[arg(long, value_name = "URL")]
     curl: Option<String>,
@@ -286,6 +289,7 @@ fn sign_options(id: ProviderId, args: &SignArgs) -> anyhow::Result<ProviderOptio
         ("algorithm", algorithm),
         ("encoding", encoding),
         ("prefix", args.prefix.clone().map(Value::from)),
+        ("public_url", args.public_url.clone().map(Value::from)),
     ] {
         if let Some(value) = value {
             keys.insert(key.to_owned(), value);

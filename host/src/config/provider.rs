@@ -23,38 +23,56 @@ use crate::secret::{Secret, SecretSource};
 /// The providers wirehook knows, by their `provider` id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProviderId {
+    Github,
     Goflow,
     Hmac,
     Messangi,
     Meta,
     Oneroute,
+    Slack,
     StandardWebhooks,
+    Stripe,
+    Telegram,
     Truora,
+    Twilio,
+    Vonage,
     Whatsable,
 }
 
 impl ProviderId {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 14] = [
+        Self::Github,
         Self::Goflow,
         Self::Hmac,
         Self::Messangi,
         Self::Meta,
         Self::Oneroute,
+        Self::Slack,
         Self::StandardWebhooks,
+        Self::Stripe,
+        Self::Telegram,
         Self::Truora,
+        Self::Twilio,
+        Self::Vonage,
         Self::Whatsable,
     ];
 
     /// The id as written in a route's `provider`.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::Github => "github",
             Self::Goflow => "goflow",
             Self::Hmac => "hmac",
             Self::Messangi => "messangi",
             Self::Meta => "meta",
             Self::Oneroute => "oneroute",
+            Self::Slack => "slack",
             Self::StandardWebhooks => "standard-webhooks",
+            Self::Stripe => "stripe",
+            Self::Telegram => "telegram",
             Self::Truora => "truora",
+            Self::Twilio => "twilio",
+            Self::Vonage => "vonage",
             Self::Whatsable => "whatsable",
         }
     }
@@ -118,29 +136,50 @@ pub struct MetaOptions {
     pub verify_token: Option<Secret>,
 }
 
+/// Twilio.
+#[derive(Debug, Clone, Default)]
+pub struct TwilioOptions {
+    /// The URL Twilio calls, as configured in Twilio's console, without
+    /// its query: Twilio signs it, and behind a proxy it is not the URL
+    /// wirehook sees. Required.
+    pub public_url: Option<url::Url>,
+}
+
 /// A route's provider with its options, resolved.
 #[derive(Debug, Clone)]
 pub enum ProviderOptions {
+    Github,
     Goflow(TokenOptions),
     Hmac(HmacOptions),
     Messangi(TokenOptions),
     Meta(MetaOptions),
     Oneroute,
+    Slack,
     StandardWebhooks,
+    Stripe,
+    Telegram,
     Truora,
+    Twilio(TwilioOptions),
+    Vonage,
     Whatsable(TokenOptions),
 }
 
 impl ProviderOptions {
     pub fn id(&self) -> ProviderId {
         match self {
+            Self::Github => ProviderId::Github,
             Self::Goflow(_) => ProviderId::Goflow,
             Self::Hmac(_) => ProviderId::Hmac,
             Self::Messangi(_) => ProviderId::Messangi,
             Self::Meta(_) => ProviderId::Meta,
             Self::Oneroute => ProviderId::Oneroute,
+            Self::Slack => ProviderId::Slack,
             Self::StandardWebhooks => ProviderId::StandardWebhooks,
+            Self::Stripe => ProviderId::Stripe,
+            Self::Telegram => ProviderId::Telegram,
             Self::Truora => ProviderId::Truora,
+            Self::Twilio(_) => ProviderId::Twilio,
+            Self::Vonage => ProviderId::Vonage,
             Self::Whatsable(_) => ProviderId::Whatsable,
         }
     }
@@ -148,13 +187,19 @@ impl ProviderOptions {
     /// Provider `id` with every option at its default.
     pub fn bare(id: ProviderId) -> Self {
         match id {
+            ProviderId::Github => Self::Github,
             ProviderId::Goflow => Self::Goflow(TokenOptions::default()),
             ProviderId::Hmac => Self::Hmac(HmacOptions::default()),
             ProviderId::Messangi => Self::Messangi(TokenOptions::default()),
             ProviderId::Meta => Self::Meta(MetaOptions::default()),
             ProviderId::Oneroute => Self::Oneroute,
+            ProviderId::Slack => Self::Slack,
             ProviderId::StandardWebhooks => Self::StandardWebhooks,
+            ProviderId::Stripe => Self::Stripe,
+            ProviderId::Telegram => Self::Telegram,
             ProviderId::Truora => Self::Truora,
+            ProviderId::Twilio => Self::Twilio(TwilioOptions::default()),
+            ProviderId::Vonage => Self::Vonage,
             ProviderId::Whatsable => Self::Whatsable(TokenOptions::default()),
         }
     }
@@ -195,7 +240,20 @@ impl ProviderOptions {
                         .and_then(|token| resolver.secret("verify_token", &token)),
                 })
             }
-            ProviderId::Oneroute | ProviderId::StandardWebhooks | ProviderId::Truora => {
+            ProviderId::Twilio => {
+                let keys: TwilioKeys = resolver.keys(keys)?;
+                Self::Twilio(TwilioOptions {
+                    public_url: resolver.public_url(keys.public_url),
+                })
+            }
+            ProviderId::Github
+            | ProviderId::Oneroute
+            | ProviderId::Slack
+            | ProviderId::StandardWebhooks
+            | ProviderId::Stripe
+            | ProviderId::Telegram
+            | ProviderId::Truora
+            | ProviderId::Vonage => {
                 let NoKeys {} = resolver.keys(keys)?;
                 Self::bare(id)
             }
@@ -228,6 +286,13 @@ struct HmacKeys {
 #[serde(deny_unknown_fields)]
 struct MetaKeys {
     verify_token: Option<SecretSource>,
+}
+
+/// Twilio's keys, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TwilioKeys {
+    public_url: Option<String>,
 }
 
 /// A provider that reads no key beyond the ones every route has.
@@ -319,6 +384,34 @@ impl Resolver<'_> {
         }
     }
 
+    /// An absolute `http(s)` URL without query or fragment; required.
+    fn public_url(&mut self, written: Option<String>) -> Option<url::Url> {
+        let Some(written) = written else {
+            self.problem(
+                "public_url",
+                format!("the `{}` provider needs the URL it calls", self.id),
+            );
+            return None;
+        };
+        match url::Url::parse(&written) {
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.query().is_none()
+                    && url.fragment().is_none() =>
+            {
+                Some(url)
+            }
+            // Never the value: a URL may carry credentials.
+            _ => {
+                self.problem(
+                    "public_url",
+                    "is not an absolute http(s) URL without query or fragment",
+                );
+                None
+            }
+        }
+    }
+
     fn secret(&mut self, key: &str, source: &SecretSource) -> Option<Secret> {
         source
             .resolve()
@@ -394,6 +487,28 @@ mod tests {
     }
 
     #[test]
+    fn twilio_needs_a_plain_public_url() {
+        let problems = resolved("provider = \"twilio\"").unwrap_err();
+        assert!(
+            problems[0].starts_with("route[0].public_url: the `twilio` provider needs"),
+            "{problems:?}"
+        );
+        for url in [
+            "hooks.example.com/twilio",
+            "ftp://hooks.example.com/t",
+            "https://hooks.example.com/t?token=hidden",
+        ] {
+            let problems =
+                resolved(&format!("provider = \"twilio\"\npublic_url = \"{url}\"")).unwrap_err();
+            assert!(
+                problems[0].starts_with("route[0].public_url: is not")
+                    && !problems[0].contains("hidden"),
+                "{problems:?}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_providers_list_the_known_ones() {
         let problems = resolved("provider = \"carrier-pigeon\"").unwrap_err();
         assert!(
@@ -406,7 +521,13 @@ mod tests {
     #[test]
     fn every_provider_resolves_with_no_keys() {
         for id in ProviderId::ALL {
-            let options = resolved(&format!("provider = \"{id}\"")).unwrap();
+            // Twilio signs the URL it calls, which wirehook cannot know.
+            let keys = if id == ProviderId::Twilio {
+                "\npublic_url = \"https://hooks.example.com/twilio\""
+            } else {
+                ""
+            };
+            let options = resolved(&format!("provider = \"{id}\"{keys}")).unwrap();
             assert_eq!(options.id(), id);
             assert_eq!(id.as_str().parse::<ProviderId>(), Ok(id));
         }

@@ -5,7 +5,16 @@
 //!
 //! Decoding needs no config and no secret: an event is a function of the
 //! verified document it came from, so the store keeps that document alone
-//! and decodes it again when the event is read ([`Decode`]).
+//! and decodes it again when the event is read ([`Decode`]). What a
+//! provider sends outside the document travels in [`Verified`]: the
+//! delivery id, and the kind when a header names it (GitHub's
+//! `X-GitHub-Event`). A document whose kind travels in a header decodes
+//! to exactly one event, so [`decode_again`] finds it under that kind.
+//!
+//! Form bodies (`application/x-www-form-urlencoded`) are proven over
+//! their raw bytes like any other, then become a JSON object of their
+//! fields ([`form`]): the document, for providers that send forms. Every
+//! other provider refuses a body that is not JSON with 415.
 //!
 //! Each provider also signs: [`Provider::sign`] produces exactly what the
 //! provider would send, for `wirehook sign` and for tests. Signing sits
@@ -22,7 +31,9 @@ use crate::config::provider::{ProviderId, ProviderOptions};
 use crate::event::{Decoded, Payload};
 use crate::secret::Secret;
 
+mod form;
 mod generic_hmac;
+mod github;
 mod goflow;
 pub mod jsjson;
 // Public for the fuzz targets (fuzz/).
@@ -33,12 +44,17 @@ mod meta;
 mod oneroute;
 #[cfg(test)]
 mod regressions;
+mod slack;
 mod standard_webhooks;
+mod stripe;
+mod telegram;
 #[cfg(test)]
 mod testkit;
 mod time;
 mod token;
 mod truora;
+mod twilio;
+mod vonage;
 mod whatsable;
 
 /// Decodes a verified document into one or more events. Unknown event
@@ -102,14 +118,29 @@ pub struct Verified<'r> {
     /// The provider's id for the delivery when it travels outside the
     /// document (Standard Webhooks' `webhook-id` header).
     pub delivery_id: Option<String>,
+    /// The event's kind when it travels outside the document (GitHub's
+    /// `X-GitHub-Event`): it names the one event the document decodes to.
+    pub kind: Option<String>,
+    /// The JSON wirehook itself answers with, 200, when the request is a
+    /// check of the endpoint rather than an event (Slack's
+    /// `url_verification` challenge, GitHub's `ping`): nothing is decoded,
+    /// stored or passed to a plugin.
+    pub answer: Option<String>,
 }
 
 impl<'r> Verified<'r> {
     /// The request body, proven as it is.
     pub fn body(req: &Request<'r>) -> Self {
+        Self::document(Cow::Borrowed(req.body))
+    }
+
+    /// `document`, proven, with nothing outside it.
+    pub fn document(document: Cow<'r, [u8]>) -> Self {
         Self {
-            document: Cow::Borrowed(req.body),
+            document,
             delivery_id: None,
+            kind: None,
+            answer: None,
         }
     }
 }
@@ -253,26 +284,34 @@ pub struct ConfigIssue {
 pub fn decoder(id: &str) -> Option<Decode> {
     let id: ProviderId = id.parse().ok()?;
     Some(match id {
+        ProviderId::Github => github::decode,
         ProviderId::Goflow => goflow::decode,
         ProviderId::Hmac => generic_hmac::decode,
         ProviderId::Messangi => messangi::decode,
         ProviderId::Meta => meta::decode,
         ProviderId::Oneroute => oneroute::decode,
+        ProviderId::Slack => slack::decode,
         ProviderId::StandardWebhooks => standard_webhooks::decode,
+        ProviderId::Stripe => stripe::decode,
+        ProviderId::Telegram => telegram::decode,
         ProviderId::Truora => truora::decode,
+        ProviderId::Twilio => twilio::decode,
+        ProviderId::Vonage => vonage::decode,
         ProviderId::Whatsable => whatsable::decode,
     })
 }
 
 /// The payload of the `kind` event that `decode` finds in an event's
 /// `raw_json`: how the store reads an event it kept only the raw JSON of.
+/// A kind that travelled in a header ([`Verified::kind`]) names the one
+/// event its document decodes to, under the provider's own kind.
 pub fn decode_again(decode: Decode, kind: &str, raw_json: &str) -> Result<Payload, String> {
-    decode(raw_json.as_bytes())
-        .map_err(|rejection| rejection.to_string())?
-        .into_iter()
-        .find(|event| event.kind == kind)
-        .map(|event| event.payload)
-        .ok_or_else(|| format!("its raw JSON decodes to no `{kind}` event"))
+    let mut events = decode(raw_json.as_bytes()).map_err(|rejection| rejection.to_string())?;
+    match events.iter().position(|event| event.kind == kind) {
+        Some(at) => Ok(events.swap_remove(at).payload),
+        None if events.len() == 1 => Ok(events.remove(0).payload),
+        None => Err(format!("its raw JSON decodes to no `{kind}` event")),
+    }
 }
 
 /// Builds the provider `config.options` says, with its secret.
@@ -282,13 +321,19 @@ pub fn build(config: &ProviderConfig<'_>) -> Result<Arc<dyn Provider>, ConfigIss
         reason: format!("the `{}` provider needs a secret", config.options.id()),
     })?;
     let provider: Box<dyn Provider> = match config.options {
+        ProviderOptions::Github => github::build(secret),
         ProviderOptions::Goflow(options) => goflow::build(options, secret)?,
         ProviderOptions::Hmac(options) => generic_hmac::build(options, secret),
         ProviderOptions::Messangi(options) => messangi::build(options, secret)?,
         ProviderOptions::Meta(options) => meta::build(options, secret),
         ProviderOptions::Oneroute => oneroute::build(secret, config.slow_checks.clone()),
+        ProviderOptions::Slack => slack::build(secret),
         ProviderOptions::StandardWebhooks => standard_webhooks::build(&secret)?,
+        ProviderOptions::Stripe => stripe::build(secret),
+        ProviderOptions::Telegram => telegram::build(secret),
         ProviderOptions::Truora => truora::build(&secret),
+        ProviderOptions::Twilio(options) => twilio::build(options, secret)?,
+        ProviderOptions::Vonage => vonage::build(&secret),
         ProviderOptions::Whatsable(options) => whatsable::build(options, secret)?,
     };
     Ok(Arc::from(provider))
@@ -324,8 +369,17 @@ mod tests {
     #[test]
     fn every_provider_builds_with_default_options() {
         for id in ProviderId::ALL {
+            let options = match ProviderOptions::bare(id) {
+                // Twilio signs the URL it calls, which has no default.
+                ProviderOptions::Twilio(_) => {
+                    ProviderOptions::Twilio(crate::config::provider::TwilioOptions {
+                        public_url: Some("https://hooks.example.com/t".parse().unwrap()),
+                    })
+                }
+                options => options,
+            };
             let built = build(&ProviderConfig {
-                options: &ProviderOptions::bare(id),
+                options: &options,
                 secret: Some(Secret::new(&b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"[..])),
                 slow_checks: SlowChecks::default(),
             });

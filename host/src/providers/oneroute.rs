@@ -77,13 +77,10 @@ impl Provider for OneRoute {
         let verified = if self.matches(req.body, &signature) {
             Verified::body(req)
         } else {
-            Verified {
-                document: Cow::Owned(
-                    self.matches_restringified(req.body, &signature)?
-                        .into_bytes(),
-                ),
-                delivery_id: None,
-            }
+            Verified::document(Cow::Owned(
+                self.matches_restringified(req.body, &signature)?
+                    .into_bytes(),
+            ))
         };
         super::require_json_content_type(req.headers)?;
         Ok(verified)

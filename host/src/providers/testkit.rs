@@ -103,7 +103,11 @@ pub fn receive(
     req: &Req,
 ) -> Result<Vec<Decoded>, Rejection> {
     let verified = provider.verify(&req.request())?;
-    let events = decode(&verified.document)?;
+    let mut events = decode(&verified.document)?;
+    if let Some(kind) = &verified.kind {
+        assert_eq!(events.len(), 1, "a header's kind names one event");
+        events[0].kind = kind.clone();
+    }
     for event in &events {
         // The store keeps an event's raw JSON alone and reads it this way.
         assert_eq!(

@@ -1,5 +1,31 @@
 //! Timestamps as providers send them, to milliseconds since the Unix epoch,
-//! without a calendar crate: RFC 3339 / ISO 8601 UTC text and Unix seconds.
+//! without a calendar crate: RFC 3339 / ISO 8601 UTC text and Unix seconds;
+//! and the freshness check of a signed timestamp.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How far a signed timestamp may be from now, either way: a captured
+/// request cannot be replayed later than this.
+pub const TOLERANCE: Duration = Duration::from_secs(5 * 60);
+
+/// Refuses a signed timestamp (Unix seconds, as text of digits only) more
+/// than [`TOLERANCE`] from `now`.
+pub fn check_fresh(sent: &str, now: SystemTime) -> Result<(), super::Rejection> {
+    use super::Rejection;
+    let sent = sent
+        .parse::<u64>()
+        .ok()
+        .filter(|_| !sent.is_empty() && sent.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| Rejection::unauthorized("the timestamp is not Unix seconds"))?;
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    if sent.saturating_add(TOLERANCE.as_secs()) < now {
+        return Err(Rejection::unauthorized("timestamp too old (replay?)"));
+    }
+    if sent > now.saturating_add(TOLERANCE.as_secs()) {
+        return Err(Rejection::unauthorized("timestamp too far in the future"));
+    }
+    Ok(())
+}
 
 /// `2024-03-23T21:41:44.477Z` (or with an offset such as `+02:00`) → ms.
 /// `None` for anything else.

@@ -59,10 +59,9 @@ impl Provider for Truora {
         if !claims.get().starts_with('{') {
             return Err(Rejection::bad_request("JWT claims are not a JSON object"));
         }
-        Ok(Verified {
-            document: Cow::Owned(String::from(Box::<str>::from(claims)).into_bytes()),
-            delivery_id: None,
-        })
+        Ok(Verified::document(Cow::Owned(
+            String::from(Box::<str>::from(claims)).into_bytes(),
+        )))
     }
 
     /// The payload becomes the claims of an HS256 JWT, which is the body.

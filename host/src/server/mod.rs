@@ -190,11 +190,15 @@ async fn answer(
         query,
         body: &body,
     };
-    let decoded = route.provider.verify(&request).and_then(|verified| {
-        let decoded = (route.decode)(&verified.document)?;
-        Ok((verified, decoded))
-    });
-    let (verified, decoded) = match decoded {
+    let verified = match route.provider.verify(&request) {
+        Ok(verified) => verified,
+        Err(rejection) => return unverified(&rejection),
+    };
+    if let Some(answer) = verified.answer {
+        tracing::info!(route = %route.name, %remote, "endpoint check answered");
+        return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
+    }
+    let decoded = match (route.decode)(&verified.document) {
         Ok(decoded) => decoded,
         Err(rejection) => return unverified(&rejection),
     };
@@ -332,7 +336,8 @@ fn status_of(rejection: &Rejection) -> StatusCode {
 /// event's own id from the provider, else the delivery's (a signed
 /// header), else a hash of route and proven document. The document, not
 /// the raw body, so that a body re-spaced on the way (OneRoute proves the
-/// re-serialised form) keeps its id.
+/// re-serialised form) keeps its id. A kind the provider sent outside
+/// the document names its one event.
 fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> Vec<Event> {
     let received_at_ms = crate::clock::now_ms();
     let several = decoded.len() > 1;
@@ -359,6 +364,10 @@ fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> V
                 (None, None) if several => format!("{}-{i}", document_hash()),
                 (None, None) => document_hash(),
             };
+            let kind = match &verified.kind {
+                Some(kind) if !several => kind.clone(),
+                _ => d.kind,
+            };
             Event {
                 source: Source {
                     provider: route.provider_id.as_str().to_owned(),
@@ -367,7 +376,7 @@ fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> V
                     received_at_ms,
                     attempt: 1,
                 },
-                kind: d.kind,
+                kind,
                 payload: d.payload,
                 raw_json: d.raw_json,
             }

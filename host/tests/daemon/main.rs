@@ -28,6 +28,7 @@ mod hardening;
 mod in_process;
 mod inflight;
 mod log_hygiene;
+mod more_providers;
 mod ops;
 mod pool;
 mod providers;
