@@ -14,6 +14,29 @@ pub(crate) enum HostPattern {
     Ip(IpAddr),
 }
 
+/// Why an `allow_http` entry is not an origin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{entry}` is not an origin (scheme://host[:port]): {fault}")]
+pub struct OriginError {
+    pub entry: String,
+    pub fault: OriginFault,
+}
+
+/// The part of an `allow_http` entry that is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OriginFault {
+    #[error("no scheme")]
+    NoScheme,
+    #[error("the scheme must be http or https")]
+    Scheme,
+    #[error("only scheme, host and port are allowed")]
+    NotOnlyAnOrigin,
+    #[error("bad port")]
+    Port,
+    #[error("bad host")]
+    Host,
+}
+
 /// One `allow_http` entry: `scheme://host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -23,23 +46,25 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn parse(entry: &str) -> Result<Self, String> {
-        let invalid =
-            |why: &str| format!("`{entry}` is not an origin (scheme://host[:port]): {why}");
+    pub fn parse(entry: &str) -> Result<Self, OriginError> {
+        let invalid = |fault| OriginError {
+            entry: entry.to_owned(),
+            fault,
+        };
         let (scheme, rest) = entry
             .split_once("://")
-            .ok_or_else(|| invalid("no scheme"))?;
+            .ok_or_else(|| invalid(OriginFault::NoScheme))?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "http" => 80,
             "https" => 443,
-            _ => return Err(invalid("the scheme must be http or https")),
+            _ => return Err(invalid(OriginFault::Scheme)),
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains(['/', '?', '#', '@']) {
-            return Err(invalid("only scheme, host and port are allowed"));
+            return Err(invalid(OriginFault::NotOnlyAnOrigin));
         }
-        let (host, port) = split_port(authority).map_err(|e| invalid(&e))?;
+        let (host, port) = split_port(authority).map_err(invalid)?;
         let host = if let Some(domain) = host.strip_prefix("*.") {
             HostPattern::Subdomains(normalise(domain))
         } else if let Some(ip) = host
@@ -54,7 +79,7 @@ impl Origin {
         };
         if matches!(&host, HostPattern::Exact(h) | HostPattern::Subdomains(h) if h.is_empty() || h.contains('*'))
         {
-            return Err(invalid("bad host"));
+            return Err(invalid(OriginFault::Host));
         }
         Ok(Self {
             scheme,
@@ -81,7 +106,7 @@ impl Origin {
     }
 }
 
-fn split_port(authority: &str) -> Result<(&str, Option<u16>), String> {
+fn split_port(authority: &str) -> Result<(&str, Option<u16>), OriginFault> {
     let port_at = if authority.starts_with('[') {
         authority.find("]:").map(|i| i + 1)
     } else {
@@ -89,9 +114,7 @@ fn split_port(authority: &str) -> Result<(&str, Option<u16>), String> {
     };
     match port_at {
         Some(i) => {
-            let port = authority[i + 1..]
-                .parse()
-                .map_err(|_| "bad port".to_owned())?;
+            let port = authority[i + 1..].parse().map_err(|_| OriginFault::Port)?;
             Ok((&authority[..i], Some(port)))
         }
         None => Ok((authority, None)),
@@ -148,14 +171,19 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused() {
-        for entry in [
-            "crm.example.com",
-            "ftp://x",
-            "https://x/path",
-            "https://*",
-            "https://a:b",
+        for (entry, fault) in [
+            ("crm.example.com", OriginFault::NoScheme),
+            ("ftp://x", OriginFault::Scheme),
+            ("https://x/path", OriginFault::NotOnlyAnOrigin),
+            ("https://*", OriginFault::Host),
+            ("https://a:b", OriginFault::Port),
         ] {
-            assert!(Origin::parse(entry).is_err(), "{entry}");
+            let err = Origin::parse(entry).unwrap_err();
+            assert_eq!(err.fault, fault, "{entry}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("`{entry}` is not an origin"))
+            );
         }
     }
 }

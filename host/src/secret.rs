@@ -44,17 +44,37 @@ impl fmt::Debug for SecretSource {
     }
 }
 
+/// Why a secret could not be read. It says where wirehook looked, never
+/// what it found.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable `{0}` is not set")]
+    EnvUnset(String),
+    #[error("cannot read {}: {error}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A literal secret that is blank.
+    #[error("is empty")]
+    EmptyLiteral,
+    /// An `env:` or `file:` secret that is blank; `from` is its source as
+    /// written.
+    #[error("{from} is empty")]
+    Empty { from: String },
+}
+
 impl SecretSource {
-    /// Reads the secret. The error says where it looked, never what it found.
-    pub fn resolve(&self) -> Result<Secret, String> {
+    /// Reads the secret.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
         let secret = match self {
             Self::Env(var) => std::env::var_os(var)
-                .ok_or_else(|| format!("environment variable `{var}` is not set"))?
+                .ok_or_else(|| SecretError::EnvUnset(var.clone()))?
                 .into_encoded_bytes(),
             Self::File(path) => {
                 let path = expand_credentials_dir(path);
                 let mut bytes = std::fs::read(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    .map_err(|error| SecretError::Unreadable { path, error })?;
                 while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     bytes.pop();
                 }
@@ -62,13 +82,15 @@ impl SecretSource {
             }
             Self::Literal(secret) => {
                 if blank(secret.expose()) {
-                    return Err("is empty".to_owned());
+                    return Err(SecretError::EmptyLiteral);
                 }
                 return Ok(secret.clone());
             }
         };
         if blank(&secret) {
-            return Err(format!("{self:?} is empty"));
+            return Err(SecretError::Empty {
+                from: format!("{self:?}"),
+            });
         }
         Ok(Secret::new(secret))
     }
@@ -169,7 +191,10 @@ mod tests {
         for (i, contents) in ["", "\n", " \r\n", "\t \n\n"].into_iter().enumerate() {
             let path = dir.path().join(format!("s{i}"));
             std::fs::write(&path, contents).unwrap();
-            let err = SecretSource::File(path.clone()).resolve().unwrap_err();
+            let err = SecretSource::File(path.clone())
+                .resolve()
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(&path.display().to_string()), "{err}");
             assert!(err.contains("empty"), "{err}");
         }
@@ -177,7 +202,8 @@ mod tests {
             let err = SecretSource::from(literal.to_owned())
                 .resolve()
                 .unwrap_err();
-            assert_eq!(err, "is empty");
+            assert!(matches!(err, SecretError::EmptyLiteral), "{err}");
+            assert_eq!(err.to_string(), "is empty");
         }
         // Whitespace around a real secret is not blankness.
         assert!(SecretSource::from(" s ".to_owned()).resolve().is_ok());
@@ -187,7 +213,8 @@ mod tests {
     fn missing_env_names_the_variable() {
         let err = SecretSource::Env("WIREHOOK_TEST_UNSET_VAR".into())
             .resolve()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("WIREHOOK_TEST_UNSET_VAR"), "{err}");
     }
 }

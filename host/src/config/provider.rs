@@ -415,7 +415,7 @@ impl Resolver<'_> {
     fn secret(&mut self, key: &str, source: &SecretSource) -> Option<Secret> {
         source
             .resolve()
-            .map_err(|reason| self.problem(key, reason))
+            .map_err(|reason| self.problem(key, reason.to_string()))
             .ok()
     }
 }

@@ -161,7 +161,7 @@ impl Config {
                 .and_then(|source| match source.resolve() {
                     Ok(secret) => Some(secret),
                     Err(reason) => {
-                        problems.push(Problem::new(key("secret"), reason));
+                        problems.push(Problem::new(key("secret"), reason.to_string()));
                         None
                     }
                 });
@@ -210,7 +210,7 @@ fn resolve_plugin(
             }
             Err(reason) => problems.push(Problem::new(
                 format!("plugin.{name}.settings.{key}"),
-                reason,
+                reason.to_string(),
             )),
         }
     }
@@ -220,7 +220,7 @@ fn resolve_plugin(
             Ok(origin) => allow_http.push(origin),
             Err(reason) => problems.push(Problem::new(
                 format!("plugin.{name}.allow_http[{i}]"),
-                reason,
+                reason.to_string(),
             )),
         }
     }

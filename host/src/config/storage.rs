@@ -71,7 +71,7 @@ impl StorageConfig {
                 "is required with backend = \"postgres\"",
             )),
             (Backend::Postgres, Some(url)) => match url.resolve().map(|s| s.expose().to_vec()) {
-                Err(reason) => problems.push(Problem::new("storage.url", reason)),
+                Err(reason) => problems.push(Problem::new("storage.url", reason.to_string())),
                 Ok(bytes) => {
                     let parsed = std::str::from_utf8(&bytes)
                         .map_err(|_| "is not UTF-8".to_owned())

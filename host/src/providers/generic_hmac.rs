@@ -15,7 +15,7 @@ use axum::http::HeaderName;
 use serde_json::Value;
 
 use super::mac::BodySignature;
-use super::{Provider, Rejection, Request, Signed, Verified, json};
+use super::{Provider, Rejection, Request, SignError, Signed, Verified, json};
 use crate::config::provider::{Header, HmacOptions};
 use crate::event::{Decoded, Payload};
 use crate::secret::Secret;
@@ -52,7 +52,7 @@ impl Provider for GenericHmac {
         Ok(Verified::body(req))
     }
 
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, SignError> {
         Ok(self.signature.sign(&self.secret, payload))
     }
 }

@@ -167,8 +167,8 @@ mod tests {
         }
     }
 
-    /// How goflow bodies were read before borrowed members, over a
-    /// parsed `Value`: the borrowed reading must agree with it.
+    /// A goflow body read over a parsed `Value`: the borrowed reading
+    /// must agree with it.
     fn decode_as_value(body: &[u8]) -> Result<FlowEvent, String> {
         use crate::providers::json::{any_text, object, scalar_text, text};
         let body = object(body).map_err(|e| e.to_string())?;

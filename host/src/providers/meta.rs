@@ -35,7 +35,7 @@ use axum::http::HeaderName;
 use serde_json::{Map, Value, json};
 
 use super::mac::BodySignature;
-use super::{Budget, Handshake, Provider, Rejection, Request, Signed, Verified, json};
+use super::{Budget, Handshake, Provider, Rejection, Request, SignError, Signed, Verified, json};
 use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
 use crate::config::provider::MetaOptions;
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Message, Payload, StatusUpdate};
@@ -74,7 +74,7 @@ impl Provider for Meta {
         Ok(Verified::body(req))
     }
 
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, SignError> {
         Ok(self.signature.sign(&self.secret, payload))
     }
 

@@ -74,6 +74,20 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
+/// Why a provider could not sign a payload ([`Provider::sign`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// The payload is not JSON; the parser's reason when it gave one.
+    #[error("payload is not JSON{}", .0.as_deref().map(|e| format!(": {e}")).unwrap_or_default())]
+    NotJson(Option<String>),
+    #[error("payload is not a JSON object")]
+    NotObject,
+    #[error("cannot sign the JWT: {0}")]
+    Jwt(String),
+    #[error("a header value must be text")]
+    HeaderNotText,
+}
+
 /// Why a request was refused; each maps to one HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
@@ -173,7 +187,7 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Builds the request the provider would send for the JSON `payload`
     /// at time `now`, proven the way [`Provider::verify`] checks.
-    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, String>;
+    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, SignError>;
 
     /// The GET handshake the provider makes before sending events (Meta's
     /// `hub.challenge`), if it makes one. `None` (the default): a GET to

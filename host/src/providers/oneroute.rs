@@ -22,7 +22,9 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::{Provider, Rejection, Request, Signed, SlowChecks, Verified, jsjson, json, mac};
+use super::{
+    Provider, Rejection, Request, SignError, Signed, SlowChecks, Verified, jsjson, json, mac,
+};
 use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
 use crate::event::{CampaignEvent, Contact, Decoded, Message, Payload};
 use crate::secret::Secret;
@@ -87,8 +89,8 @@ impl Provider for OneRoute {
     }
 
     /// OneRoute sends `JSON.stringify(body)` and signs exactly that text.
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
-        let body = jsjson::restringify(payload).ok_or("payload is not JSON")?;
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, SignError> {
+        let body = jsjson::restringify(payload).ok_or(SignError::NotJson(None))?;
         let digest = mac::sign(
             HmacAlgorithm::Sha512,
             self.secret.expose(),

@@ -19,7 +19,7 @@ fn truora_signs_only_objects() {
     let payload = br#"[{"event":"x"},1,"two",null,true,false]"#;
     assert_eq!(
         provider.sign(payload, SystemTime::now()),
-        Err("payload is not a JSON object".to_owned())
+        Err(super::SignError::NotObject)
     );
     let signed = testkit::signed(&*provider, r#"{"event":"x"}"#);
     assert!(provider.verify(&signed.request()).is_ok());

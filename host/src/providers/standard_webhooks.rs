@@ -21,7 +21,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{ConfigIssue, Provider, Rejection, Request, Signed, Verified, json, mac};
+use super::{ConfigIssue, Provider, Rejection, Request, SignError, Signed, Verified, json, mac};
 use crate::algorithm::HmacAlgorithm;
 use crate::event::{Decoded, Payload};
 use crate::secret::Secret;
@@ -104,7 +104,7 @@ impl Provider for StandardWebhooks {
     }
 
     /// A fresh `msg_…` id and the current time, as a sender would.
-    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, SignError> {
         let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let id = format!(
             "msg_{}",

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use axum::http::HeaderName;
 use axum::http::header::AUTHORIZATION;
 
-use super::{ConfigIssue, Provider, Rejection, Request, Signed, Verified};
+use super::{ConfigIssue, Provider, Rejection, Request, SignError, Signed, Verified};
 use crate::config::provider::TokenOptions;
 use crate::secret::Secret;
 
@@ -76,10 +76,9 @@ impl SharedToken {
 
     /// The headers a sender puts on a request: the token (with the
     /// `Token` scheme on `Authorization`) and every further header.
-    pub fn headers(&self) -> Result<Vec<(String, String)>, String> {
+    pub fn headers(&self) -> Result<Vec<(String, String)>, SignError> {
         let text = |secret: &Secret| {
-            String::from_utf8(secret.expose().to_vec())
-                .map_err(|_| "a header value must be text".to_owned())
+            String::from_utf8(secret.expose().to_vec()).map_err(|_| SignError::HeaderNotText)
         };
         let token = text(&self.secret)?;
         let token = if self.header == AUTHORIZATION {
@@ -122,7 +121,7 @@ impl Provider for SharedToken {
         self.verify_json(req)
     }
 
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, SignError> {
         Ok(Signed::json(payload, self.headers()?))
     }
 }

@@ -12,7 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Provider, Rejection, Request, Signed, Verified, json};
+use super::{Provider, Rejection, Request, SignError, Signed, Verified, json};
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
 use crate::secret::Secret;
 
@@ -65,16 +65,16 @@ impl Provider for Truora {
     }
 
     /// The payload becomes the claims of an HS256 JWT, which is the body.
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, SignError> {
         let claims: Value =
-            serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+            serde_json::from_slice(payload).map_err(|e| SignError::NotJson(Some(e.to_string())))?;
         // A JWT's claims are an object; verify refuses any other token.
         if !claims.is_object() {
-            return Err("payload is not a JSON object".to_owned());
+            return Err(SignError::NotObject);
         }
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.signing_key)
-                .map_err(|e| format!("cannot sign the JWT: {e}"))?;
+                .map_err(|e| SignError::Jwt(e.to_string()))?;
         Ok(Signed {
             headers: vec![("Content-Type".to_owned(), "application/jwt".to_owned())],
             body: token.into_bytes(),

@@ -356,7 +356,7 @@ impl host::Host for State {
             method,
             url,
             status: result.as_ref().ok().map(|r| r.status),
-            error: result.as_ref().err().cloned(),
+            error: result.as_ref().err().map(ToString::to_string),
             millis: trial::millis(started.elapsed()),
         });
         match result {
@@ -369,7 +369,7 @@ impl host::Host for State {
             Err(reason) if self.call.trial.is_some() => {
                 Err(format!("plugin `{}`: fetch: {reason}", self.plugin()))
             }
-            Err(reason) => Err(self.refuse("fetch", reason)),
+            Err(reason) => Err(self.refuse("fetch", reason.to_string())),
         }
     }
 }

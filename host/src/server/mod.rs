@@ -414,8 +414,8 @@ fn error(status: StatusCode, message: &str) -> Response {
 mod tests {
     use super::*;
     use crate::store::{
-        Admin, Claimed, DeliveryLog, Filter, Intake, KvStore, Outcome, Queue, Record,
-        Response as Logged, StoreError, UnixMs,
+        Admin, Claimed, DeliveryLog, Filter, Intake, KvStore, Outcome, Queue, Record, StoreError,
+        UnixMs,
     };
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -471,7 +471,11 @@ mod tests {
 
     #[async_trait::async_trait]
     impl DeliveryLog for Closable {
-        async fn log_response(&self, _: Logged, _: UnixMs) -> Result<(), StoreError> {
+        async fn log_response(
+            &self,
+            _: crate::store::Response,
+            _: UnixMs,
+        ) -> Result<(), StoreError> {
             self.answer()
         }
         async fn list(&self, _: Filter) -> Result<Vec<Record>, StoreError> {

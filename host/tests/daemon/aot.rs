@@ -8,25 +8,21 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::goflow::call_webhook;
-use crate::harness::{Daemon, DaemonBuilder, WAIT, output, wirehook};
+use crate::harness::{Daemon, DaemonBuilder, Route, WAIT, output, wirehook};
 
 const TOKEN: &str = "aot-token-51c2";
 
 fn daemon() -> Daemon {
-    DaemonBuilder::new(
-        r#"
-[[route]]
-name = "orders"
-path = "/hooks/orders"
-provider = "goflow"
-secret = "env:TEST_GOFLOW_TOKEN"
-plugins = ["order-status"]
-mode = "respond"
-"#,
-    )
-    .plugin("order-status")
-    .env("TEST_GOFLOW_TOKEN", TOKEN)
-    .start()
+    DaemonBuilder::new("")
+        .route(
+            Route::hook("orders", "goflow")
+                .secret("env:TEST_GOFLOW_TOKEN")
+                .plugins(&["order-status"])
+                .respond(),
+        )
+        .plugin("order-status")
+        .env("TEST_GOFLOW_TOKEN", TOKEN)
+        .start()
 }
 
 /// Runs `wirehook compile` on the daemon's plugins dir; its output.

@@ -10,38 +10,22 @@ use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::capabilities::{ask, serve};
-use crate::harness::{Daemon, DaemonBuilder, eventually};
+use crate::capabilities::{ask, command, probe_site, serve};
+use crate::harness::{Daemon, Route, eventually};
 
 /// A probe on a respond route and a queue route, granted KV and fetch
 /// to `origin`.
 pub fn probe_daemon(origin: &str) -> Daemon {
-    DaemonBuilder::new(&format!(
-        r#"
-[[route]]
-name = "probe"
-path = "/hooks/probe"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["probe"]
-mode = "respond"
-
-[[route]]
-name = "later"
-path = "/hooks/later"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["probe"]
-max_attempts = 1
-
-[plugin.probe]
-kv = true
-allow_http = ["{origin}"]
-"#
-    ))
-    .plugin("probe")
-    .plugins_settings("timeout_ms = 1000")
-    .env("TEST_TOKEN", "t")
+    probe_site(
+        &format!("[plugin.probe]\nkv = true\nallow_http = [\"{origin}\"]\n"),
+        "timeout_ms = 1000",
+    )
+    .route(
+        Route::hook("later", "goflow")
+            .secret("env:TEST_TOKEN")
+            .plugins(&["probe"])
+            .value("max_attempts", "1"),
+    )
     .start()
 }
 
@@ -61,8 +45,7 @@ pub async fn crm() -> (String, Arc<AtomicUsize>) {
 
 /// A goflow payload whose input the probe runs as a command.
 pub fn payload(text: &str) -> String {
-    json!({"input": {"text": text}, "contact": {"uuid": "c-1", "urn": "tel:+5511999990000", "name": "Ana"}})
-        .to_string()
+    command(text).to_string()
 }
 
 /// The delivery log, once it holds `n` finished events: respond rows are

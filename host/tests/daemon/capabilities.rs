@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::harness::{Daemon, DaemonBuilder, within};
+use crate::harness::{Daemon, DaemonBuilder, Route, within};
 
 /// A loopback HTTP server for plugins to call.
 pub async fn serve(router: Router) -> SocketAddr {
@@ -31,17 +31,15 @@ fn probe_daemon(grants: &str, plugins: &str) -> Daemon {
 pub fn probe_site(grants: &str, plugins: &str) -> DaemonBuilder {
     DaemonBuilder::new(&format!(
         r#"
-[[route]]
-name = "probe"
-path = "/hooks/probe"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["probe"]
-mode = "respond"
-
 {grants}
 "#
     ))
+    .route(
+        Route::hook("probe", "goflow")
+            .secret("env:TEST_TOKEN")
+            .plugins(&["probe"])
+            .respond(),
+    )
     .plugins_settings(plugins)
     .plugin("probe")
     .plugin("router")
@@ -59,12 +57,17 @@ pub async fn ask_at(url: &str, text: &str) -> (u16, Value) {
     let response = crate::harness::client()
         .post(url)
         .header("Authorization", "Token t")
-        .json(&json!({"input": {"text": text}, "contact": {"uuid": "c-1", "urn": "tel:+5511999990000", "name": "Ana"}}))
+        .json(&command(text))
         .send()
         .await
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A goflow call whose input text the probe runs as a command.
+pub fn command(text: &str) -> Value {
+    json!({"input": {"text": text}, "contact": {"uuid": "c-1", "urn": "tel:+5511999990000", "name": "Ana"}})
 }
 
 pub fn error_of(reply: &Value) -> &str {
@@ -93,20 +96,18 @@ async fn crm_upserts_contacts_and_retries_on_5xx() {
     .await;
     let daemon = DaemonBuilder::new(&format!(
         r#"
-[[route]]
-name = "contacts"
-path = "/hooks/contacts"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["crm"]
-mode = "queue"
-backoff_ms = 10
-
 [plugin.crm]
 allow_http = ["http://{crm}"]
 settings = {{ crm_url = "http://{crm}" }}
 "#
     ))
+    .route(
+        Route::hook("contacts", "goflow")
+            .secret("env:TEST_TOKEN")
+            .plugins(&["crm"])
+            .queue()
+            .value("backoff_ms", "10"),
+    )
     .plugin("crm")
     .env("TEST_TOKEN", "t")
     .start();
@@ -140,20 +141,18 @@ async fn crm_drops_a_contact_the_crm_refuses_with_a_4xx() {
     .await;
     let daemon = DaemonBuilder::new(&format!(
         r#"
-[[route]]
-name = "contacts"
-path = "/hooks/contacts"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["crm"]
-mode = "queue"
-backoff_ms = 10
-
 [plugin.crm]
 allow_http = ["http://{crm}"]
 settings = {{ crm_url = "http://{crm}" }}
 "#
     ))
+    .route(
+        Route::hook("contacts", "goflow")
+            .secret("env:TEST_TOKEN")
+            .plugins(&["crm"])
+            .queue()
+            .value("backoff_ms", "10"),
+    )
     .plugin("crm")
     .env("TEST_TOKEN", "t")
     .start();
@@ -264,28 +263,24 @@ async fn a_slow_endpoint_is_cut_off_at_the_deadline() {
 async fn kv_is_durable_private_and_limited() {
     let mut daemon = DaemonBuilder::new(
         r#"
-[[route]]
-name = "router"
-path = "/hooks/router"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["router"]
-mode = "respond"
-
-[[route]]
-name = "probe"
-path = "/hooks/probe"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["probe"]
-mode = "respond"
-
 [plugin.router]
 kv = true
 
 [plugin.probe]
 kv = true
 "#,
+    )
+    .route(
+        Route::hook("router", "goflow")
+            .secret("env:TEST_TOKEN")
+            .plugins(&["router"])
+            .respond(),
+    )
+    .route(
+        Route::hook("probe", "goflow")
+            .secret("env:TEST_TOKEN")
+            .plugins(&["probe"])
+            .respond(),
     )
     .plugins_settings("kv_max_total_bytes = 1000")
     .plugin("router")
@@ -428,24 +423,20 @@ async fn a_chatty_plugin_is_rate_limited() {
 /// and a `fetch` fails its event, naming what was refused.
 #[tokio::test]
 async fn wasi_http_is_linked_only_as_refusals() {
-    let daemon = DaemonBuilder::new(
-        r#"
-[[route]]
-name = "http"
-path = "/hooks/http"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["http-js"]
-mode = "respond"
-"#,
-    )
-    .plugin("http-js")
-    .plugins_settings(&format!(
-        "cache_dir = {:?}",
-        crate::harness::shared_cache_dir()
-    ))
-    .env("TEST_TOKEN", "t")
-    .start();
+    let daemon = DaemonBuilder::new("")
+        .route(
+            Route::hook("http", "goflow")
+                .secret("env:TEST_TOKEN")
+                .plugins(&["http-js"])
+                .respond(),
+        )
+        .plugin("http-js")
+        .plugins_settings(&format!(
+            "cache_dir = {:?}",
+            crate::harness::shared_cache_dir()
+        ))
+        .env("TEST_TOKEN", "t")
+        .start();
     let send = |input: &'static str| {
         crate::harness::client()
             .post(daemon.url("/hooks/http"))

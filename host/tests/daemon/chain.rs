@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::harness::{Daemon, DaemonBuilder, Route};
 
 /// `(name, command)` of each probe copy.
 const COPIES: &[(&str, &str)] = &[
@@ -19,41 +19,26 @@ const COPIES: &[(&str, &str)] = &[
 ];
 
 fn daemon() -> Daemon {
-    let mut config = String::from(
-        r#"
-[[route]]
-name = "chain"
-path = "/hooks/chain"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["first", "second", "silent"]
-mode = "respond"
-
-[[route]]
-name = "broken"
-path = "/hooks/broken"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["first", "failing", "second"]
-mode = "respond"
-
-[[route]]
-name = "queued"
-path = "/hooks/queued"
-provider = "goflow"
-secret = "env:TEST_TOKEN"
-plugins = ["first", "flaky", "second"]
-mode = "queue"
-backoff_ms = 10
-backoff_max_ms = 50
-"#,
-    );
+    let route = |name: &str, plugins: &[&str]| {
+        Route::hook(name, "goflow")
+            .secret("env:TEST_TOKEN")
+            .plugins(plugins)
+    };
+    let mut config = String::new();
     for (name, command) in COPIES {
         config.push_str(&format!(
             "\n[plugin.{name}]\nsettings = {{ name = '{name}', command = '{command}' }}\n"
         ));
     }
     let mut builder = DaemonBuilder::new(&config)
+        .route(route("chain", &["first", "second", "silent"]).respond())
+        .route(route("broken", &["first", "failing", "second"]).respond())
+        .route(
+            route("queued", &["first", "flaky", "second"])
+                .queue()
+                .value("backoff_ms", "10")
+                .value("backoff_max_ms", "50"),
+        )
         .plugins_settings("timeout_ms = 60000")
         .env("TEST_TOKEN", "t");
     let probe = crate::harness::plugin_wasm("probe");

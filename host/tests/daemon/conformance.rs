@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::fixtures::{META_SECRET, meta_signature, meta_text_message};
 use crate::goflow::call_webhook;
-use crate::harness::{Daemon, DaemonBuilder, shared_cache_dir};
+use crate::harness::{Daemon, DaemonBuilder, Route, shared_cache_dir};
 
 /// The suffix of each language's variant; Rust's has none and is the
 /// reference.
@@ -25,36 +25,28 @@ const GOFLOW_TOKEN: &str = "conformance-token";
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
 fn daemon() -> Daemon {
-    let mut routes = String::new();
+    let mut grants = String::new();
     for suffix in LANGUAGES {
-        routes.push_str(&format!(
-            r#"
-[[route]]
-name = "orders{suffix}"
-path = "/hooks/orders{suffix}"
-provider = "goflow"
-secret = "env:T_GOFLOW"
-plugins = ["order-status{suffix}"]
-mode = "respond"
-
-[[route]]
-name = "router{suffix}"
-path = "/hooks/router{suffix}"
-provider = "meta"
-secret = "env:T_META"
-plugins = ["router{suffix}"]
-mode = "respond"
-
-[plugin.router{suffix}]
-kv = true
-"#
-        ));
+        grants.push_str(&format!("\n[plugin.router{suffix}]\nkv = true\n"));
     }
-    let mut builder = DaemonBuilder::new(&routes);
+    let mut builder = DaemonBuilder::new(&grants);
     for suffix in LANGUAGES {
+        let (orders, router) = (format!("order-status{suffix}"), format!("router{suffix}"));
         builder = builder
-            .plugin(&format!("order-status{suffix}"))
-            .plugin(&format!("router{suffix}"));
+            .route(
+                Route::hook(&format!("orders{suffix}"), "goflow")
+                    .secret("env:T_GOFLOW")
+                    .plugins(&[&orders])
+                    .respond(),
+            )
+            .route(
+                Route::hook(&router, "meta")
+                    .secret("env:T_META")
+                    .plugins(&[&router])
+                    .respond(),
+            )
+            .plugin(&orders)
+            .plugin(&router);
     }
     builder
         .server_settings(&format!("max_body_bytes = {MAX_BODY_BYTES}"))

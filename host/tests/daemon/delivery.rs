@@ -9,36 +9,33 @@ use serde_json::{Value, json};
 
 use crate::exposition::{metrics_url, scrape};
 use crate::gate::Gate;
-use crate::harness::{Daemon, DaemonBuilder, eventually};
+use crate::harness::{Daemon, DaemonBuilder, Route, eventually};
 
 const TOKEN: &str = "queue-token";
 
-fn daemon(route_extra: &str, delivery: &str) -> Daemon {
-    site(route_extra, delivery).start()
+/// The queue route to the probe, which the tests' requests go to.
+pub(crate) fn queue() -> Route {
+    Route::hook("queue", "goflow")
+        .secret("env:TEST_QUEUE_TOKEN")
+        .plugins(&["probe"])
+        .queue()
+}
+
+fn daemon(queue: Route, delivery: &str) -> Daemon {
+    site(queue, delivery).start()
 }
 
 /// [`daemon`], to be started once the caller has added to it. No test
 /// here races the plugin deadline: a busy machine may take its time.
-pub(crate) fn site(route_extra: &str, delivery: &str) -> DaemonBuilder {
-    DaemonBuilder::new(&format!(
-        r#"
-[delivery]
-{delivery}
-
-[[route]]
-name = "queue"
-path = "/hooks/queue"
-provider = "goflow"
-secret = "env:TEST_QUEUE_TOKEN"
-plugins = ["probe"]
-mode = "queue"
-{route_extra}
-"#
-    ))
-    // The probe records deliveries through its log: no rate limit here.
-    .plugins_settings("timeout_ms = 60000\nfetch_timeout_ms = 60000\nlog_lines_per_sec = 1000000\n")
-    .plugin("probe")
-    .env("TEST_QUEUE_TOKEN", TOKEN)
+pub(crate) fn site(queue: Route, delivery: &str) -> DaemonBuilder {
+    DaemonBuilder::new(&format!("[delivery]\n{delivery}\n"))
+        .route(queue)
+        // The probe records deliveries through its log: no rate limit here.
+        .plugins_settings(
+            "timeout_ms = 60000\nfetch_timeout_ms = 60000\nlog_lines_per_sec = 1000000\n",
+        )
+        .plugin("probe")
+        .env("TEST_QUEUE_TOKEN", TOKEN)
 }
 
 /// A flow call whose input text is the probe's command; `n` makes the
@@ -127,7 +124,7 @@ fn accepted_requests(lines: &[Value]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_event() {
-    let mut daemon = daemon("", "");
+    let mut daemon = daemon(queue(), "");
     let (total, connections) = (3000, 32);
     let sending = blast(&daemon, total, connections, 0);
     tokio::task::block_in_place(|| {
@@ -154,7 +151,7 @@ async fn kill_9_loses_no_acknowledged_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_exits_cleanly_and_keeps_every_event() {
-    let mut daemon = daemon("", "");
+    let mut daemon = daemon(queue(), "");
     let total = 1000;
     let sending = blast(&daemon, total, 16, 0);
     let exit = tokio::task::block_in_place(|| {
@@ -181,7 +178,13 @@ async fn sigterm_under_load_exits_cleanly_and_keeps_every_event() {
 
 #[tokio::test]
 async fn failures_retry_then_succeed_or_end_as_dead_letters() {
-    let daemon = daemon("max_attempts = 3\nbackoff_ms = 10\nbackoff_max_ms = 50", "");
+    let daemon = daemon(
+        queue()
+            .value("max_attempts", "3")
+            .value("backoff_ms", "10")
+            .value("backoff_max_ms", "50"),
+        "",
+    );
     let client = crate::harness::client();
     // Fails attempts 1 and 2, succeeds on the third.
     let flaky = send(&client, &daemon, &body("fail-twice", 1))
@@ -243,7 +246,7 @@ async fn failures_retry_then_succeed_or_end_as_dead_letters() {
 
 #[tokio::test]
 async fn a_delivery_sent_twice_reaches_the_plugin_once() {
-    let daemon = daemon("", "workers = 1");
+    let daemon = daemon(queue(), "workers = 1");
     let client = crate::harness::client();
     let first = send(&client, &daemon, &body("record", 7)).await.unwrap();
     assert_eq!(first.status(), 202);
@@ -271,7 +274,7 @@ async fn a_delivery_sent_twice_reaches_the_plugin_once() {
 
 #[tokio::test]
 async fn a_delivery_sent_again_after_a_crash_is_still_a_duplicate() {
-    let mut daemon = daemon("", "");
+    let mut daemon = daemon(queue(), "");
     let client = crate::harness::client();
     let first = send(&client, &daemon, &body("record", 7)).await.unwrap();
     let id = first.json::<Value>().await.unwrap()["accepted"][0]
@@ -290,7 +293,7 @@ async fn a_delivery_sent_again_after_a_crash_is_still_a_duplicate() {
 
 #[tokio::test]
 async fn a_second_daemon_on_the_same_store_is_refused() {
-    let daemon = daemon("", "");
+    let daemon = daemon(queue(), "");
     let second = crate::harness::output(
         crate::harness::wirehook()
             .args(["run", "--config"])
@@ -317,13 +320,16 @@ async fn a_second_daemon_on_the_same_store_is_refused() {
 async fn a_full_queue_answers_503_until_it_drains() {
     // One worker held at the gate, room for two.
     let gate = Gate::serve().await;
-    let daemon = site("max_attempts = 1", "workers = 1\nmax_queue_depth = 2")
-        .plugins_settings(&format!(
-            "timeout_ms = 60000\nfetch_timeout_ms = 60000\n\n[plugin.probe]\nallow_http = [\"{}\"]",
-            gate.origin()
-        ))
-        .server_settings("metrics_listen = \"127.0.0.1:0\"")
-        .start();
+    let daemon = site(
+        queue().value("max_attempts", "1"),
+        "workers = 1\nmax_queue_depth = 2",
+    )
+    .plugins_settings(&format!(
+        "timeout_ms = 60000\nfetch_timeout_ms = 60000\n\n[plugin.probe]\nallow_http = [\"{}\"]",
+        gate.origin()
+    ))
+    .server_settings("metrics_listen = \"127.0.0.1:0\"")
+    .start();
     let metrics = metrics_url(&daemon);
     let client = crate::harness::client();
     for n in 0..2 {
@@ -360,7 +366,7 @@ async fn a_full_queue_answers_503_until_it_drains() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn housekeeping_prunes_finished_events_and_recounts_the_queue() {
     let daemon = site(
-        "max_attempts = 1",
+        queue().value("max_attempts", "1"),
         "retention_hours = 0\nhousekeeping_secs = 1",
     )
     .server_settings("metrics_listen = \"127.0.0.1:0\"")

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::goflow::call_webhook;
-use crate::harness::{DaemonBuilder, plugin_wasm, wirehook};
+use crate::harness::{DaemonBuilder, Route, plugin_wasm, wirehook};
 
 /// Longer than any start-up that fails on config takes.
 const EXIT_WAIT: Duration = Duration::from_secs(60);
@@ -188,23 +188,15 @@ async fn a_reload_that_would_bring_an_empty_secret_changes_nothing() {
     let secrets = tempfile::tempdir().unwrap();
     let token_file = secrets.path().join("token");
     std::fs::write(&token_file, "old-token\n").unwrap();
-    let daemon = DaemonBuilder::new(&format!(
-        r#"
-[reload]
-debounce_ms = 50
-
-[[route]]
-name = "orders"
-path = "/hooks/orders"
-provider = "goflow"
-secret = "file:{}"
-plugins = ["order-status"]
-mode = "respond"
-"#,
-        token_file.display()
-    ))
-    .plugin("order-status")
-    .start();
+    let daemon = DaemonBuilder::new("[reload]\ndebounce_ms = 50\n")
+        .route(
+            Route::hook("orders", "goflow")
+                .secret(&format!("file:{}", token_file.display()))
+                .plugins(&["order-status"])
+                .respond(),
+        )
+        .plugin("order-status")
+        .start();
     let client = crate::harness::client();
     let order = |token: &'static str| {
         client

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::harness::{Daemon, DaemonBuilder, Route};
 
 pub const MESSANGI_TOKEN: &str = "mgi-7b1e55";
 pub const ONEROUTE_SECRET: &str = "OneRoute Secret Key";
@@ -22,89 +22,56 @@ pub const GOFLOW_TOKEN: &str = "flow-token-7f3a";
 pub const TRUORA_SECRET: &str = "c48863adab6b101b79f08ddb2cfe1b1c";
 
 /// Routes for every provider, `respond` mode through `probe`, plus a
-/// `queue` route for Meta's multi-event requests. `{mode}` is replaced.
-pub const ROUTES: &str = r#"
-[[route]]
-name = "messangi"
-path = "/hooks/messangi"
-provider = "messangi"
-secret = "env:T_MESSANGI"
-header = "X-Api-Key"
-headers = { X-Client = "acme" }
-plugins = ["probe"]
-mode = "respond"
-
-[[route]]
-name = "oneroute"
-path = "/hooks/oneroute"
-provider = "oneroute"
-secret = "env:T_ONEROUTE"
-allow_ips = ["127.0.0.1/32", "174.138.104.128/32"]
-plugins = ["probe"]
-mode = "respond"
-
-[[route]]
-name = "whatsable"
-path = "/hooks/whatsable"
-provider = "whatsable"
-secret = "env:T_WHATSABLE"
-plugins = ["probe"]
-mode = "respond"
-
-[[route]]
-name = "meta"
-path = "/hooks/meta"
-provider = "meta"
-secret = "env:T_META"
-verify_token = "env:T_META_VERIFY"
-plugins = ["probe"]
-mode = "respond"
-
-[[route]]
-name = "meta-queue"
-path = "/hooks/meta-queue"
-provider = "meta"
-secret = "env:T_META"
-plugins = ["probe"]
-mode = "queue"
-
-[[route]]
-name = "standard"
-path = "/hooks/standard"
-provider = "standard-webhooks"
-secret = "env:T_SW"
-plugins = ["probe"]
-mode = "respond"
-
-[[route]]
-name = "hmac"
-path = "/hooks/hmac"
-provider = "hmac"
-secret = "env:T_HMAC"
-header = "X-Shopify-Hmac-Sha256"
-encoding = "base64"
-plugins = ["probe"]
-mode = "respond"
-
-[[route]]
-name = "goflow"
-path = "/hooks/goflow"
-provider = "goflow"
-secret = "env:T_GOFLOW"
-plugins = ["probe"]
-mode = "respond"
-
-[[route]]
-name = "truora"
-path = "/hooks/truora"
-provider = "truora"
-secret = "env:T_TRUORA"
-plugins = ["probe"]
-mode = "respond"
-"#;
-
+/// `queue` route for Meta's multi-event requests.
 pub fn builder() -> DaemonBuilder {
-    DaemonBuilder::new(ROUTES)
+    let mut builder = DaemonBuilder::new("");
+    for route in [
+        Route::hook("messangi", "messangi")
+            .secret("env:T_MESSANGI")
+            .text("header", "X-Api-Key")
+            .value("headers", r#"{ X-Client = "acme" }"#)
+            .plugins(&["probe"])
+            .respond(),
+        Route::hook("oneroute", "oneroute")
+            .secret("env:T_ONEROUTE")
+            .value("allow_ips", r#"["127.0.0.1/32", "174.138.104.128/32"]"#)
+            .plugins(&["probe"])
+            .respond(),
+        Route::hook("whatsable", "whatsable")
+            .secret("env:T_WHATSABLE")
+            .plugins(&["probe"])
+            .respond(),
+        Route::hook("meta", "meta")
+            .secret("env:T_META")
+            .text("verify_token", "env:T_META_VERIFY")
+            .plugins(&["probe"])
+            .respond(),
+        Route::hook("meta-queue", "meta")
+            .secret("env:T_META")
+            .plugins(&["probe"])
+            .queue(),
+        Route::hook("standard", "standard-webhooks")
+            .secret("env:T_SW")
+            .plugins(&["probe"])
+            .respond(),
+        Route::hook("hmac", "hmac")
+            .secret("env:T_HMAC")
+            .text("header", "X-Shopify-Hmac-Sha256")
+            .text("encoding", "base64")
+            .plugins(&["probe"])
+            .respond(),
+        Route::hook("goflow", "goflow")
+            .secret("env:T_GOFLOW")
+            .plugins(&["probe"])
+            .respond(),
+        Route::hook("truora", "truora")
+            .secret("env:T_TRUORA")
+            .plugins(&["probe"])
+            .respond(),
+    ] {
+        builder = builder.route(route);
+    }
+    builder
         .plugin("probe")
         .env("T_MESSANGI", MESSANGI_TOKEN)
         .env("T_ONEROUTE", ONEROUTE_SECRET)
@@ -115,13 +82,6 @@ pub fn builder() -> DaemonBuilder {
         .env("T_HMAC", HMAC_SECRET)
         .env("T_GOFLOW", GOFLOW_TOKEN)
         .env("T_TRUORA", TRUORA_SECRET)
-}
-
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 pub fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {

@@ -2,28 +2,23 @@
 //! through a trusted proxy (the test is the proxy, on 127.0.0.1), and IPv4
 //! clients of a dual-stack `[::]` listener matched against IPv4 entries.
 
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::harness::{Daemon, DaemonBuilder, Route};
 
 /// The one address the `listed` route lets in (OneRoute's sender).
 const LISTED: &str = "174.138.104.128";
 
-fn routes(allow_ips: &str) -> String {
-    format!(
-        r#"
-[[route]]
-name = "listed"
-path = "/hooks/listed"
-provider = "goflow"
-secret = "env:T_GOFLOW"
-allow_ips = {allow_ips}
-plugins = ["probe"]
-mode = "respond"
-"#
-    )
+/// The `listed` route, letting in `allow_ips` (TOML).
+fn listed(allow_ips: &str) -> Route {
+    Route::hook("listed", "goflow")
+        .secret("env:T_GOFLOW")
+        .value("allow_ips", allow_ips)
+        .plugins(&["probe"])
+        .respond()
 }
 
 fn daemon(allow_ips: &str) -> DaemonBuilder {
-    DaemonBuilder::new(&routes(allow_ips))
+    DaemonBuilder::new("")
+        .route(listed(allow_ips))
         .plugin("probe")
         .env("T_GOFLOW", "tok")
         .server_settings(r#"trusted_proxies = ["127.0.0.1/32"]"#)
@@ -109,7 +104,8 @@ async fn a_dual_stack_listener_matches_ipv4_entries() {
 
 #[tokio::test]
 async fn a_dual_stack_listener_logs_ipv4_peers_in_ipv4_form() {
-    let daemon = DaemonBuilder::new(&routes("[\"10.0.0.0/8\"]"))
+    let daemon = DaemonBuilder::new("")
+        .route(listed("[\"10.0.0.0/8\"]"))
         .plugin("probe")
         .env("T_GOFLOW", "tok")
         .listen("[::]:0")

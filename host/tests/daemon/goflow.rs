@@ -11,7 +11,8 @@ fn daemon() -> Daemon {
         .secret("env:TEST_GOFLOW_TOKEN")
         .plugins(&["order-status"])
         .mode("respond");
-    DaemonBuilder::new(&route.to_string())
+    DaemonBuilder::new("")
+        .route(route)
         .plugin("order-status")
         .env("TEST_GOFLOW_TOKEN", TOKEN)
         .start()

@@ -14,20 +14,20 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::goflow::call_webhook;
-use crate::harness::{Daemon, DaemonBuilder, plugin_wasm, wirehook};
+use crate::harness::{Daemon, DaemonBuilder, Route, plugin_wasm, wirehook};
 
-const ROUTE: &str = r#"
-[reload]
-debounce_ms = 50
+/// A respond route `name` to `plugin`, behind the token `the-token`.
+fn route(name: &str, plugin: &str) -> Route {
+    Route::hook(name, "goflow")
+        .secret("the-token")
+        .plugins(&[plugin])
+        .respond()
+}
 
-[[route]]
-name = "orders"
-path = "/hooks/orders"
-provider = "goflow"
-secret = "the-token"
-plugins = ["order-status"]
-mode = "respond"
-"#;
+/// The `orders` route, reloaded 50 ms after its config changes.
+fn orders() -> DaemonBuilder {
+    DaemonBuilder::new("[reload]\ndebounce_ms = 50\n").route(route("orders", "order-status"))
+}
 
 async fn order(daemon: &Daemon, path: &str, token: &str) -> (u16, Value) {
     let response = crate::harness::client()
@@ -91,9 +91,7 @@ async fn a_plugin_replaced_by_one_of_the_same_size_and_time_is_reloaded() {
     let scratch = tempfile::tempdir().unwrap();
     let padded = scratch.path().join("order-status.wasm");
     std::fs::write(&padded, padded_to(&order_status, probe.len())).unwrap();
-    let daemon = DaemonBuilder::new(ROUTE)
-        .plugin_file("order-status", &padded)
-        .start();
+    let daemon = orders().plugin_file("order-status", &padded).start();
     let (status, reply) = order(&daemon, "/hooks/orders", "the-token").await;
     assert_eq!(status, 200);
     assert!(!is_probe(&reply), "{reply}");
@@ -134,7 +132,7 @@ async fn unused_plugins_are_not_compiled_until_a_route_names_them() {
     let junk = scratch.path().join("junk.wasm");
     std::fs::write(&junk, b"\0asm this is not a component").unwrap();
     // A broken file nothing uses does not fail the start.
-    let daemon = DaemonBuilder::new(ROUTE)
+    let daemon = orders()
         .plugin("order-status")
         .plugin("probe")
         .plugin_file("junk", &junk)
@@ -153,17 +151,7 @@ async fn unused_plugins_are_not_compiled_until_a_route_names_them() {
     assert_eq!(loaded("probe"), 0, "an unused plugin was compiled at start");
 
     // Nor a reload; and a plugin a route starts to name is loaded then.
-    daemon.edit_config(|c| {
-        c + r#"
-[[route]]
-name = "probed"
-path = "/hooks/probed"
-provider = "goflow"
-secret = "the-token"
-plugins = ["probe"]
-mode = "respond"
-"#
-    });
+    daemon.edit_config(|c| format!("{c}\n{}", route("probed", "probe")));
     daemon.wait_for_log(|l| l["message"] == "reloaded" && l["routes"] == 2);
     assert_eq!(loaded("probe"), 1);
     let unused = unused_line(&daemon, 2);
@@ -183,7 +171,7 @@ mode = "respond"
 
 #[tokio::test]
 async fn fetch_settings_changed_on_reload_say_they_need_a_restart() {
-    let daemon = DaemonBuilder::new(ROUTE).plugin("order-status").start();
+    let daemon = orders().plugin("order-status").start();
     daemon.edit_config(|c| {
         c.replace(
             "[plugins]\n",
@@ -205,7 +193,7 @@ async fn fetch_settings_changed_on_reload_say_they_need_a_restart() {
 
 #[tokio::test]
 async fn a_config_swapped_by_symlink_is_reloaded() {
-    let daemon = DaemonBuilder::new(ROUTE).plugin("order-status").start();
+    let daemon = orders().plugin("order-status").start();
     // Laid out as Kubernetes mounts a ConfigMap: wirehook.toml ->
     // ..data/wirehook.toml, ..data -> a directory per version.
     let dir = daemon.config.parent().unwrap().to_owned();
@@ -241,18 +229,16 @@ async fn events_of_a_renamed_route_wait_for_it_instead_of_dying() {
         r#"
 [reload]
 debounce_ms = 50
-
-[[route]]
-name = "queue"
-path = "/hooks/queue"
-provider = "goflow"
-secret = "the-token"
-plugins = ["probe"]
-mode = "queue"
-max_attempts = 5
-backoff_ms = 600000
-backoff_max_ms = 600000
 "#,
+    )
+    .route(
+        Route::hook("queue", "goflow")
+            .secret("the-token")
+            .plugins(&["probe"])
+            .queue()
+            .value("max_attempts", "5")
+            .value("backoff_ms", "600000")
+            .value("backoff_max_ms", "600000"),
     )
     .plugin("probe")
     .start();

@@ -31,6 +31,14 @@ const START_WAIT: Duration = COMPILE_WAIT;
 
 /// The workspace's target dir, where `plugins/build` also installs the
 /// toolchains (under `toolchains/`).
+/// Unix seconds: the clock providers' timestamps are checked against.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -92,12 +100,9 @@ pub struct Daemon {
     log: Arc<Log>,
 }
 
-/// A daemon to start: `routes` is TOML for `[[route]]` and `[plugin.*]`
-/// tables; `[server]`, `[storage]` and `[plugins]` point into a temp dir.
 /// One `[[route]]` table of a test's config, built rather than written
-/// out in TOML: `Route::new("orders", "/hooks/orders", "goflow")
-/// .secret("env:T").plugins(&["order-status"]).mode("respond")`. Its
-/// `Display` is the table.
+/// out in TOML: `Route::hook("orders", "goflow").secret("env:T")
+/// .plugins(&["order-status"]).respond()`. Its `Display` is the table.
 #[derive(Debug, Clone)]
 pub struct Route {
     keys: Vec<(String, String)>,
@@ -109,6 +114,11 @@ impl Route {
             .text("name", name)
             .text("path", path)
             .text("provider", provider)
+    }
+
+    /// A route `name` at `/hooks/NAME`.
+    pub fn hook(name: &str, provider: &str) -> Self {
+        Self::new(name, &format!("/hooks/{name}"), provider)
     }
 
     /// `secret`: the value itself, `env:VAR` or `file:PATH`.
@@ -123,6 +133,16 @@ impl Route {
     /// `queue` or `respond`.
     pub fn mode(self, mode: &str) -> Self {
         self.text("mode", mode)
+    }
+
+    /// `respond`: the plugins answer the request.
+    pub fn respond(self) -> Self {
+        self.mode("respond")
+    }
+
+    /// `queue`: the request is acknowledged once stored.
+    pub fn queue(self) -> Self {
+        self.mode("queue")
     }
 
     /// Any other key, with a string value.
@@ -147,6 +167,10 @@ impl fmt::Display for Route {
     }
 }
 
+/// A daemon to start: the TOML given to [`DaemonBuilder::new`] (tables
+/// such as `[plugin.*]`, `[delivery]`, `[reload]`), then each
+/// [`DaemonBuilder::route`]; `[server]`, `[storage]` and `[plugins]`
+/// point into a temp dir.
 pub struct DaemonBuilder {
     routes: String,
     plugins: Vec<(String, PathBuf)>,
@@ -172,6 +196,12 @@ impl DaemonBuilder {
             listen: "127.0.0.1:0".to_owned(),
             secrets: Vec::new(),
         }
+    }
+
+    /// A `[[route]]` table after the TOML given to [`DaemonBuilder::new`].
+    pub fn route(mut self, route: Route) -> Self {
+        self.routes.push_str(&format!("\n{route}"));
+        self
     }
 
     pub fn plugin(self, name: &str) -> Self {

@@ -19,19 +19,12 @@ fn queue_daemon(gate: &Gate, grace_secs: u64) -> Daemon {
 [delivery]
 shutdown_grace_secs = {grace_secs}
 
-[[route]]
-name = "queue"
-path = "/hooks/queue"
-provider = "goflow"
-secret = "env:TEST_QUEUE_TOKEN"
-plugins = ["probe"]
-mode = "queue"
-
 [plugin.probe]
 allow_http = ["{}"]
 "#,
         gate.origin()
     ))
+    .route(crate::delivery::queue())
     .plugins_settings("timeout_ms = 600000\nfetch_timeout_ms = 600000")
     .plugin("probe")
     .env("TEST_QUEUE_TOKEN", TOKEN)

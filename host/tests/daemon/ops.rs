@@ -12,17 +12,17 @@ use serde_json::{Value, json};
 use crate::exposition::{self, metrics_url, scrape};
 use crate::fixtures::GOFLOW_TOKEN;
 use crate::goflow::call_webhook;
-use crate::harness::{Daemon, DaemonBuilder, workspace_root};
+use crate::harness::{Daemon, DaemonBuilder, Route, workspace_root};
 
-const ORDERS: &str = r#"
-[[route]]
-name = "orders"
-path = "/hooks/orders"
-provider = "goflow"
-secret = "env:GOFLOW_TOKEN"
-plugins = ["order-status"]
-mode = "respond"
-"#;
+/// The `orders` route, with reloads only on SIGHUP.
+fn orders() -> DaemonBuilder {
+    DaemonBuilder::new("[reload]\nwatch = false\n").route(
+        Route::hook("orders", "goflow")
+            .secret("env:GOFLOW_TOKEN")
+            .plugins(&["order-status"])
+            .respond(),
+    )
+}
 
 async fn order(client: &reqwest::Client, url: &str, token: &str) -> reqwest::Result<u16> {
     let response = client
@@ -43,7 +43,7 @@ fn systemd_hears_ready_reloading_ready_stopping_and_watchdog_pings() {
     socket
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    let mut daemon = DaemonBuilder::new(&format!("[reload]\nwatch = false\n{ORDERS}"))
+    let mut daemon = orders()
         .plugin("order-status")
         .env("GOFLOW_TOKEN", GOFLOW_TOKEN)
         .env("NOTIFY_SOCKET", socket_path.to_str().unwrap())
@@ -186,7 +186,7 @@ async fn tls_routes_answer_over_https_and_a_reload_swaps_the_certificate() {
     let first = test_pki("first");
     std::fs::write(&cert_path, &first.cert).unwrap();
     std::fs::write(&key_path, &first.key).unwrap();
-    let daemon = DaemonBuilder::new(&format!("[reload]\nwatch = false\n{ORDERS}"))
+    let daemon = orders()
         .plugin("order-status")
         .env("GOFLOW_TOKEN", GOFLOW_TOKEN)
         .server_settings(&format!(
@@ -244,7 +244,7 @@ fn sample(samples: &exposition::Samples, series: &str) -> f64 {
 
 #[tokio::test]
 async fn metrics_parse_and_move_with_requests_failures_and_reloads() {
-    let daemon = DaemonBuilder::new(&format!("[reload]\nwatch = false\n{ORDERS}"))
+    let daemon = orders()
         .plugin("order-status")
         .env("GOFLOW_TOKEN", GOFLOW_TOKEN)
         .server_settings("metrics_listen = \"127.0.0.1:0\"")
@@ -322,14 +322,12 @@ async fn json_logs_from_the_config_carry_route_and_delivery_id() {
         r#"
 [log]
 format = "json"
-
-[[route]]
-name = "queued-orders"
-path = "/hooks/queued"
-provider = "goflow"
-secret = "env:GOFLOW_TOKEN"
-plugins = ["order-status"]
 "#,
+    )
+    .route(
+        Route::new("queued-orders", "/hooks/queued", "goflow")
+            .secret("env:GOFLOW_TOKEN")
+            .plugins(&["order-status"]),
     )
     .plugin("order-status")
     .env("GOFLOW_TOKEN", GOFLOW_TOKEN)
@@ -379,23 +377,19 @@ plugins = ["order-status"]
 
 #[tokio::test]
 async fn metrics_count_retries_dead_letters_and_the_queue() {
-    let daemon = DaemonBuilder::new(
-        r#"
-[[route]]
-name = "queue"
-path = "/hooks/queue"
-provider = "goflow"
-secret = "env:GOFLOW_TOKEN"
-plugins = ["probe"]
-max_attempts = 2
-backoff_ms = 10
-backoff_max_ms = 10
-"#,
-    )
-    .plugin("probe")
-    .env("GOFLOW_TOKEN", GOFLOW_TOKEN)
-    .server_settings("metrics_listen = \"127.0.0.1:0\"")
-    .start();
+    let daemon = DaemonBuilder::new("")
+        .route(
+            Route::hook("queue", "goflow")
+                .secret("env:GOFLOW_TOKEN")
+                .plugins(&["probe"])
+                .value("max_attempts", "2")
+                .value("backoff_ms", "10")
+                .value("backoff_max_ms", "10"),
+        )
+        .plugin("probe")
+        .env("GOFLOW_TOKEN", GOFLOW_TOKEN)
+        .server_settings("metrics_listen = \"127.0.0.1:0\"")
+        .start();
     let metrics_url = metrics_url(&daemon);
     let client = crate::harness::client();
     // The probe asks for a retry every time: one retry, then a dead letter.

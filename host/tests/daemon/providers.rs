@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::Sha512;
 
 use crate::fixtures::*;
-use crate::harness::Daemon;
+use crate::harness::{Daemon, now};
 
 /// POSTs and returns what `probe` saw, asserting 200.
 async fn probe(daemon: &Daemon, path: &str, headers: &[(String, String)], body: &str) -> Value {

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::fixtures::{META_SECRET, builder, meta_signature, meta_text_message, post};
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::harness::{Daemon, DaemonBuilder, Route};
 
 async fn refused(daemon: &Daemon, route: &str, n: usize, response: reqwest::Response, status: u16) {
     assert_eq!(response.status(), status);
@@ -101,19 +101,15 @@ fn chunked_post(daemon: &Daemon, path: &str, chunks: &[Vec<u8>]) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
-const ALLOWLISTED: &str = r#"
-[[route]]
-name = "listed"
-path = "/hooks/listed"
-provider = "goflow"
-secret = "env:T_GOFLOW"
-allow_ips = ["203.0.113.0/24"]
-plugins = ["probe"]
-mode = "respond"
-"#;
-
 fn allowlisted(server: &str) -> Daemon {
-    DaemonBuilder::new(ALLOWLISTED)
+    DaemonBuilder::new("")
+        .route(
+            Route::hook("listed", "goflow")
+                .secret("env:T_GOFLOW")
+                .value("allow_ips", r#"["203.0.113.0/24"]"#)
+                .plugins(&["probe"])
+                .respond(),
+        )
         .plugin("probe")
         .env("T_GOFLOW", "tok")
         .server_settings(server)

@@ -7,23 +7,21 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::goflow::call_webhook;
-use crate::harness::{Daemon, DaemonBuilder, plugin_wasm, within};
+use crate::harness::{Daemon, DaemonBuilder, Route, plugin_wasm, within};
 
 fn daemon(reload: &str) -> Daemon {
     DaemonBuilder::new(&format!(
         r#"
 [reload]
 {reload}
-
-[[route]]
-name = "orders"
-path = "/hooks/orders"
-provider = "goflow"
-secret = "old-token"
-plugins = ["order-status"]
-mode = "respond"
 "#
     ))
+    .route(
+        Route::hook("orders", "goflow")
+            .secret("old-token")
+            .plugins(&["order-status"])
+            .respond(),
+    )
     .plugin("order-status")
     // Literal secrets in the config: a failed reload must not quote them.
     .secret("old-token")
@@ -245,17 +243,11 @@ async fn a_new_plugin_serves_once_the_config_names_it() {
         &std::fs::read(plugin_wasm("router")).unwrap(),
     );
     daemon.wait_for_nth(1, |l| l["message"] == "reloaded");
-    daemon.edit_config(|c| {
-        c + r#"
-[[route]]
-name = "routing"
-path = "/hooks/routing"
-provider = "goflow"
-secret = "old-token"
-plugins = ["router"]
-mode = "respond"
-"#
-    });
+    let routing = Route::hook("routing", "goflow")
+        .secret("old-token")
+        .plugins(&["router"])
+        .respond();
+    daemon.edit_config(|c| format!("{c}\n{routing}"));
     daemon.wait_for_log(|l| l["message"] == "reloaded" && l["routes"] == 2);
     let response = crate::harness::client()
         .post(daemon.url("/hooks/routing"))

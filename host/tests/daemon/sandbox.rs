@@ -2,23 +2,21 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::harness::{Daemon, DaemonBuilder, Route};
 
 fn daemon(isolation: &str) -> Daemon {
     DaemonBuilder::new(&format!(
         r#"
-[[route]]
-name = "probe"
-path = "/hooks/probe"
-provider = "goflow"
-secret = "env:TEST_PROBE_TOKEN"
-plugins = ["probe"]
-mode = "respond"
-
 [plugin.probe]
 isolation = "{isolation}"
 "#
     ))
+    .route(
+        Route::hook("probe", "goflow")
+            .secret("env:TEST_PROBE_TOKEN")
+            .plugins(&["probe"])
+            .respond(),
+    )
     .plugins_settings("memory_mb = 32\ntimeout_ms = 300\n")
     .plugin("probe")
     .env("TEST_PROBE_TOKEN", "t")
@@ -190,23 +188,19 @@ async fn the_guest_opens_no_sockets() {
 /// instance answering has seen.
 #[tokio::test]
 async fn warm_instances_are_replaced_when_worn_out_or_grown() {
-    let daemon = DaemonBuilder::new(
-        r#"
-[[route]]
-name = "probe"
-path = "/hooks/probe"
-provider = "goflow"
-secret = "env:TEST_PROBE_TOKEN"
-plugins = ["probe"]
-mode = "respond"
-"#,
-    )
-    .plugins_settings(
-        "memory_mb = 32\npool_size = 1\nmax_events_per_instance = 3\ntimeout_ms = 60000",
-    )
-    .plugin("probe")
-    .env("TEST_PROBE_TOKEN", "t")
-    .start();
+    let daemon = DaemonBuilder::new("")
+        .route(
+            Route::hook("probe", "goflow")
+                .secret("env:TEST_PROBE_TOKEN")
+                .plugins(&["probe"])
+                .respond(),
+        )
+        .plugins_settings(
+            "memory_mb = 32\npool_size = 1\nmax_events_per_instance = 3\ntimeout_ms = 60000",
+        )
+        .plugin("probe")
+        .env("TEST_PROBE_TOKEN", "t")
+        .start();
     let mut counts = Vec::new();
     for _ in 0..4 {
         counts.push(send(&daemon, "count").await.1["count"].clone());

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{DaemonBuilder, shared_cache_dir, target_dir, wirehook};
+use crate::harness::{DaemonBuilder, Route, shared_cache_dir, target_dir, wirehook};
 
 const TOKEN: &str = "scaffold-token";
 
@@ -61,21 +61,17 @@ async fn scaffold_builds_and_answers(lang: &str, env: &[(&str, &Path)]) {
     );
     assert_eq!(called.status.code(), Some(0));
 
-    let daemon = DaemonBuilder::new(&format!(
-        r#"
-[[route]]
-name = "hello"
-path = "/hooks/hello"
-provider = "goflow"
-secret = "env:T_GOFLOW"
-plugins = ["{name}"]
-mode = "respond"
-"#
-    ))
-    .plugin_file(&name, &project.join(format!("{name}.wasm")))
-    .plugins_settings(&format!("cache_dir = {:?}", shared_cache_dir()))
-    .env("T_GOFLOW", TOKEN)
-    .start();
+    let daemon = DaemonBuilder::new("")
+        .route(
+            Route::hook("hello", "goflow")
+                .secret("env:T_GOFLOW")
+                .plugins(&[&name])
+                .respond(),
+        )
+        .plugin_file(&name, &project.join(format!("{name}.wasm")))
+        .plugins_settings(&format!("cache_dir = {:?}", shared_cache_dir()))
+        .env("T_GOFLOW", TOKEN)
+        .start();
     let response = crate::harness::client()
         .post(daemon.url("/hooks/hello"))
         .header("authorization", format!("Token {TOKEN}"))

@@ -3,7 +3,7 @@
 //! harness reads each whole log for the secrets a test names).
 
 use crate::goflow::call_webhook;
-use crate::harness::{Daemon, DaemonBuilder};
+use crate::harness::{Daemon, DaemonBuilder, Route};
 
 /// Distinctive, so a match in the log is this secret and nothing else.
 const TOKEN: &str = "cred-goflow-7f3a9c2e";
@@ -13,15 +13,13 @@ fn daemon(credentials: &std::path::Path) -> Daemon {
         r#"
 [reload]
 debounce_ms = 50
-
-[[route]]
-name = "orders"
-path = "/hooks/orders"
-provider = "goflow"
-secret = "file:${CREDENTIALS_DIRECTORY}/goflow-token"
-plugins = ["order-status"]
-mode = "respond"
 "#,
+    )
+    .route(
+        Route::hook("orders", "goflow")
+            .secret("file:${CREDENTIALS_DIRECTORY}/goflow-token")
+            .plugins(&["order-status"])
+            .respond(),
     )
     .plugin("order-status")
     .env("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap())

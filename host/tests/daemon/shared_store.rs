@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::delivery::{blast, body, seen, site};
+use crate::delivery::{blast, body, queue, seen, site};
 use crate::harness::postgres::PgServer;
-use crate::harness::{Daemon, eventually};
+use crate::harness::{Daemon, Route, eventually};
 
 const TOKEN: &str = "queue-token";
 
@@ -17,16 +17,12 @@ const TOKEN: &str = "queue-token";
 /// daemon starved of CPU on a busy machine still renews it in time (a
 /// lapsed lease lets a second instance deliver an event again).
 fn on_database(server: &PgServer) -> Daemon {
-    let inline = r#"
-[[route]]
-name = "inline"
-path = "/hooks/inline"
-provider = "goflow"
-secret = "env:TEST_QUEUE_TOKEN"
-plugins = ["probe"]
-mode = "respond"
-"#;
-    site(inline, "lease_secs = 10")
+    let inline = Route::hook("inline", "goflow")
+        .secret("env:TEST_QUEUE_TOKEN")
+        .plugins(&["probe"])
+        .respond();
+    site(queue(), "lease_secs = 10")
+        .route(inline)
         .storage_settings("backend = \"postgres\"\nurl = \"env:TEST_DATABASE_URL\"")
         .env("TEST_DATABASE_URL", &server.url())
         .start()

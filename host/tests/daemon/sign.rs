@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 use crate::fixtures::*;
-use crate::harness::{Daemon, wirehook};
+use crate::harness::{Daemon, now, wirehook};
 
 /// Providers whose proof is the shared token itself, so the printed
 /// request must carry it.

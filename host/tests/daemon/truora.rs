@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, DaemonBuilder, Route};
+use crate::harness::{Daemon, DaemonBuilder, Route, now};
 
 const SECRET: &str = "c48863adab6b101b79f08ddb2cfe1b1c3f2ff7eb38fa01a14904dde971c2193b";
 
@@ -17,17 +17,11 @@ fn route(name: &str, mode: &str) -> Route {
 }
 
 fn daemon() -> Daemon {
-    DaemonBuilder::new(&route("truora", "respond").to_string())
+    DaemonBuilder::new("")
+        .route(route("truora", "respond"))
         .plugin("probe")
         .env("TEST_TRUORA_SECRET", SECRET)
         .start()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn claims(event: &str) -> Value {
@@ -149,7 +143,8 @@ async fn forged_unsigned_foreign_and_expired_tokens_are_refused() {
 
 #[tokio::test]
 async fn queue_route_acknowledges_then_hands_the_event_over() {
-    let daemon = DaemonBuilder::new(&route("truora-queue", "queue").to_string())
+    let daemon = DaemonBuilder::new("")
+        .route(route("truora-queue", "queue"))
         .plugin("probe")
         .env("TEST_TRUORA_SECRET", SECRET)
         .start();

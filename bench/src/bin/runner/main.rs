@@ -189,13 +189,175 @@ struct Bench<'a> {
     scratch: &'a Path,
 }
 
-/// A wirehook row: one route to one plugin.
-struct Setup {
-    provider: &'static str,
-    mode: &'static str,
-    plugin: &'static str,
-    isolation_event: bool,
+/// The provider whose signed requests a wirehook row's load sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    Goflow,
+    Truora,
 }
+
+impl Provider {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Goflow => "goflow",
+            Self::Truora => "truora",
+        }
+    }
+
+    /// The environment variable the route's secret is read from.
+    fn secret_var(self) -> &'static str {
+        match self {
+            Self::Goflow => "BENCH_GOFLOW_TOKEN",
+            Self::Truora => "BENCH_TRUORA_SECRET",
+        }
+    }
+}
+
+/// A route's `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Respond,
+    Queue,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Respond => "respond",
+            Self::Queue => "queue",
+        }
+    }
+}
+
+/// A plugin's `isolation`: instances reused from its pool, or a fresh
+/// one per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    Pooled,
+    Event,
+}
+
+/// A wirehook row: one route to one plugin.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    provider: Provider,
+    mode: Mode,
+    plugin: &'static str,
+    isolation: Isolation,
+}
+
+/// Row 2's route: the respond row the attacked row compares with.
+const RESPOND_GOFLOW: Setup = Setup {
+    provider: Provider::Goflow,
+    mode: Mode::Respond,
+    plugin: "order-status",
+    isolation: Isolation::Pooled,
+};
+
+/// What a line of the table measures.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Limit,
+    Wirehook(Setup),
+    /// Row 2's route while `wirehook-attack` attacks.
+    UnderAttack,
+    /// The Express peer with this many workers.
+    Express {
+        workers: usize,
+    },
+    /// Row 4's route on PostgreSQL, with this many daemons.
+    Postgres {
+        instances: usize,
+    },
+}
+
+/// One line of the throughput table as bench/README.md lists it.
+#[derive(Debug)]
+struct Spec {
+    id: &'static str,
+    name: &'static str,
+    kind: Kind,
+}
+
+/// The throughput table, in the order it is measured and printed: the
+/// limit first.
+const TABLE: &[Spec] = &[
+    Spec {
+        id: LIMIT,
+        name: "the limit: bare axum, reads the body, 200",
+        kind: Kind::Limit,
+    },
+    Spec {
+        id: RESPOND,
+        name: "wirehook respond: goflow token + Rust order-status",
+        kind: Kind::Wirehook(RESPOND_GOFLOW),
+    },
+    Spec {
+        id: "3",
+        name: "wirehook respond: Truora JWT + Rust order-status",
+        kind: Kind::Wirehook(Setup {
+            provider: Provider::Truora,
+            ..RESPOND_GOFLOW
+        }),
+    },
+    Spec {
+        id: "4",
+        name: "wirehook queue: goflow, acked after group commit",
+        kind: Kind::Wirehook(Setup {
+            mode: Mode::Queue,
+            ..RESPOND_GOFLOW
+        }),
+    },
+    Spec {
+        id: "8",
+        name: "wirehook queue on PostgreSQL: goflow, one instance",
+        kind: Kind::Postgres { instances: 1 },
+    },
+    Spec {
+        id: "8",
+        name: "wirehook queue on PostgreSQL: goflow, two instances",
+        kind: Kind::Postgres { instances: 2 },
+    },
+    Spec {
+        id: "5",
+        name: "wirehook respond: Rust order-status, isolation = \"event\"",
+        kind: Kind::Wirehook(Setup {
+            isolation: Isolation::Event,
+            ..RESPOND_GOFLOW
+        }),
+    },
+    Spec {
+        id: "5",
+        name: "wirehook respond: Python order-status-py",
+        kind: Kind::Wirehook(Setup {
+            plugin: "order-status-py",
+            ..RESPOND_GOFLOW
+        }),
+    },
+    Spec {
+        id: "5",
+        name: "wirehook respond: JavaScript order-status-js",
+        kind: Kind::Wirehook(Setup {
+            plugin: "order-status-js",
+            ..RESPOND_GOFLOW
+        }),
+    },
+    Spec {
+        id: "6",
+        name: "Express peer, one process",
+        kind: Kind::Express { workers: 1 },
+    },
+    Spec {
+        id: "6",
+        name: "Express peer, WORKERS=2 cluster",
+        kind: Kind::Express { workers: 2 },
+    },
+    Spec {
+        id: "7",
+        name: "wirehook respond: goflow token + Rust order-status, under attack",
+        kind: Kind::UnderAttack,
+    },
+];
 
 /// What a line of the table starts and puts the load on.
 enum Target {
@@ -228,101 +390,36 @@ struct Line {
 }
 
 impl Bench<'_> {
-    /// Every line, the limit first.
+    /// Every line of [`TABLE`] with what it needs found.
     fn lines(&self) -> Vec<Line> {
-        let wirehook = |id, name, provider, mode, plugin, isolation_event| {
-            let setup = Setup {
-                provider,
-                mode,
-                plugin,
-                isolation_event,
-            };
-            let target = self
-                .paths
-                .plugin(plugin)
-                .map(|wasm| Target::Wirehook { setup, wasm });
-            Line { id, name, target }
-        };
         let express = self.express_dir();
-        let express = |workers, name| Line {
-            id: "6",
-            name,
-            target: express.clone().map(|dir| Target::Express { dir, workers }),
-        };
-        let postgres = |instances, name| Line {
-            id: "8",
-            name,
-            target: postgres::available()
-                .and_then(|()| self.paths.plugin("order-status"))
-                .map(|wasm| Target::Postgres { wasm, instances }),
-        };
-        vec![
-            Line {
-                id: LIMIT,
-                name: "the limit: bare axum, reads the body, 200",
-                target: Ok(Target::Limit),
-            },
-            wirehook(
-                "2",
-                "wirehook respond: goflow token + Rust order-status",
-                "goflow",
-                "respond",
-                "order-status",
-                false,
-            ),
-            wirehook(
-                "3",
-                "wirehook respond: Truora JWT + Rust order-status",
-                "truora",
-                "respond",
-                "order-status",
-                false,
-            ),
-            wirehook(
-                "4",
-                "wirehook queue: goflow, acked after group commit",
-                "goflow",
-                "queue",
-                "order-status",
-                false,
-            ),
-            postgres(1, "wirehook queue on PostgreSQL: goflow, one instance"),
-            postgres(2, "wirehook queue on PostgreSQL: goflow, two instances"),
-            wirehook(
-                "5",
-                "wirehook respond: Rust order-status, isolation = \"event\"",
-                "goflow",
-                "respond",
-                "order-status",
-                true,
-            ),
-            wirehook(
-                "5",
-                "wirehook respond: Python order-status-py",
-                "goflow",
-                "respond",
-                "order-status-py",
-                false,
-            ),
-            wirehook(
-                "5",
-                "wirehook respond: JavaScript order-status-js",
-                "goflow",
-                "respond",
-                "order-status-js",
-                false,
-            ),
-            express(1, "Express peer, one process"),
-            express(2, "Express peer, WORKERS=2 cluster"),
-            Line {
-                id: "7",
-                name: "wirehook respond: goflow token + Rust order-status, under attack",
-                target: self
-                    .paths
-                    .plugin("order-status")
-                    .map(|wasm| Target::UnderAttack { wasm }),
-            },
-        ]
+        TABLE
+            .iter()
+            .map(|spec| {
+                let target = match spec.kind {
+                    Kind::Limit => Ok(Target::Limit),
+                    Kind::Wirehook(setup) => self
+                        .paths
+                        .plugin(setup.plugin)
+                        .map(|wasm| Target::Wirehook { setup, wasm }),
+                    Kind::UnderAttack => self
+                        .paths
+                        .plugin(RESPOND_GOFLOW.plugin)
+                        .map(|wasm| Target::UnderAttack { wasm }),
+                    Kind::Express { workers } => {
+                        express.clone().map(|dir| Target::Express { dir, workers })
+                    }
+                    Kind::Postgres { instances } => postgres::available()
+                        .and_then(|()| self.paths.plugin(RESPOND_GOFLOW.plugin))
+                        .map(|wasm| Target::Postgres { wasm, instances }),
+                };
+                Line {
+                    id: spec.id,
+                    name: spec.name,
+                    target,
+                }
+            })
+            .collect()
     }
 
     /// Measures every line once a round, in table order, so that each
@@ -427,23 +524,21 @@ impl Bench<'_> {
         setup: &Setup,
         wasm: &Path,
     ) -> anyhow::Result<Measured> {
-        let secret = if setup.provider == "truora" {
-            "BENCH_TRUORA_SECRET"
-        } else {
-            "BENCH_GOFLOW_TOKEN"
-        };
         let mut routes = format!(
             "[[route]]\nname = \"orders\"\npath = \"/hooks/orders\"\nprovider = \"{}\"\n\
-             secret = \"env:{secret}\"\nplugins = [\"{}\"]\nmode = \"{}\"\n",
-            setup.provider, setup.plugin, setup.mode
+             secret = \"env:{}\"\nplugins = [\"{}\"]\nmode = \"{}\"\n",
+            setup.provider.as_str(),
+            setup.provider.secret_var(),
+            setup.plugin,
+            setup.mode.as_str()
         );
-        if setup.mode == "queue" {
+        if setup.mode == Mode::Queue {
             // The row measures acknowledgement: the workers deliver on
             // the same cores meanwhile but fall behind, and the default
             // depth would turn the rest of the run into 503s.
             routes.push_str("\n[delivery]\nmax_queue_depth = 100000000\n");
         }
-        if setup.isolation_event {
+        if setup.isolation == Isolation::Event {
             routes.push_str(&format!(
                 "\n[plugin.{}]\nisolation = \"event\"\n",
                 setup.plugin
@@ -461,15 +556,25 @@ impl Bench<'_> {
         )?;
         let measured = {
             let running = site.start(&self.paths.exe("wirehook"))?;
-            let label = format!("{}-{}-{}", setup.mode, setup.provider, setup.plugin);
-            let expect = if setup.mode == "queue" {
+            let label = format!(
+                "{}-{}-{}",
+                setup.mode.as_str(),
+                setup.provider.as_str(),
+                setup.plugin
+            );
+            let expect = if setup.mode == Mode::Queue {
                 Expect::Accepted
             } else {
                 Expect::OrderStatus
             };
-            let mut measured =
-                self.measure(&running, &label, setup.provider, expect, &["/hooks/orders"])?;
-            if setup.mode == "queue" {
+            let mut measured = self.measure(
+                &running,
+                &label,
+                setup.provider.as_str(),
+                expect,
+                &["/hooks/orders"],
+            )?;
+            if setup.mode == Mode::Queue {
                 measured.backlog = Some(site.backlog()?);
             }
             measured

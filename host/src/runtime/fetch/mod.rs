@@ -71,6 +71,42 @@ const BODY_HEADERS: [HeaderName; 4] = [
 /// Credentials that stay with the origin they were meant for.
 const CREDENTIAL_HEADERS: [HeaderName; 2] = [header::AUTHORIZATION, header::COOKIE];
 
+/// Why a fetch was refused or failed; shown to the plugin and in the log.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("bad URL `{url}`: {reason}")]
+    Url {
+        url: String,
+        reason: url::ParseError,
+    },
+    #[error("bad method `{0}`")]
+    Method(String),
+    #[error("bad header name `{}`", .0.escape_debug())]
+    HeaderName(String),
+    #[error("header `{0}` is set by wirehook, not by plugins")]
+    ReservedHeader(HeaderName),
+    #[error("bad value for header `{0}`")]
+    HeaderValue(HeaderName),
+    /// The URL's origin, which no `allow_http` entry permits.
+    #[error("`{0}` is not in allow_http")]
+    NotGranted(String),
+    /// The connection or the exchange failed: the error and its causes.
+    #[error("{0}")]
+    Transport(String),
+    #[error("redirect to a non-text location")]
+    LocationNotText,
+    #[error("bad redirect `{location}`: {reason}")]
+    Redirect {
+        location: String,
+        reason: url::ParseError,
+    },
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooManyRedirects,
+    /// The response body passed this many bytes.
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+}
+
 /// A request as a plugin asked for it.
 pub struct Request {
     pub method: String,
@@ -80,7 +116,7 @@ pub struct Request {
 }
 
 /// The answer given back to the plugin.
-pub struct Response {
+pub struct Fetched {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -126,11 +162,13 @@ impl Fetcher {
     }
 
     /// Sends `request` if `grants` permit it, following permitted redirects.
-    pub async fn fetch(&self, grants: &[Origin], request: Request) -> Result<Response, String> {
-        let mut url =
-            Url::parse(&request.url).map_err(|e| format!("bad URL `{}`: {e}", request.url))?;
+    pub async fn fetch(&self, grants: &[Origin], request: Request) -> Result<Fetched, FetchError> {
+        let mut url = Url::parse(&request.url).map_err(|reason| FetchError::Url {
+            url: request.url.clone(),
+            reason,
+        })?;
         let mut method = Method::from_bytes(request.method.as_bytes())
-            .map_err(|_| format!("bad method `{}`", request.method))?;
+            .map_err(|_| FetchError::Method(request.method.clone()))?;
         let mut headers = plugin_headers(&request.headers)?;
         let mut body = request.body;
         for _ in 0..=MAX_REDIRECTS {
@@ -166,13 +204,13 @@ impl Fetcher {
             }
             url = next;
         }
-        Err(format!("more than {MAX_REDIRECTS} redirects"))
+        Err(FetchError::TooManyRedirects)
     }
 
-    fn client_for(&self, grants: &[Origin], url: &Url) -> Result<&reqwest::Client, String> {
+    fn client_for(&self, grants: &[Origin], url: &Url) -> Result<&reqwest::Client, FetchError> {
         let origin = url.origin().ascii_serialization();
         let Some(grant) = grants.iter().find(|g| g.permits(url)) else {
-            return Err(format!("`{origin}` is not in allow_http"));
+            return Err(FetchError::NotGranted(origin));
         };
         Ok(match grant.host {
             HostPattern::Ip(_) => &self.literal,
@@ -180,7 +218,7 @@ impl Fetcher {
         })
     }
 
-    async fn read(&self, mut response: reqwest::Response) -> Result<Response, String> {
+    async fn read(&self, mut response: reqwest::Response) -> Result<Fetched, FetchError> {
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -195,14 +233,11 @@ impl Fetcher {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
             if body.len() + chunk.len() > self.max_response_bytes {
-                return Err(format!(
-                    "response larger than {} bytes",
-                    self.max_response_bytes
-                ));
+                return Err(FetchError::TooLarge(self.max_response_bytes));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Response {
+        Ok(Fetched {
             status,
             headers,
             body,
@@ -211,18 +246,16 @@ impl Fetcher {
 }
 
 /// The plugin's headers, refusing the reserved ones and malformed ones.
-fn plugin_headers(headers: &[(String, String)]) -> Result<HeaderMap, String> {
+fn plugin_headers(headers: &[(String, String)]) -> Result<HeaderMap, FetchError> {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("bad header name `{}`", name.escape_debug()))?;
+            .map_err(|_| FetchError::HeaderName(name.clone()))?;
         if RESERVED_HEADERS.contains(&name) {
-            return Err(format!(
-                "header `{name}` is set by wirehook, not by plugins"
-            ));
+            return Err(FetchError::ReservedHeader(name));
         }
         let value =
-            HeaderValue::from_str(value).map_err(|_| format!("bad value for header `{name}`"))?;
+            HeaderValue::from_str(value).map_err(|_| FetchError::HeaderValue(name.clone()))?;
         map.append(name, value);
     }
     Ok(map)
@@ -230,7 +263,7 @@ fn plugin_headers(headers: &[(String, String)]) -> Result<HeaderMap, String> {
 
 /// Where a redirect response sends the request next; `None` when the
 /// response is not a redirect to follow.
-fn redirect_target(response: &reqwest::Response, url: &Url) -> Result<Option<Url>, String> {
+fn redirect_target(response: &reqwest::Response, url: &Url) -> Result<Option<Url>, FetchError> {
     let followed = [
         StatusCode::MOVED_PERMANENTLY,
         StatusCode::FOUND,
@@ -244,16 +277,17 @@ fn redirect_target(response: &reqwest::Response, url: &Url) -> Result<Option<Url
     let Some(location) = response.headers().get(header::LOCATION) else {
         return Ok(None);
     };
-    let location = location
-        .to_str()
-        .map_err(|_| "redirect to a non-text location")?;
+    let location = location.to_str().map_err(|_| FetchError::LocationNotText)?;
     url.join(location)
         .map(Some)
-        .map_err(|e| format!("bad redirect `{location}`: {e}"))
+        .map_err(|reason| FetchError::Redirect {
+            location: location.to_owned(),
+            reason,
+        })
 }
 
 /// The error and its causes on one line (reqwest hides the cause).
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: &reqwest::Error) -> FetchError {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -261,5 +295,5 @@ fn describe(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    FetchError::Transport(text)
 }

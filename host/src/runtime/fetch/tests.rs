@@ -65,7 +65,7 @@ fn request(method: &str, url: String, headers: &[(&str, &str)], body: Option<&st
     }
 }
 
-fn json_of(response: &Response) -> Value {
+fn json_of(response: &Fetched) -> Value {
     serde_json::from_slice(&response.body).unwrap()
 }
 
@@ -198,7 +198,11 @@ async fn redirects_stop_at_the_limit() {
         .await
         .err()
         .unwrap();
-    assert_eq!(error, format!("more than {MAX_REDIRECTS} redirects"));
+    assert!(matches!(error, FetchError::TooManyRedirects), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!("more than {MAX_REDIRECTS} redirects")
+    );
     // The redirect past the limit is not followed.
     assert_eq!(requests.load(Ordering::SeqCst), MAX_REDIRECTS + 1);
 }
@@ -243,8 +247,11 @@ async fn plugins_may_not_set_host_or_connection_headers() {
             .await
             .err()
             .unwrap_or_else(|| panic!("{name} was accepted"));
+        assert!(matches!(error, FetchError::ReservedHeader(_)), "{error}");
         assert!(
-            error.contains("is set by wirehook, not by plugins"),
+            error
+                .to_string()
+                .contains("is set by wirehook, not by plugins"),
             "{error}"
         );
     }
@@ -355,7 +362,9 @@ async fn a_granted_name_of_a_special_address_is_refused() {
         .err()
         .unwrap();
     assert!(
-        error.contains("`metadata.test` resolves only to non-public addresses (169.254.169.254)"),
+        error
+            .to_string()
+            .contains("`metadata.test` resolves only to non-public addresses (169.254.169.254)"),
         "{error}"
     );
 }
@@ -410,7 +419,9 @@ async fn the_connection_goes_to_the_checked_address() {
         .err()
         .unwrap();
     assert!(
-        error.contains("non-public addresses (127.0.0.2)"),
+        error
+            .to_string()
+            .contains("non-public addresses (127.0.0.2)"),
         "{error}"
     );
 }
