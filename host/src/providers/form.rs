@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 
-use super::{Rejection, Request};
+use super::{Rejection, Request, SignError};
 
 /// Whether the request says its body is a form.
 pub fn is_form(headers: &HeaderMap) -> bool {
@@ -81,9 +81,14 @@ pub fn document<'r>(req: &Request<'r>) -> Result<Cow<'r, [u8]>, Rejection> {
 
 /// The form a sender makes of a JSON object (for `wirehook sign`): each
 /// member a field, an array a repeated field, scalars as their text.
-pub fn from_json(payload: &[u8]) -> Result<String, String> {
-    let object: Map<String, Value> = serde_json::from_slice(payload)
-        .map_err(|e| format!("a form is made of a JSON object: {e}"))?;
+pub fn from_json(payload: &[u8]) -> Result<String, SignError> {
+    let object: Map<String, Value> = serde_json::from_slice(payload).map_err(|e| {
+        if e.is_data() {
+            SignError::NotObject
+        } else {
+            SignError::NotJson(Some(e.to_string()))
+        }
+    })?;
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in &object {
         let values = match value {

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use axum::http::HeaderName;
 
 use super::mac::BodySignature;
-use super::{Provider, Rejection, Request, Signed, Verified, json};
+use super::{Provider, Rejection, Request, SignError, Signed, Verified, json};
 use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
 use crate::event::{Decoded, Payload};
 use crate::secret::Secret;
@@ -70,9 +70,9 @@ impl Provider for Github {
 
     /// The kind is the payload's `"x_github_event"` member if it has one
     /// (GitHub's own bodies never do), else `push`.
-    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, SignError> {
         let body: serde_json::Value =
-            serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+            serde_json::from_slice(payload).map_err(|e| SignError::NotJson(Some(e.to_string())))?;
         let kind = json::text(&body, &["x_github_event"]).unwrap_or_else(|| "push".to_owned());
         let mut signed = self.signature.sign(&self.secret, payload);
         let nanos = now

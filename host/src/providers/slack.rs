@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Provider, Rejection, Request, Signed, Verified, form, json, mac, time};
+use super::{Provider, Rejection, Request, SignError, Signed, Verified, form, json, mac, time};
 use crate::algorithm::HmacAlgorithm;
 use crate::event::{Contact, Decoded, Message, Payload};
 use crate::secret::Secret;
@@ -89,9 +89,9 @@ impl Provider for Slack {
 
     /// A JSON payload is sent as it is (Events API); an object with a
     /// `command` member as the form of a slash command.
-    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, SignError> {
         let body: Value =
-            serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+            serde_json::from_slice(payload).map_err(|e| SignError::NotJson(Some(e.to_string())))?;
         let (body, content_type) = if body.get("command").is_some() {
             (
                 form::from_json(payload)?.into_bytes(),

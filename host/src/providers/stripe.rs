@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::{Provider, Rejection, Request, Signed, Verified, json, mac, time};
+use super::{Provider, Rejection, Request, SignError, Signed, Verified, json, mac, time};
 use crate::algorithm::HmacAlgorithm;
 use crate::event::{Decoded, Payload};
 use crate::secret::Secret;
@@ -75,7 +75,7 @@ impl Provider for Stripe {
         self.verify_at(req, SystemTime::now())
     }
 
-    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, SignError> {
         let t = now
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::{Provider, Rejection, Request, Signed, Verified, json};
+use super::{Provider, Rejection, Request, SignError, Signed, Verified, json};
 use crate::event::{Contact, Decoded, Message, Payload};
 use crate::secret::Secret;
 
@@ -40,9 +40,9 @@ impl Provider for Telegram {
         Ok(Verified::body(req))
     }
 
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, SignError> {
         let token = String::from_utf8(self.secret.expose().to_vec())
-            .map_err(|_| "a header value must be text".to_owned())?;
+            .map_err(|_| SignError::HeaderNotText)?;
         Ok(Signed::json(
             payload,
             [("X-Telegram-Bot-Api-Secret-Token".to_owned(), token)],

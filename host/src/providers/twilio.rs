@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::token::query_param;
-use super::{ConfigIssue, Provider, Rejection, Request, Signed, Verified, form, json};
+use super::{ConfigIssue, Provider, Rejection, Request, SignError, Signed, Verified, form, json};
 use crate::config::provider::TwilioOptions;
 use crate::event::{Contact, Decoded, Message, Payload, StatusUpdate};
 use crate::secret::Secret;
@@ -113,7 +113,7 @@ impl Provider for Twilio {
     }
 
     /// A JSON object is sent as the form of its members, to `public_url`.
-    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, SignError> {
         let body = form::from_json(payload)?;
         let signature = self
             .mac(&self.url, &signed_fields(body.as_bytes()))

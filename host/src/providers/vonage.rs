@@ -18,7 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Provider, Rejection, Request, Signed, Verified, json, time};
+use super::{Provider, Rejection, Request, SignError, Signed, Verified, json, time};
 use crate::event::{Contact, Decoded, Message, Payload, StatusUpdate};
 use crate::secret::Secret;
 
@@ -92,7 +92,7 @@ impl Provider for Vonage {
         self.verify_at(req, SystemTime::now())
     }
 
-    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, String> {
+    fn sign(&self, payload: &[u8], now: SystemTime) -> Result<Signed, SignError> {
         let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let claims = Claims {
             iat: since.as_secs(),
@@ -102,7 +102,7 @@ impl Provider for Vonage {
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.signing_key)
-                .map_err(|e| format!("cannot sign the JWT: {e}"))?;
+                .map_err(|e| SignError::Jwt(e.to_string()))?;
         Ok(Signed::json(
             payload,
             [("Authorization".to_owned(), format!("Bearer {token}"))],
