@@ -153,7 +153,10 @@ impl Site {
             .enable_all()
             .build()?;
         let Some(url) = &self.database else {
-            let store = wirehook::store::SqliteStore::open(&self.dir.join("data"))?;
+            let store = wirehook::store::SqliteStore::open(
+                &self.dir.join("data"),
+                wirehook::providers::redecode,
+            )?;
             return Ok(runtime.block_on(store.depth())?);
         };
         runtime.block_on(async {
@@ -163,6 +166,7 @@ impl Site {
                 1,
                 30,
                 wirehook::store::Role::Command,
+                wirehook::providers::redecode,
             )
             .await?;
             Ok(store.depth().await?)

@@ -61,11 +61,15 @@ pub async fn load(path: &Path, open_store: bool) -> Result<Loaded, LoadError> {
     let config = Config::load(path)?.resolve().map_err(refused)?;
     let store = if open_store {
         Some(
-            stores::open(&config.storage, &config.delivery, Role::Daemon)
-                .await
-                .with_context(|| {
-                    format!("opening the store {}", stores::location(&config.storage))
-                })?,
+            stores::open(
+                &config.storage,
+                config.database_url.as_ref(),
+                &config.delivery,
+                Role::Daemon,
+                crate::providers::redecode,
+            )
+            .await
+            .with_context(|| format!("opening the store {}", stores::location(&config.storage)))?,
         )
     } else {
         None

@@ -134,9 +134,15 @@ fn run(args: CallArgs) -> anyhow::Result<Exit> {
 
 /// The store the config names: where `--stored` events and KV are.
 pub(super) async fn open_store(config: &Resolved) -> anyhow::Result<Arc<dyn Store>> {
-    stores::open(&config.storage, &config.delivery, Role::Command)
-        .await
-        .with_context(|| format!("opening the store {}", stores::location(&config.storage)))
+    stores::open(
+        &config.storage,
+        config.database_url.as_ref(),
+        &config.delivery,
+        Role::Command,
+        crate::providers::redecode,
+    )
+    .await
+    .with_context(|| format!("opening the store {}", stores::location(&config.storage)))
 }
 
 /// A plugin runtime as the daemon's, its KV in `store`.

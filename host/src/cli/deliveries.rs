@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::ConfigArg;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::store::{self as stores, Filter, Record, Role, Status, Store, UnixMs};
 use crate::text;
 
@@ -121,16 +121,26 @@ fn with_store<T>(
     config: &ConfigArg,
     f: impl AsyncFnOnce(&dyn Store) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let config = Config::load(&config.config)?;
+    let file = &config.config;
+    let config = Config::load(file)?;
+    // Only `[storage]` is read: a command needs none of the routes' secrets.
+    let url = config.storage.resolve().map_err(|problems| ConfigError {
+        file: file.clone(),
+        problems,
+    })?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(async {
-            let store = stores::open(&config.storage, &config.delivery, Role::Command)
-                .await
-                .with_context(|| {
-                    format!("opening the store {}", stores::location(&config.storage))
-                })?;
+            let store = stores::open(
+                &config.storage,
+                url.as_ref(),
+                &config.delivery,
+                Role::Command,
+                crate::providers::redecode,
+            )
+            .await
+            .with_context(|| format!("opening the store {}", stores::location(&config.storage)))?;
             f(&*store).await
         })
 }

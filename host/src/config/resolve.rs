@@ -21,6 +21,9 @@ use crate::secret::Secret;
 pub struct Resolved {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    /// `storage.url`, read: the PostgreSQL URL (with its password) when
+    /// `storage.backend` is `postgres`.
+    pub database_url: Option<Secret>,
     pub plugins: PluginsConfig,
     pub delivery: DeliveryConfig,
     pub reload: ReloadConfig,
@@ -92,7 +95,7 @@ impl Config {
             problems.push(Problem::new("delivery.lease_secs", "must be at least 1"));
         }
         self.server.problems(&mut problems);
-        self.storage.problems(&mut problems);
+        let database_url = self.storage.resolve_into(&mut problems);
         let plugin = self
             .plugin
             .iter()
@@ -105,6 +108,7 @@ impl Config {
         Ok(Resolved {
             server: self.server,
             storage: self.storage,
+            database_url,
             plugins: self.plugins,
             delivery: self.delivery,
             reload: self.reload,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::Problem;
-use crate::secret::SecretSource;
+use crate::secret::{Secret, SecretSource};
 
 /// Which store backs the daemon.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -49,49 +49,56 @@ impl Default for StorageConfig {
 }
 
 impl StorageConfig {
-    /// The PostgreSQL URL, read from where `url` says. The error names
-    /// where it looked, never the value.
-    pub fn database_url(&self) -> Result<String, String> {
-        let url = self
-            .url
-            .as_ref()
-            .ok_or("storage.url is required with backend = \"postgres\"")?;
-        let secret = url.resolve().map_err(|e| format!("storage.url: {e}"))?;
-        String::from_utf8(secret.expose().to_vec())
-            .map_err(|_| "storage.url: is not UTF-8".to_owned())
+    /// Checks `[storage]` and reads the PostgreSQL URL from where `url`
+    /// says, once: the store is opened with what this returns. Problems
+    /// name where it looked, never the value.
+    pub fn resolve(&self) -> Result<Option<Secret>, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let url = self.resolve_into(&mut problems);
+        if problems.is_empty() {
+            Ok(url)
+        } else {
+            Err(problems)
+        }
     }
 
-    pub(super) fn problems(&self, problems: &mut Vec<Problem>) {
+    pub(super) fn resolve_into(&self, problems: &mut Vec<Problem>) -> Option<Secret> {
         if self.pool_size == 0 {
             problems.push(Problem::new("storage.pool_size", "must be at least 1"));
-        }
-        match (self.backend, &self.url) {
-            (Backend::Postgres, None) => problems.push(Problem::new(
-                "storage.url",
-                "is required with backend = \"postgres\"",
-            )),
-            (Backend::Postgres, Some(url)) => match url.resolve().map(|s| s.expose().to_vec()) {
-                Err(reason) => problems.push(Problem::new("storage.url", reason.to_string())),
-                Ok(bytes) => {
-                    let parsed = std::str::from_utf8(&bytes)
-                        .map_err(|_| "is not UTF-8".to_owned())
-                        .and_then(|url| crate::store::postgres::tls::parse_url(url).map(drop));
-                    if let Err(reason) = parsed {
-                        problems.push(Problem::new("storage.url", reason));
-                    }
-                }
-            },
-            (Backend::Sqlite, Some(_)) => problems.push(Problem::new(
-                "storage.url",
-                "is read only with backend = \"postgres\"",
-            )),
-            (Backend::Sqlite, None) => {}
         }
         if let (Backend::Sqlite, Some(_)) = (self.backend, &self.ca_file) {
             problems.push(Problem::new(
                 "storage.ca_file",
                 "is read only with backend = \"postgres\"",
             ));
+        }
+        match (self.backend, &self.url) {
+            (Backend::Postgres, None) => {
+                problems.push(Problem::new(
+                    "storage.url",
+                    "is required with backend = \"postgres\"",
+                ));
+                None
+            }
+            (Backend::Postgres, Some(url)) => {
+                let checked = url.resolve().map_err(|e| e.to_string()).and_then(|secret| {
+                    let text = std::str::from_utf8(secret.expose())
+                        .map_err(|_| "is not UTF-8".to_owned())?;
+                    crate::store::postgres::tls::parse_url(text)?;
+                    Ok(secret)
+                });
+                checked
+                    .map_err(|reason| problems.push(Problem::new("storage.url", reason)))
+                    .ok()
+            }
+            (Backend::Sqlite, Some(_)) => {
+                problems.push(Problem::new(
+                    "storage.url",
+                    "is read only with backend = \"postgres\"",
+                ));
+                None
+            }
+            (Backend::Sqlite, None) => None,
         }
     }
 }
@@ -105,9 +112,10 @@ mod tests {
         let storage: StorageConfig = figment::Figment::from(figment::providers::Toml::string(toml))
             .extract()
             .unwrap();
-        let mut problems = Vec::new();
-        storage.problems(&mut problems);
-        problems.iter().map(ToString::to_string).collect()
+        match storage.resolve() {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
     }
 
     #[test]

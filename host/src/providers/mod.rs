@@ -328,6 +328,14 @@ pub fn decode_again(decode: Decode, kind: &str, raw_json: &str) -> Result<Payloa
     }
 }
 
+/// The payload of the `kind` event that provider `provider` finds in an
+/// event's `raw_json`: the [`crate::store::Redecode`] stores are opened
+/// with.
+pub fn redecode(provider: &str, kind: &str, raw_json: &str) -> Result<Payload, String> {
+    let decode = decoder(provider).ok_or_else(|| format!("unknown provider `{provider}`"))?;
+    decode_again(decode, kind, raw_json)
+}
+
 /// Builds the provider `config.options` says, with its secret.
 pub fn build(config: &ProviderConfig<'_>) -> Result<Arc<dyn Provider>, ConfigIssue> {
     let secret = config.secret.clone().ok_or_else(|| ConfigIssue {

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Backend, DeliveryConfig, StorageConfig};
-use crate::event::Event;
+use crate::event::{Event, Payload};
+use crate::secret::Secret;
 
 mod kv;
 pub mod postgres;
@@ -44,6 +45,11 @@ pub fn location(storage: &StorageConfig) -> String {
     }
 }
 
+/// Reads an event's payload again from the raw JSON the store keeps of
+/// it, by its provider and kind. Whoever opens a store gives it this (the
+/// providers decode), so that the store depends on no provider.
+pub type Redecode = fn(provider: &str, kind: &str, raw_json: &str) -> Result<Payload, String>;
+
 /// Who opens the store: the daemon that admits and delivers events, or
 /// a command that reads and administers it beside running daemons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,21 +58,26 @@ pub enum Role {
     Command,
 }
 
-/// Opens the store `[storage]` names. The daemon's SQLite store is
-/// refused while another daemon holds it; PostgreSQL has no such lock, as
-/// several daemons share one database.
+/// Opens the store `[storage]` names, at `url` (`storage.url` as
+/// [`StorageConfig::resolve`] read it) for PostgreSQL. The daemon's
+/// SQLite store is refused while another daemon holds it; PostgreSQL has
+/// no such lock, as several daemons share one database.
 pub async fn open(
     storage: &StorageConfig,
+    url: Option<&Secret>,
     delivery: &DeliveryConfig,
     role: Role,
+    redecode: Redecode,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match storage.backend {
         Backend::Sqlite => Arc::new(match role {
-            Role::Daemon => SqliteStore::open_owned(&storage.path)?,
-            Role::Command => SqliteStore::open(&storage.path)?,
+            Role::Daemon => SqliteStore::open_owned(&storage.path, redecode)?,
+            Role::Command => SqliteStore::open(&storage.path, redecode)?,
         }),
         Backend::Postgres => {
-            let url = storage.database_url().map_err(StoreError::Config)?;
+            let url = url.ok_or_else(|| StoreError::Config("storage.url is not set".to_owned()))?;
+            let url = std::str::from_utf8(url.expose())
+                .map_err(|_| StoreError::Config("storage.url is not UTF-8".to_owned()))?;
             let pool_size = match role {
                 Role::Daemon => storage.pool_size,
                 Role::Command => 2,
@@ -74,7 +85,10 @@ pub async fn open(
             let tls = postgres::Tls {
                 ca_file: storage.ca_file.as_deref(),
             };
-            Arc::new(PostgresStore::connect(&url, tls, pool_size, delivery.lease_secs, role).await?)
+            Arc::new(
+                PostgresStore::connect(url, tls, pool_size, delivery.lease_secs, role, redecode)
+                    .await?,
+            )
         }
     })
 }

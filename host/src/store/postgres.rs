@@ -16,8 +16,9 @@
 //! instance that holds the event. Admission dedups with the primary key
 //! of `seen` (route, delivery id): the same id posted to two instances at
 //! once inserts one mark, the other waits on it and sees a duplicate.
-//! Events queued (not claimed at intake) are announced with NOTIFY, so
-//! that an idle instance claims them at once.
+//! Admissions are written in batches, one statement and one commit each
+//! (`admit.rs`). Events queued (not claimed at intake) are announced with
+//! NOTIFY, so that an idle instance claims them at once.
 //!
 //! Connections use TLS as the URL's `sslmode` asks (`tls.rs`).
 //!
@@ -31,9 +32,12 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
 
-use super::{Admission, Claimed, Intake, Outcome, Queue, Role, Status, StoreError, UnixMs};
+use super::{
+    Admission, Claimed, Intake, Outcome, Queue, Redecode, Role, Status, StoreError, UnixMs,
+};
 use crate::event::{Event, Source};
 
+mod admit;
 mod kv;
 mod listen;
 mod log;
@@ -59,6 +63,9 @@ pub struct PostgresStore {
     /// Woken when another instance may have queued events.
     queued: Arc<tokio::sync::Notify>,
     responses: log::ResponseLog,
+    admitter: admit::Admitter,
+    /// How events read back get their payload.
+    redecode: Redecode,
     /// The daemon's background tasks (listener, lease renewal), ended
     /// with the store.
     _tasks: listen::Tasks,
@@ -125,6 +132,7 @@ impl PostgresStore {
         pool_size: usize,
         lease_secs: u64,
         role: Role,
+        redecode: Redecode,
     ) -> Result<Self, StoreError> {
         // The parser's own message may quote the URL, password and all.
         let (mut config, mode) = tls::parse_url(url)
@@ -184,6 +192,8 @@ impl PostgresStore {
         };
         Ok(Self {
             responses: log::ResponseLog::start(pool.clone()),
+            admitter: admit::Admitter::start(pool.clone(), holder.clone()),
+            redecode,
             pool,
             holder,
             lease_ms,
@@ -203,12 +213,15 @@ impl PostgresStore {
 }
 
 /// An event from a row of `events` (with `raw_json`).
-pub(super) fn row_event(row: &tokio_postgres::Row) -> Result<Event, StoreError> {
+pub(super) fn row_event(
+    row: &tokio_postgres::Row,
+    redecode: Redecode,
+) -> Result<Event, StoreError> {
     let id: i64 = row.get("id");
     let provider: String = row.get("provider");
     let kind: String = row.get("kind");
     let raw_json: String = row.get("raw_json");
-    let payload = super::sqlite::payload_of(&provider, &kind, &raw_json)
+    let payload = redecode(&provider, &kind, &raw_json)
         .map_err(|reason| StoreError::Corrupt { id, reason })?;
     Ok(Event {
         source: Source {
@@ -241,18 +254,21 @@ FROM picked WHERE e.id = picked.id
 RETURNING e.id, e.attempts, e.provider, e.route, e.delivery_id, e.received_at_ms, e.kind,
           e.raw_json";
 
-/// Marks `(route, delivery id)` seen unless it was at or after `$4`,
-/// and stores the event only if it marked it.
-const ADMIT: &str = "
-WITH mark AS (
-    INSERT INTO seen (route, delivery_id, seen_at_ms) VALUES ($1, $2, $3)
-    ON CONFLICT (route, delivery_id) DO UPDATE SET seen_at_ms = EXCLUDED.seen_at_ms
-    WHERE seen.seen_at_ms < $4
-    RETURNING 1)
-INSERT INTO events (delivery_id, route, provider, kind, status, attempts, received_at_ms,
-                    updated_at_ms, next_attempt_at_ms, lease_until_ms, holder, raw_json)
-SELECT $2, $1, $5, $6, $7, $8, $3, $9, $9, $10, $11, $12 FROM mark
-RETURNING id";
+/// Records how attempts ended, an element of each array per event, where
+/// this instance still holds the event.
+const FINISH: &str = "
+UPDATE events AS e
+SET status = o.status, last_error = COALESCE(o.error, e.last_error),
+    next_attempt_at_ms = o.next, updated_at_ms = $5, lease_until_ms = NULL, holder = NULL
+FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[]) AS o(id, status, error, next)
+WHERE e.id = o.id AND e.status = 'running' AND e.holder = $6";
+
+/// Puts events whose route is not configured back in the queue as they
+/// were claimed, where this instance still holds them.
+const WAIT: &str = "
+UPDATE events SET status = 'queued', attempts = GREATEST(attempts - 1, 0),
+                  next_attempt_at_ms = $2, lease_until_ms = NULL, holder = NULL
+WHERE id = ANY($1) AND status = 'running' AND holder = $3";
 
 #[async_trait::async_trait]
 impl Queue for PostgresStore {
@@ -263,53 +279,11 @@ impl Queue for PostgresStore {
         now: UnixMs,
         dedup_since: UnixMs,
     ) -> Result<Vec<Admission>, StoreError> {
-        let (status, attempts, lease, holder) = match intake {
-            Intake::Queue => (Status::Queued, 0i32, None, None),
-            Intake::Claim => (
-                Status::Running,
-                1,
-                Some(now.plus_ms(self.lease_ms).as_i64()),
-                Some(self.holder.as_str()),
-            ),
-        };
-        let admissions = bounded(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            let admit = tx.prepare_cached(ADMIT).await?;
-            let mut admissions = Vec::with_capacity(events.len());
-            for event in &events {
-                let row = tx
-                    .query_opt(
-                        &admit,
-                        &[
-                            &event.source.route,
-                            &event.source.delivery_id,
-                            &UnixMs(event.source.received_at_ms).as_i64(),
-                            &dedup_since.as_i64(),
-                            &event.source.provider,
-                            &event.kind,
-                            &status.as_str(),
-                            &attempts,
-                            &now.as_i64(),
-                            &lease,
-                            &holder,
-                            &event.raw_json,
-                        ],
-                    )
-                    .await?;
-                admissions.push(match row {
-                    Some(row) => Admission::Queued(row.get(0)),
-                    None => Admission::Duplicate,
-                });
-            }
-            let queued = admissions.iter().any(|a| matches!(a, Admission::Queued(_)));
-            if queued && intake == Intake::Queue {
-                tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
-            }
-            tx.commit().await?;
-            Ok(admissions)
-        })
-        .await?;
+        let lease_until = now.plus_ms(self.lease_ms);
+        let admissions = self
+            .admitter
+            .admit(intake, events, now, dedup_since, lease_until)
+            .await?;
         if intake == Intake::Claim {
             self.hold(admissions.iter().filter_map(|a| match a {
                 Admission::Queued(id) => Some(*id),
@@ -347,7 +321,7 @@ impl Queue for PostgresStore {
         let mut unreadable = Vec::new();
         for row in &rows {
             let id: i64 = row.get("id");
-            match row_event(row) {
+            match row_event(row, self.redecode) {
                 Ok(event) => claimed.push(Claimed {
                     id,
                     attempt: row.get::<_, i32>("attempts").max(1) as u32,
@@ -384,52 +358,52 @@ impl Queue for PostgresStore {
                 held.remove(id);
             }
         }
+        let mut waits = Vec::new();
+        let (mut ids, mut statuses, mut errors, mut nexts) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (id, outcome) in &outcomes {
+            let (status, error, next) = match outcome {
+                Outcome::Wait => {
+                    waits.push(*id);
+                    continue;
+                }
+                Outcome::Delivered => (Status::Delivered, None, None),
+                Outcome::Retry { error, at } => {
+                    (Status::Queued, Some(error.as_str()), Some(at.as_i64()))
+                }
+                Outcome::Dead { error } => (Status::Dead, Some(error.as_str()), None),
+            };
+            ids.push(*id);
+            statuses.push(status.as_str());
+            errors.push(error);
+            nexts.push(next);
+        }
+        // Each event's outcome stands alone: one statement for the ends
+        // and one for the waits, each its own transaction.
         bounded(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            let wait = tx
-                .prepare_cached(
-                    "UPDATE events SET status = 'queued', attempts = GREATEST(attempts - 1, 0),
-                                       next_attempt_at_ms = $2, lease_until_ms = NULL,
-                                       holder = NULL
-                     WHERE id = $1 AND status = 'running' AND holder = $3",
-                )
-                .await?;
-            let end = tx
-                .prepare_cached(
-                    "UPDATE events SET status = $2, last_error = COALESCE($3, last_error),
-                                       next_attempt_at_ms = $4, updated_at_ms = $5,
-                                       lease_until_ms = NULL, holder = NULL
-                     WHERE id = $1 AND status = 'running' AND holder = $6",
-                )
-                .await?;
-            for (id, outcome) in &outcomes {
-                let (status, error, next) = match outcome {
-                    Outcome::Wait => {
-                        tx.execute(&wait, &[id, &now.as_i64(), &self.holder])
-                            .await?;
-                        continue;
-                    }
-                    Outcome::Delivered => (Status::Delivered, None, None),
-                    Outcome::Retry { error, at } => {
-                        (Status::Queued, Some(error.as_str()), Some(at.as_i64()))
-                    }
-                    Outcome::Dead { error } => (Status::Dead, Some(error.as_str()), None),
-                };
-                tx.execute(
-                    &end,
-                    &[
-                        id,
-                        &status.as_str(),
-                        &error,
-                        &next,
-                        &now.as_i64(),
-                        &self.holder,
-                    ],
-                )
-                .await?;
+            let client = self.client().await?;
+            if !ids.is_empty() {
+                let end = client.prepare_cached(FINISH).await?;
+                client
+                    .execute(
+                        &end,
+                        &[
+                            &ids,
+                            &statuses,
+                            &errors,
+                            &nexts,
+                            &now.as_i64(),
+                            &self.holder,
+                        ],
+                    )
+                    .await?;
             }
-            tx.commit().await?;
+            if !waits.is_empty() {
+                let wait = client.prepare_cached(WAIT).await?;
+                client
+                    .execute(&wait, &[&waits, &now.as_i64(), &self.holder])
+                    .await?;
+            }
             Ok(())
         })
         .await

@@ -25,8 +25,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Admin, Admission, Claimed, DeliveryLog, Filter, Intake, Outcome, Queue, Record, Response,
-    Status, StoreError, UnixMs,
+    Admin, Admission, Claimed, DeliveryLog, Filter, Intake, Outcome, Queue, Record, Redecode,
+    Response, Status, StoreError, UnixMs,
 };
 use crate::event::Event;
 use crate::store::private;
@@ -38,7 +38,6 @@ mod schema;
 mod seen;
 mod writer;
 
-pub(in crate::store) use rows::payload_of;
 use rows::{EncodedEvent, Inserts, row_event, row_record};
 pub(in crate::store) use writer::Commit;
 use writer::{Job, Note, Work};
@@ -86,6 +85,8 @@ pub struct SqliteStore {
     pub(super) kv_totals: super::kv::Totals,
     /// Closed when the writer thread ends.
     writer: tokio::sync::watch::Receiver<()>,
+    /// How events read back get their payload.
+    redecode: Redecode,
     /// `wirehook.lock`, locked while this store is the daemon's.
     _owner: Option<std::fs::File>,
     _checkpointer: checkpoint::Checkpointer,
@@ -100,26 +101,30 @@ impl SqliteStore {
 
     /// Opens (creating if needed) `dir/wirehook.db`, beside a daemon that
     /// may be running on it (as `wirehook events` does).
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_as(dir, None)
+    pub fn open(dir: &Path, redecode: Redecode) -> Result<Self, StoreError> {
+        Self::open_as(dir, None, redecode)
     }
 
     /// Opens the store as the daemon that admits events into it, which
     /// holds the dedup window in memory: refused while another process
     /// holds it so. The lock goes with the process, however it ends.
-    pub fn open_owned(dir: &Path) -> Result<Self, StoreError> {
+    pub fn open_owned(dir: &Path, redecode: Redecode) -> Result<Self, StoreError> {
         private::create_dir(dir)?;
         let lock = dir.join("wirehook.lock");
         private::create_file(&lock)?;
         let lock = std::fs::OpenOptions::new().write(true).open(lock)?;
         match lock.try_lock() {
-            Ok(()) => Self::open_as(dir, Some(lock)),
+            Ok(()) => Self::open_as(dir, Some(lock), redecode),
             Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Owned(dir.to_owned())),
             Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
         }
     }
 
-    fn open_as(dir: &Path, owner: Option<std::fs::File>) -> Result<Self, StoreError> {
+    fn open_as(
+        dir: &Path,
+        owner: Option<std::fs::File>,
+        redecode: Redecode,
+    ) -> Result<Self, StoreError> {
         private::create_dir(dir)?;
         let [db, _] = Self::files(dir);
         // An empty file is a new database to SQLite; the log and shared
@@ -162,6 +167,7 @@ impl SqliteStore {
             seen: Arc::default(),
             kv_totals: Arc::default(),
             writer,
+            redecode,
             _owner: owner,
             _checkpointer: checkpointer,
         })
@@ -297,11 +303,16 @@ impl Queue for SqliteStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         let now_ms = now.0;
         let routes = routes_param(routes);
+        let redecode = self.redecode;
         self.run(Commit::Relaxed, move |conn| {
             let rows: Vec<(i64, u32, Result<Event, StoreError>)> = conn
                 .prepare_cached(CLAIM)?
                 .query_map(params![now_ms as i64, limit as i64, routes], |row| {
-                    Ok((row.get("id")?, row.get("attempts")?, row_event(row)?))
+                    Ok((
+                        row.get("id")?,
+                        row.get("attempts")?,
+                        row_event(row, redecode)?,
+                    ))
                 })?
                 .collect::<Result<_, _>>()?;
             let mut claimed = Vec::with_capacity(rows.len());
@@ -544,13 +555,16 @@ impl DeliveryLog for SqliteStore {
     }
 
     async fn get(&self, id: i64) -> Result<Option<(Record, Event)>, StoreError> {
+        let redecode = self.redecode;
         self.run(Commit::Relaxed, move |conn| {
             let found = conn
                 .prepare_cached(
                     "SELECT events.*, b.payload, b.raw_json
                      FROM events LEFT JOIN event_bodies AS b USING (id) WHERE id = ?1",
                 )?
-                .query_row([id], |row| Ok((row_record(row)?, row_event(row)?)))
+                .query_row([id], |row| {
+                    Ok((row_record(row)?, row_event(row, redecode)?))
+                })
                 .optional()?;
             found
                 .map(|(record, event)| Ok((record, event?)))

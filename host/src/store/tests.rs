@@ -45,7 +45,7 @@ fn unreadable(route: &str, delivery_id: &str) -> Event {
 
 fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
     (dir, store)
 }
 
@@ -202,7 +202,7 @@ async fn respond_log_rows_are_written_in_order_with_later_work(store: Arc<dyn St
 async fn events_left_running_by_a_crash_come_back() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
         store
             .enqueue(
                 Intake::Queue,
@@ -214,7 +214,7 @@ async fn events_left_running_by_a_crash_come_back() {
             .unwrap();
         assert_eq!(store.claim(UnixMs(1_000), 10, None).await.unwrap().len(), 1);
     }
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
     assert!(
         store
             .claim(UnixMs(2_000), 10, None)
@@ -231,7 +231,7 @@ async fn events_left_running_by_a_crash_come_back() {
 async fn events_claimed_at_intake_are_running_and_come_back_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
         let admissions = store
             .enqueue(
                 Intake::Claim,
@@ -259,7 +259,7 @@ async fn events_claimed_at_intake_are_running_and_come_back_after_a_crash() {
         };
         assert_eq!((record.status, record.attempts), (Status::Running, 1));
     }
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
     assert_eq!(store.recover(UnixMs(2_000)).await.unwrap(), 1);
     let claimed = store.claim(UnixMs(2_000), 10, None).await.unwrap();
     assert_eq!(claimed[0].attempt, 2, "the interrupted attempt counts");

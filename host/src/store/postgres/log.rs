@@ -140,7 +140,7 @@ impl DeliveryLog for PostgresStore {
             let row = client
                 .query_opt("SELECT * FROM events WHERE id = $1", &[&id])
                 .await?;
-            row.map(|row| Ok((row_record(&row), row_event(&row)?)))
+            row.map(|row| Ok((row_record(&row), row_event(&row, self.redecode)?)))
                 .transpose()
         })
         .await

@@ -164,7 +164,7 @@ mod tests {
     #[tokio::test]
     async fn a_writer_that_falls_behind_stops_the_log_and_catches_up() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
         // A job that holds the writer until the test lets it go.
         let (release, released) = std::sync::mpsc::channel::<()>();
         store

@@ -3,9 +3,8 @@
 
 use rusqlite::{CachedStatement, Connection, params};
 
-use crate::event::{Event, Payload, Source};
-use crate::providers;
-use crate::store::{Record, Status, StoreError};
+use crate::event::{Event, Source};
+use crate::store::{Record, Redecode, Status, StoreError};
 
 pub(super) fn row_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     let status: String = row.get("status")?;
@@ -34,7 +33,10 @@ pub(super) fn row_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
 /// `received_at_ms`, `attempts`, `kind`) and its body (`raw_json`, and
 /// `payload` in rows written before bodies kept the raw JSON alone; NULL
 /// when a body is missing).
-pub(super) fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
+pub(super) fn row_event(
+    row: &rusqlite::Row<'_>,
+    redecode: Redecode,
+) -> rusqlite::Result<Result<Event, StoreError>> {
     let id: i64 = row.get("id")?;
     let provider: String = row.get("provider")?;
     let kind: String = row.get("kind")?;
@@ -46,7 +48,7 @@ pub(super) fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Even
     };
     let payload = match row.get::<_, Option<String>>("payload")? {
         Some(payload) => serde_json::from_str(&payload).map_err(|e| e.to_string()),
-        None => payload_of(&provider, &kind, &raw_json),
+        None => redecode(&provider, &kind, &raw_json),
     };
     let payload = match payload {
         Ok(payload) => payload,
@@ -64,18 +66,6 @@ pub(super) fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Even
         payload,
         raw_json,
     }))
-}
-
-/// Decodes an event's payload again from the raw JSON it was decoded from
-/// when it arrived, by the provider that decoded it then.
-pub(in crate::store) fn payload_of(
-    provider: &str,
-    kind: &str,
-    raw_json: &str,
-) -> Result<Payload, String> {
-    let decode =
-        providers::decoder(provider).ok_or_else(|| format!("unknown provider `{provider}`"))?;
-    providers::decode_again(decode, kind, raw_json)
 }
 
 /// An event as its rows hold it: the columns it is found by and the raw

@@ -231,7 +231,7 @@ mod tests {
     async fn a_one_document_file_is_upgraded_and_reads_as_before() {
         let dir = tempfile::tempdir().unwrap();
         one_document_file(dir.path());
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
 
         let (_, queued) = store.get(1).await.unwrap().unwrap();
         assert_eq!(queued, flow_call("d-1"));
@@ -295,7 +295,7 @@ mod tests {
     async fn a_version_2_file_keeps_its_payloads_and_stores_new_bodies_without() {
         let dir = tempfile::tempdir().unwrap();
         version_2_file(dir.path());
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
 
         // The stored payload is read, not decoded from the raw JSON (from
         // which this hand-made one would not follow).
@@ -336,7 +336,7 @@ mod tests {
     #[tokio::test]
     async fn a_deleted_event_takes_its_body_along() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
         store
             .enqueue(
                 Intake::Queue,
@@ -371,7 +371,7 @@ mod tests {
             .pragma_update(None, "user_version", VERSION + 1)
             .unwrap();
         assert!(matches!(
-            SqliteStore::open(dir.path()),
+            SqliteStore::open(dir.path(), crate::providers::redecode),
             Err(StoreError::NewerLayout { found, known: VERSION }) if found == VERSION + 1
         ));
         let version: i64 = Connection::open(&path)

@@ -201,7 +201,7 @@ mod tests {
         #[tokio::test]
         async fn the_window_is_rebuilt_from_the_events_stored() {
             let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(dir.path()).unwrap();
+            let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
             let events = vec![
                 received_at(event("r", "old"), 1_000),
                 received_at(event("r", "new"), 5_000),
@@ -221,7 +221,7 @@ mod tests {
             store.depth().await.unwrap();
             drop(store);
 
-            let store = SqliteStore::open(dir.path()).unwrap();
+            let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
             // A window from 2 000: "new" is inside it, "old" is not, and
             // the respond log's ids were never deduplicated.
             assert_eq!(admit(&store, "new", 2_000).await, Admission::Duplicate);
@@ -239,7 +239,7 @@ mod tests {
         #[tokio::test]
         async fn deleted_events_keep_their_marks_until_the_window_closes() {
             let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(dir.path()).unwrap();
+            let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
             let events = vec![
                 received_at(event("r", "delivered"), 5_000),
                 received_at(event("r", "dead"), 5_000),
@@ -258,7 +258,7 @@ mod tests {
             assert_eq!(store.purge_dead(Vec::new()).await.unwrap(), 1);
             drop(store);
 
-            let store = SqliteStore::open(dir.path()).unwrap();
+            let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
             for id in ["delivered", "dead"] {
                 assert_eq!(admit(&store, id, 2_000).await, Admission::Duplicate, "{id}");
             }
@@ -269,7 +269,7 @@ mod tests {
                 Admission::Queued(_)
             ));
             drop(store);
-            let store = SqliteStore::open(dir.path()).unwrap();
+            let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
             assert!(matches!(
                 admit(&store, "delivered", 6_000).await,
                 Admission::Queued(_)
@@ -279,7 +279,7 @@ mod tests {
         #[tokio::test]
         async fn an_event_whose_write_failed_is_not_marked() {
             let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(dir.path()).unwrap();
+            let store = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
             let conn = rusqlite::Connection::open(dir.path().join("wirehook.db")).unwrap();
             conn.busy_timeout(std::time::Duration::from_secs(5))
                 .unwrap();
@@ -308,16 +308,16 @@ mod tests {
         #[tokio::test]
         async fn one_daemon_owns_a_store() {
             let dir = tempfile::tempdir().unwrap();
-            let owner = SqliteStore::open_owned(dir.path()).unwrap();
+            let owner = SqliteStore::open_owned(dir.path(), crate::providers::redecode).unwrap();
             assert!(matches!(
-                SqliteStore::open_owned(dir.path()),
+                SqliteStore::open_owned(dir.path(), crate::providers::redecode),
                 Err(StoreError::Owned(path)) if path == dir.path()
             ));
             // Readers such as `wirehook events` open it beside the daemon.
-            let reader = SqliteStore::open(dir.path()).unwrap();
+            let reader = SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
             assert_eq!(reader.depth().await.unwrap(), 0);
             drop(owner);
-            SqliteStore::open_owned(dir.path()).unwrap();
+            SqliteStore::open_owned(dir.path(), crate::providers::redecode).unwrap();
         }
     }
 }

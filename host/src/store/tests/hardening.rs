@@ -21,7 +21,7 @@ fn mode(path: &std::path::Path) -> u32 {
 async fn store_files_are_private_to_the_owner() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
-    let store = SqliteStore::open_owned(&dir).unwrap();
+    let store = SqliteStore::open_owned(&dir, crate::providers::redecode).unwrap();
     // Something in the log, so that -wal and -shm exist.
     store
         .enqueue(
@@ -76,7 +76,7 @@ async fn the_kv_quota_keeps_its_total_across_stores() {
     assert!(store.kv_set("q", "éé", vec![0; 8], 12).await.unwrap());
     // Another store on the same file sums what is there.
     drop(store);
-    let store = SqliteStore::open(_dir.path()).unwrap();
+    let store = SqliteStore::open(_dir.path(), crate::providers::redecode).unwrap();
     assert!(!store.kv_set("p", "f", vec![0; 10], 12).await.unwrap());
     // What is summed from the file counts bytes too: "éé" and its 8
     // bytes are 12, not 10.

@@ -36,6 +36,7 @@ async fn connect(server: &PgServer) -> PostgresStore {
         4,
         LEASE_SECS,
         Role::Command,
+        crate::providers::redecode,
     )
     .await
     .unwrap()
@@ -134,6 +135,7 @@ async fn a_schema_newer_than_the_binary_is_refused() {
         2,
         LEASE_SECS,
         Role::Daemon,
+        crate::providers::redecode,
     )
     .await;
     assert!(
@@ -190,9 +192,16 @@ async fn a_daemon_renews_the_leases_of_the_events_it_holds() {
         return;
     };
     // A lease of a second, renewed every third of it.
-    let daemon = PostgresStore::connect(&server.url(), Default::default(), 2, 1, Role::Daemon)
-        .await
-        .unwrap();
+    let daemon = PostgresStore::connect(
+        &server.url(),
+        Default::default(),
+        2,
+        1,
+        Role::Daemon,
+        crate::providers::redecode,
+    )
+    .await
+    .unwrap();
     let now = UnixMs::now();
     daemon
         .enqueue(Intake::Queue, vec![event("r", "d1")], now, UnixMs(0))
@@ -232,10 +241,17 @@ async fn sslmode_require_refuses_a_server_without_tls() {
         return;
     };
     let url = format!("{} sslmode=require", server.url());
-    let refused = PostgresStore::connect(&url, Default::default(), 2, LEASE_SECS, Role::Command)
-        .await
-        .err()
-        .expect("a server without TLS is refused under sslmode=require");
+    let refused = PostgresStore::connect(
+        &url,
+        Default::default(),
+        2,
+        LEASE_SECS,
+        Role::Command,
+        crate::providers::redecode,
+    )
+    .await
+    .err()
+    .expect("a server without TLS is refused under sslmode=require");
     let StoreError::Unavailable(reason) = &refused else {
         panic!("{refused:?}");
     };
@@ -245,7 +261,116 @@ async fn sslmode_require_refuses_a_server_without_tls() {
     );
     // The same server without the demand is fine: `prefer` falls back.
     let url = format!("{} sslmode=prefer", server.url());
-    PostgresStore::connect(&url, Default::default(), 2, LEASE_SECS, Role::Command)
+    PostgresStore::connect(
+        &url,
+        Default::default(),
+        2,
+        LEASE_SECS,
+        Role::Command,
+        crate::providers::redecode,
+    )
+    .await
+    .unwrap();
+}
+
+/// Admissions that arrive together are written together: the same
+/// delivery id in several of them is stored once, each other once, and
+/// each caller learns which of its own events were stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admissions_at_once_store_each_delivery_once() {
+    let Some((_server, store)) = open("admissions_at_once_store_each_delivery_once").await else {
+        return;
+    };
+    // Each id five times, each request two ids, all at once.
+    let requests: Vec<_> = (0..100)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let events = vec![
+                event("r", &format!("d{}", i % 20)),
+                event("r", &format!("e{}", i % 20)),
+            ];
+            let intake = if i % 2 == 0 {
+                Intake::Queue
+            } else {
+                Intake::Claim
+            };
+            tokio::spawn(async move {
+                store
+                    .enqueue(intake, events, UnixMs(1_000), UnixMs(0))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut stored = Vec::new();
+    for request in requests {
+        let admissions = request.await.unwrap();
+        assert_eq!(admissions.len(), 2, "one admission per event");
+        stored.extend(admissions.into_iter().filter_map(|a| match a {
+            Admission::Queued(id) => Some(id),
+            Admission::Duplicate => None,
+        }));
+    }
+    stored.sort_unstable();
+    stored.dedup();
+    assert_eq!(stored.len(), 40, "each delivery id stored once: {stored:?}");
+    assert_eq!(store.depth().await.unwrap(), 40);
+    // Seen at 1, before a window from 2: stored again, and its repeat
+    // within the same request is a duplicate of that.
+    let later = || {
+        let mut event = event("r", "d0");
+        event.source.received_at_ms = 3_000;
+        event
+    };
+    let again = store
+        .enqueue(
+            Intake::Queue,
+            vec![later(), later()],
+            UnixMs(3_000),
+            UnixMs(2),
+        )
         .await
         .unwrap();
+    assert!(matches!(again[0], Admission::Queued(_)), "{again:?}");
+    assert_eq!(
+        again[1],
+        Admission::Duplicate,
+        "the second within its request"
+    );
+}
+
+/// A request the database refuses fails alone; the requests written in
+/// the same batch are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_admission_fails_alone() {
+    let Some((_server, store)) = open("a_refused_admission_fails_alone").await else {
+        return;
+    };
+    let requests: Vec<_> = (0..40)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let mut event = event("r", &format!("d{i}"));
+            if i == 7 {
+                // PostgreSQL's text holds no NUL character.
+                event.source.delivery_id = "bad\0id".to_owned();
+            }
+            tokio::spawn(async move {
+                store
+                    .enqueue(Intake::Queue, vec![event], UnixMs(1_000), UnixMs(0))
+                    .await
+            })
+        })
+        .collect();
+    for (i, request) in requests.into_iter().enumerate() {
+        let result = request.await.unwrap();
+        if i == 7 {
+            assert!(result.is_err(), "{result:?}");
+        } else {
+            assert!(
+                matches!(result.as_deref(), Ok([Admission::Queued(_)])),
+                "request {i}: {result:?}"
+            );
+        }
+    }
+    assert_eq!(store.depth().await.unwrap(), 39);
 }
