@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::fixtures::now;
-use crate::harness::{Daemon, DaemonBuilder, Route};
+use crate::harness::{Daemon, DaemonBuilder, Route, now};
 
 const TWILIO_TOKEN: &str = "twilio-auth-token-0123456789abcdef";
 const TWILIO_URL: &str = "https://hooks.example.com/hooks/twilio";
