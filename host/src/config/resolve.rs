@@ -25,6 +25,7 @@ pub struct Resolved {
     pub delivery: DeliveryConfig,
     pub reload: ReloadConfig,
     pub log: LogConfig,
+    pub admin: super::ResolvedAdmin,
     /// In file order.
     pub routes: Vec<ResolvedRoute>,
     /// `[plugin.NAME]`, by name.
@@ -93,6 +94,7 @@ impl Config {
         }
         self.server.problems(&mut problems);
         self.storage.problems(&mut problems);
+        let admin = self.admin.resolve(&mut problems);
         let plugin = self
             .plugin
             .iter()
@@ -109,6 +111,7 @@ impl Config {
             delivery: self.delivery,
             reload: self.reload,
             log: self.log,
+            admin,
             routes,
             plugin,
         })
