@@ -1,4 +1,4 @@
-//! The delivery console's pages: log in, the event list (filters, search,
+//! The delivery console's pages: the event list (filters, search,
 //! new events appearing as the script polls the API), an event with its
 //! body, payload, reply and attempts, dead letters with bulk replay and
 //! purge, routes and plugins, and the last hour per route. Forms that
@@ -7,19 +7,17 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::Value;
 
 use super::api::{EventQuery, detail, page, routes_json};
-use super::auth::{COOKIE, Caller, Denied};
+use super::auth::Caller;
 use super::html::{chart, esc, page as frame, time};
+use super::login::{MAX_FORM, field, fields, forbidden};
 use super::ops::{self, Selection};
-use super::{Admin, authorize, body_bytes, denied};
+use super::{Admin, authorize, body_bytes};
 use crate::store::{Filter, Status};
-
-/// Bytes of a form the console reads at most.
-const MAX_FORM: usize = 64 * 1024;
 
 /// Dead letters the page lists at most.
 const DEAD_LETTERS_SHOWN: usize = 500;
@@ -36,107 +34,6 @@ pub(super) async fn style() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
         include_str!("console.css"),
-    )
-        .into_response()
-}
-
-fn login_page(message: Option<&str>) -> String {
-    let message = message
-        .map(|m| format!(r#"<p class="error" id="login-error">{}</p>"#, esc(m)))
-        .unwrap_or_default();
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Log in · wirehook</title>
-<link rel="stylesheet" href="/static/console.css"></head>
-<body class="login"><main>
-<h1>wirehook console</h1>
-{message}
-<form method="post" action="/login">
-<label>Admin token <input type="password" name="token" id="token" autocomplete="current-password" autofocus></label>
-<button type="submit" id="login">Log in</button>
-</form>
-</main></body></html>
-"#
-    )
-}
-
-pub(super) async fn login_form() -> Response {
-    Html(login_page(None)).into_response()
-}
-
-/// The values of `name` in a form body.
-fn fields(body: &[u8], name: &str) -> Vec<String> {
-    url::form_urlencoded::parse(body)
-        .filter(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-        .collect()
-}
-
-fn field(body: &[u8], name: &str) -> Option<String> {
-    fields(body, name).into_iter().next()
-}
-
-pub(super) async fn login(State(admin): State<Arc<Admin>>, request: Request) -> Response {
-    let client = super::peer(request.extensions().get());
-    let body = match body_bytes(request.into_body(), MAX_FORM).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let token = field(&body, "token").unwrap_or_default();
-    match admin
-        .auth
-        .check_token(client, token.as_bytes(), &admin.metrics)
-    {
-        Ok(()) => {
-            let (id, _) = admin.auth.open_session();
-            let secure = if admin.secure_cookie { "; Secure" } else { "" };
-            let cookie = format!(
-                "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-                admin.session_secs
-            );
-            tracing::info!(remote = %client, "admin: console login");
-            let mut response = Redirect::to("/").into_response();
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(header::SET_COOKIE, value);
-            }
-            response
-        }
-        Err(Denied::Unauthorized) => (
-            StatusCode::UNAUTHORIZED,
-            Html(login_page(Some("Wrong token."))),
-        )
-            .into_response(),
-        Err(limited) => denied(limited, false),
-    }
-}
-
-pub(super) async fn logout(State(admin): State<Arc<Admin>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let head = Request::from_parts(parts, ());
-    let caller = match authorize(&admin, &head, false) {
-        Ok(caller) => caller,
-        Err(refused) => return refused,
-    };
-    let body = match body_bytes(body, MAX_FORM).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    if !caller.may_change(field(&body, "csrf").as_deref()) {
-        return forbidden();
-    }
-    admin.auth.close_session(head.headers());
-    let mut response = Redirect::to("/login").into_response();
-    let expired = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    if let Ok(value) = HeaderValue::from_str(&expired) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
-fn forbidden() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        Html("<!doctype html><title>Forbidden</title><p>Missing or wrong CSRF token: reload the page and try again.</p>"),
     )
         .into_response()
 }

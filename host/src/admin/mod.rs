@@ -33,6 +33,7 @@ mod api;
 mod auth;
 mod console;
 mod html;
+mod login;
 pub mod ops;
 mod stats;
 
@@ -126,8 +127,8 @@ fn router(admin: Arc<Admin>) -> Router {
         .route("/api/dead-letters/purge", post(api::purge))
         .route("/api/routes", get(api::routes))
         .route("/api/stats", get(api::stats))
-        .route("/login", get(console::login_form).post(console::login))
-        .route("/logout", post(console::logout))
+        .route("/login", get(login::login_form).post(login::login))
+        .route("/logout", post(login::logout))
         .route("/", get(console::events))
         .route("/events/{id}", get(console::event))
         .route("/events/{id}/replay", post(console::replay_one))
