@@ -89,9 +89,11 @@ pub(super) async fn page(admin: &Admin, filter: Filter) -> Result<Value, Respons
         .list(filter)
         .await
         .map_err(|e| store_failed(&e))?;
-    let next = (records.len() == limit)
-        .then(|| records.last().map(|r| r.id.to_string()))
-        .flatten();
+    let next = if records.len() == limit {
+        records.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
     Ok(json!({ "events": records, "next": next }))
 }
 

@@ -49,11 +49,14 @@ pub async fn compute(store: &dyn Store, window: Duration) -> Result<Stats, Store
     Ok(tally(&rows, since, window_ms))
 }
 
+/// One route's counts by status, and its buckets with the durations
+/// logged in each.
+type Counting = (BTreeMap<&'static str, u64>, Vec<(Bucket, Vec<u64>)>);
+
 /// Counts `rows` into [`BUCKETS`] buckets from `since` over `window_ms`.
 pub fn tally(rows: &[Activity], since: u64, window_ms: u64) -> Stats {
     let bucket_ms = (window_ms / BUCKETS).max(1);
-    let mut by_route: BTreeMap<&str, (BTreeMap<&'static str, u64>, Vec<(Bucket, Vec<u64>)>)> =
-        BTreeMap::new();
+    let mut by_route: BTreeMap<&str, Counting> = BTreeMap::new();
     for row in rows {
         let (counts, buckets) = by_route.entry(&row.route).or_insert_with(|| {
             let buckets = (0..BUCKETS)
