@@ -9,6 +9,10 @@
 //! (no inline script, no inline style), and every stored value is
 //! escaped where it is written ([`html`]).
 
+// Handlers' helpers fail with the HTTP response itself, built once per
+// request: boxing it would only add an allocation.
+#![allow(clippy::result_large_err)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
