@@ -20,12 +20,14 @@ use serde::Deserialize;
 
 use crate::secret::SecretSource;
 
+mod admin;
 mod problem;
 pub mod provider;
 mod resolve;
 mod server;
 mod storage;
 
+pub use admin::{AdminConfig, ResolvedAdmin};
 use problem::figment_problem;
 pub use problem::{ConfigError, Problem};
 pub use resolve::{Resolved, ResolvedPlugin, ResolvedRoute};
@@ -51,6 +53,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// `[[route]]` tables, in file order.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, ConfigError, Resolved, ServerConfig};
+use crate::config::{Config, ConfigError, Resolved};
 use crate::dispatch::Dispatcher;
 use crate::metrics::{self, Metrics};
 use crate::reload::Reloader;
@@ -96,11 +96,14 @@ pub struct Listeners {
     pub server: TcpListener,
     /// `/metrics`, when `server.metrics_listen` is set.
     pub metrics: Option<TcpListener>,
+    /// The admin API and console, when `admin.listen` is set.
+    pub admin: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds `server.listen` and `server.metrics_listen`.
-    pub async fn bind(server: &ServerConfig) -> anyhow::Result<Self> {
+    /// Binds `server.listen`, `server.metrics_listen` and `admin.listen`.
+    pub async fn bind(config: &Resolved) -> anyhow::Result<Self> {
+        let server = &config.server;
         let listener = TcpListener::bind(server.listen)
             .await
             .with_context(|| format!("binding server.listen {}", server.listen))?;
@@ -108,9 +111,11 @@ impl Listeners {
             Some(addr) => Some(metrics::bind(addr).await?),
             None => None,
         };
+        let admin = crate::admin::bind(&config.admin).await?;
         Ok(Self {
             server: listener,
             metrics,
+            admin,
         })
     }
 
@@ -154,7 +159,7 @@ pub async fn run(
     let certificate = table.tls.clone().map(Certificate::new);
     let routes = Arc::new(ArcSwap::from_pointee(table));
     let dispatcher = Dispatcher::start(
-        store,
+        store.clone(),
         routes.clone(),
         config.delivery.clone(),
         metrics.clone(),
@@ -168,6 +173,13 @@ pub async fn run(
         metrics.clone(),
         certificate.clone(),
         &config.plugins,
+    );
+    let admin = crate::admin::Admin::new(
+        &config.admin,
+        store,
+        routes.clone(),
+        metrics.clone(),
+        reloader.clone(),
     );
     let _watcher = if config.reload.watch {
         let debounce = std::time::Duration::from_millis(config.reload.debounce_ms);
@@ -203,6 +215,25 @@ pub async fn run(
         }
         None => None,
     };
+    let admin_addr = match (listeners.admin, admin) {
+        (Some(listener), Some(admin)) => {
+            let addr = listener.local_addr()?;
+            let serving = crate::admin::serve(
+                listener,
+                admin,
+                certificate.clone(),
+                config.admin.max_connections,
+                until_stopped(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = serving.await {
+                    tracing::error!("serving the admin API: {e}");
+                }
+            });
+            Some(addr)
+        }
+        _ => None,
+    };
     // A store that can no longer write cannot accept anything: stop, and
     // say so, so that the service manager restarts us (the unit's
     // Restart=on-failure) rather than probes seeing a daemon that answers
@@ -230,6 +261,7 @@ pub async fn run(
         addr = %listen,
         tls = certificate.is_some(),
         metrics_addr = metrics_addr.map(|a| a.to_string()),
+        admin_addr = admin_addr.map(|a| a.to_string()),
         routes = config.routes.len(),
         plugins,
         precompiled,
@@ -240,6 +272,7 @@ pub async fn run(
         addr: listen,
         tls: certificate.is_some(),
         metrics: metrics_addr,
+        admin: admin_addr,
         took,
     };
     println!(

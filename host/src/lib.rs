@@ -12,6 +12,7 @@
 // the one call that loads a verified precompiled plugin.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod algorithm;
 pub mod cli;
 pub mod clock;

@@ -84,6 +84,7 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     reloads: Counter,
     reload_failures: Counter,
+    admin_auth_failures: Counter,
     /// Connections open on the webhook listener.
     pub connections_open: Gauge,
     connections_refused: Family<ReasonLabels, Counter>,
@@ -119,6 +120,12 @@ impl Metrics {
             "plugin_call_duration_seconds",
             "Plugin calls by plugin and outcome, and how long they took (the count is the calls)",
             plugin_calls.clone(),
+        );
+        let admin_auth_failures = Counter::default();
+        registry.register(
+            "admin_auth_failures",
+            "Admin API and console requests refused for a wrong or missing token",
+            admin_auth_failures.clone(),
         );
         let retries = Family::default();
         registry.register(
@@ -198,6 +205,7 @@ impl Metrics {
             queue_depth,
             reloads,
             reload_failures,
+            admin_auth_failures,
             connections_open,
             connections_refused,
             body_bytes_in_flight,
@@ -289,6 +297,10 @@ impl Metrics {
         self.reload_failures.inc();
     }
 
+    pub fn admin_auth_failed(&self) {
+        self.admin_auth_failures.inc();
+    }
+
     /// The exposition text, with the store's size and the plugins'
     /// waiting calls measured now.
     pub fn render(&self, plugins: &[Arc<Plugin>]) -> String {
@@ -338,7 +350,15 @@ pub async fn serve(
     let router = Router::new()
         .route("/metrics", get(scrape))
         .with_state((metrics, routes.clone()));
-    crate::server::serve_apart(listener, router, routes, MAX_CONNECTIONS, shutdown).await
+    crate::server::serve_apart(
+        listener,
+        crate::server::Plain,
+        router,
+        routes,
+        MAX_CONNECTIONS,
+        shutdown,
+    )
+    .await
 }
 
 async fn scrape(

@@ -45,6 +45,19 @@ pub struct Origin {
     port: u16,
 }
 
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://", self.scheme)?;
+        match &self.host {
+            HostPattern::Exact(host) => f.write_str(host)?,
+            HostPattern::Subdomains(domain) => write!(f, "*.{domain}")?,
+            HostPattern::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]")?,
+            HostPattern::Ip(ip) => write!(f, "{ip}")?,
+        }
+        write!(f, ":{}", self.port)
+    }
+}
+
 impl Origin {
     pub fn parse(entry: &str) -> Result<Self, OriginError> {
         let invalid = |fault| OriginError {

@@ -37,6 +37,15 @@ pub struct Reloader {
     /// One reload at a time: a second waits and then sees the newest files.
     serial: tokio::sync::Mutex<()>,
     failures: AtomicU64,
+    last: std::sync::Mutex<Option<LastReload>>,
+}
+
+/// The latest reload, for the admin API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LastReload {
+    pub at_ms: u64,
+    pub cause: String,
+    pub ok: bool,
 }
 
 impl Reloader {
@@ -59,6 +68,7 @@ impl Reloader {
             started_plugins: plugins.clone(),
             serial: tokio::sync::Mutex::new(()),
             failures: AtomicU64::new(0),
+            last: std::sync::Mutex::new(None),
         })
     }
 
@@ -67,11 +77,21 @@ impl Reloader {
         self.failures.load(Ordering::Relaxed)
     }
 
+    /// The latest reload since start, if any.
+    pub fn last(&self) -> Option<LastReload> {
+        self.last.lock().expect("last reload lock").clone()
+    }
+
     /// Re-reads config and plugins; swaps them in if all is well.
     pub async fn reload(&self, cause: &str) -> Result<(), ConfigError> {
         let _one_at_a_time = self.serial.lock().await;
         crate::service::reloading();
         let result = self.rebuild(cause).await;
+        *self.last.lock().expect("last reload lock") = Some(LastReload {
+            at_ms: crate::clock::UnixMs::now().0,
+            cause: cause.to_owned(),
+            ok: result.is_ok(),
+        });
         crate::service::ready();
         result
     }

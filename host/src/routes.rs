@@ -138,6 +138,11 @@ impl RouteTable {
         self.plugins.values().map(|l| &l.plugin)
     }
 
+    /// Each loaded plugin with the SHA-256 of its `.wasm` file, hex.
+    pub fn plugin_files(&self) -> impl Iterator<Item = (&Arc<Plugin>, String)> {
+        self.plugins.values().map(|l| (&l.plugin, l.sha256()))
+    }
+
     /// The `.wasm` files in the plugins dir that nothing uses, by name.
     pub fn unused_plugins(&self) -> &[String] {
         &self.unused

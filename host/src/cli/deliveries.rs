@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::ConfigArg;
+use crate::admin::ops;
 use crate::config::{Config, ConfigError};
 use crate::store::{self as stores, Filter, Record, Role, Status, Store, UnixMs};
 use crate::text;
@@ -49,6 +50,7 @@ impl ListArgs {
                     status,
                     route,
                     limit,
+                    ..Filter::default()
                 })
                 .await?)
         })?;
@@ -153,11 +155,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         return super::dry_run::run(&args.config.config, args.candidate);
     }
-    let wanted = args.ids.clone();
-    let found = with_store(&args.config, async |store| {
-        Ok(store.replay(args.ids, UnixMs::now()).await?)
+    let replayed = with_store(&args.config, async |store| {
+        Ok(ops::replay(store, args.ids).await?)
     })?;
-    report_replayed(&wanted, &found)
+    report_replayed(&replayed)
 }
 
 pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
@@ -175,20 +176,14 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DeadLetters::Replay { config, selection } => {
-            let (wanted, found) = with_store(&config, async |store| {
-                let wanted = dead_ids(store, selection).await?;
-                Ok((wanted.clone(), store.replay(wanted, UnixMs::now()).await?))
+            let replayed = with_store(&config, async |store| {
+                Ok(ops::replay_dead(store, selection.into()).await?)
             })?;
-            report_replayed(&wanted, &found)
+            report_replayed(&replayed)
         }
         DeadLetters::Purge { config, selection } => {
             let purged = with_store(&config, async |store| {
-                let ids = if selection.all {
-                    Vec::new()
-                } else {
-                    selection.ids
-                };
-                Ok(store.purge_dead(ids).await?)
+                Ok(ops::purge_dead(store, selection.into()).await?)
             })?;
             println!("purged {purged} dead letters");
             Ok(ExitCode::SUCCESS)
@@ -196,32 +191,22 @@ pub fn dead_letters(command: DeadLetters) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The ids given, checked to be dead letters, or every dead letter.
-async fn dead_ids(store: &dyn Store, selection: Selection) -> anyhow::Result<Vec<i64>> {
-    let dead: Vec<i64> = store
-        .list(Filter {
-            status: Some(Status::Dead),
-            route: None,
-            limit: 0,
-        })
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    Ok(if selection.all {
-        dead
-    } else {
-        let Selection { ids, .. } = selection;
-        ids.into_iter().filter(|id| dead.contains(id)).collect()
-    })
+impl From<Selection> for ops::Selection {
+    fn from(selection: Selection) -> Self {
+        if selection.all {
+            Self::All
+        } else {
+            Self::Ids(selection.ids)
+        }
+    }
 }
 
-fn report_replayed(wanted: &[i64], found: &[i64]) -> anyhow::Result<ExitCode> {
-    for id in found {
+fn report_replayed(replayed: &ops::Replayed) -> anyhow::Result<ExitCode> {
+    for id in &replayed.replayed {
         println!("re-queued {id}");
     }
-    let missing: Vec<_> = wanted.iter().filter(|id| !found.contains(id)).collect();
-    for id in &missing {
+    let missing = &replayed.missing;
+    for id in missing {
         eprintln!("no event {id} to replay (unknown, or being delivered right now)");
     }
     Ok(if missing.is_empty() {

@@ -261,6 +261,7 @@ async fn stored_events(
             status: None,
             route: Some(route.clone()),
             limit: args.limit,
+            ..Filter::default()
         };
         records.extend(store.list(filter).await?);
     }

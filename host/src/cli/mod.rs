@@ -191,7 +191,7 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
         let Some(loaded) = load(path, true).await? else {
             return Ok(ExitCode::FAILURE);
         };
-        let listeners = daemon::Listeners::bind(&loaded.config.server).await?;
+        let listeners = daemon::Listeners::bind(&loaded.config).await?;
         match daemon::run(loaded, listeners, shutdown_signal()).await? {
             daemon::Stopped::Asked => Ok(ExitCode::SUCCESS),
             daemon::Stopped::StoreFailed => Ok(ExitCode::FAILURE),

@@ -28,6 +28,7 @@ pub struct Resolved {
     pub delivery: DeliveryConfig,
     pub reload: ReloadConfig,
     pub log: LogConfig,
+    pub admin: super::ResolvedAdmin,
     /// In file order.
     pub routes: Vec<ResolvedRoute>,
     /// `[plugin.NAME]`, by name.
@@ -96,6 +97,7 @@ impl Config {
         }
         self.server.problems(&mut problems);
         let database_url = self.storage.resolve_into(&mut problems);
+        let admin = self.admin.resolve(&mut problems);
         let plugin = self
             .plugin
             .iter()
@@ -113,6 +115,7 @@ impl Config {
             delivery: self.delivery,
             reload: self.reload,
             log: self.log,
+            admin,
             routes,
             plugin,
         })

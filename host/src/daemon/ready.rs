@@ -12,6 +12,8 @@ pub(super) struct Ready {
     pub(super) addr: SocketAddr,
     pub(super) tls: bool,
     pub(super) metrics: Option<SocketAddr>,
+    /// The admin API and console, when `[admin] listen` is set.
+    pub(super) admin: Option<SocketAddr>,
     pub(super) took: Duration,
 }
 
@@ -56,6 +58,9 @@ pub(super) fn line(table: &RouteTable, ready: &Ready) -> String {
     );
     if let Some(metrics) = ready.metrics {
         line.push_str(&format!("; metrics on http://{metrics}/metrics"));
+    }
+    if let Some(admin) = ready.admin {
+        line.push_str(&format!("; console on {scheme}://{admin}/"));
     }
     line
 }

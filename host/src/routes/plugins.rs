@@ -23,6 +23,13 @@ pub(super) struct LoadedPlugin {
     fingerprint: Fingerprint,
 }
 
+impl LoadedPlugin {
+    /// The SHA-256 of the `.wasm` file it was loaded from, hex.
+    pub(super) fn sha256(&self) -> String {
+        hex::encode(self.fingerprint.content)
+    }
+}
+
 /// A digest of the `.wasm` file's bytes, and the plugin's config and limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fingerprint {

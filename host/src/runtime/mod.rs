@@ -32,7 +32,7 @@ pub mod version;
 
 pub use host::Grants;
 pub use limits::Limits;
-pub use plugin::{CallError, Plugin, PluginEvent, Reply};
+pub use plugin::{CallError, Granted, Plugin, PluginEvent, Reply};
 pub use trial::{Effects, HostCall, MemoryKv, Trial};
 
 use bindings::PluginPre;

@@ -108,6 +108,15 @@ struct Warm {
     events: u64,
 }
 
+/// What a plugin is granted, as the admin API shows it: no secret, not
+/// even a setting's length.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Granted {
+    pub settings: Vec<String>,
+    pub kv: bool,
+    pub http: Vec<String>,
+}
+
 pub struct Plugin {
     /// Shared, so that metrics label a call without allocating.
     name: Arc<str>,
@@ -160,6 +169,18 @@ impl Plugin {
 
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// What config grants it, by name: setting names (never their
+    /// values), KV, and the origins it may fetch from.
+    pub fn granted(&self) -> Granted {
+        Granted {
+            settings: self.grants.settings.keys().cloned().collect(),
+            kv: self.grants.kv.is_some(),
+            http: (self.grants.http.iter())
+                .flat_map(|http| http.origins.iter().map(ToString::to_string))
+                .collect(),
+        }
     }
 
     /// Calls waiting now because `pool_size` instances are busy.

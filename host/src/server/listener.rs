@@ -136,13 +136,15 @@ pub async fn serve<H: Handshake>(
     Ok(())
 }
 
-/// Serves `router` on a listener besides the webhook one (`/metrics`)
-/// under the same limits, read from `routes`, through a door of its own:
+/// Serves `router` on a listener besides the webhook one (`/metrics`,
+/// the admin API) under the same limits, read from `routes`, through a
+/// door of its own:
 /// at most `max_connections` connections, counted apart from the webhook
 /// listener's (its figures are not exported, so that the webhook
 /// listener's gauge and refusal counts stay its own).
-pub async fn serve_apart(
+pub async fn serve_apart<H: Handshake>(
     listener: TcpListener,
+    handshake: H,
     router: Router,
     routes: Arc<ArcSwap<RouteTable>>,
     max_connections: usize,
@@ -150,7 +152,7 @@ pub async fn serve_apart(
 ) -> io::Result<()> {
     let uncounted = Arc::new(Metrics::new(Vec::new()));
     let door = Arc::new(Door::new(routes, uncounted, max_connections));
-    serve(listener, Plain, router, door, shutdown).await
+    serve(listener, handshake, router, door, shutdown).await
 }
 
 /// One connection, its place given back once its socket is closed.

@@ -414,8 +414,8 @@ fn error(status: StatusCode, message: &str) -> Response {
 mod tests {
     use super::*;
     use crate::store::{
-        Admin, Claimed, DeliveryLog, Filter, Intake, KvStore, Outcome, Queue, Record, StoreError,
-        UnixMs,
+        Activity, Admin, Claimed, DeliveryLog, Filter, Intake, KvStore, Outcome, Queue, Record,
+        Response as Logged, StoreError, UnixMs,
     };
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -492,6 +492,9 @@ mod tests {
             self.answer()
         }
         async fn purge_dead(&self, _: Vec<i64>) -> Result<u64, StoreError> {
+            self.answer()
+        }
+        async fn activity(&self, _: UnixMs) -> Result<Vec<Activity>, StoreError> {
             self.answer()
         }
         async fn prune(&self, _: UnixMs, _: UnixMs) -> Result<u64, StoreError> {

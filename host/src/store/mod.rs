@@ -19,6 +19,7 @@ use crate::event::{Event, Payload};
 use crate::secret::Secret;
 
 mod kv;
+mod listing;
 pub mod postgres;
 pub mod private;
 pub mod sqlite;
@@ -214,13 +215,58 @@ pub struct Record {
     pub duration_us: Option<u64>,
 }
 
-/// Which records to list.
+/// Which records to list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub status: Option<Status>,
     pub route: Option<String>,
+    pub kind: Option<String>,
+    /// Text found in the delivery id or the body (contact, message text),
+    /// ignoring ASCII case.
+    pub q: Option<String>,
+    /// Received at or after this.
+    pub since: Option<UnixMs>,
+    /// Received before this.
+    pub until: Option<UnixMs>,
+    /// Only ids below this: the next page of a listing whose last row
+    /// had this id.
+    pub before: Option<i64>,
+    /// At most this many (0: all).
     pub limit: usize,
 }
+
+impl Filter {
+    /// `q` as a `LIKE` pattern matching it anywhere, `\` escaping the
+    /// pattern's own wildcards.
+    pub(crate) fn q_pattern(&self) -> Option<String> {
+        self.q.as_deref().filter(|q| !q.is_empty()).map(|q| {
+            let mut pattern = String::with_capacity(q.len() + 2);
+            pattern.push('%');
+            for c in q.chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            pattern
+        })
+    }
+}
+
+/// One event's row as the console's charts count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub route: String,
+    pub status: Status,
+    pub received_at_ms: u64,
+    /// Respond routes: how long the plugins took.
+    pub duration_us: Option<u64>,
+}
+
+/// The most rows [`Admin::activity`] returns: a chart's window of a busy
+/// store is sampled by its newest rows.
+pub const ACTIVITY_ROWS: usize = 200_000;
 
 /// Why a store operation failed. The backend's own error is boxed, so
 /// callers match on what happened, not on which database said it.
@@ -364,6 +410,10 @@ pub trait Admin: Send + Sync + 'static {
 
     /// Deletes dead letters (all of them when `ids` is empty).
     async fn purge_dead(&self, ids: Vec<i64>) -> Result<u64, StoreError>;
+
+    /// Events received at or after `since`, newest first, at most
+    /// [`ACTIVITY_ROWS`]: what the console's charts count.
+    async fn activity(&self, since: UnixMs) -> Result<Vec<Activity>, StoreError>;
 
     /// Deletes finished records updated before `finished_before` and
     /// dedup entries older than `dedup_before`.

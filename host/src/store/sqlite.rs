@@ -25,8 +25,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Admin, Admission, Claimed, DeliveryLog, Filter, Intake, Outcome, Queue, Record, Redecode,
-    Response, Status, StoreError, UnixMs,
+    ACTIVITY_ROWS, Activity, Admin, Admission, Claimed, DeliveryLog, Filter, Intake, Outcome,
+    Queue, Record, Redecode, Response, Status, StoreError, UnixMs, listing,
 };
 use crate::event::Event;
 use crate::store::private;
@@ -492,6 +492,33 @@ impl Admin for SqliteStore {
         Ok(purged)
     }
 
+    async fn activity(&self, since: UnixMs) -> Result<Vec<Activity>, StoreError> {
+        self.run(Commit::Relaxed, move |conn| {
+            // Ids follow arrival: walking them down from the newest stops
+            // at the window's start, with no index on the time.
+            let mut statement = conn.prepare_cached(
+                "SELECT route, status, received_at_ms, duration_us FROM events ORDER BY id DESC",
+            )?;
+            let mut rows = statement.query([])?;
+            let mut found = Vec::new();
+            while let Some(row) = rows.next()? {
+                let received_at_ms = row.get::<_, i64>(2)? as u64;
+                if received_at_ms < since.0 || found.len() == ACTIVITY_ROWS {
+                    break;
+                }
+                let status: String = row.get(1)?;
+                found.push(Activity {
+                    route: row.get(0)?,
+                    status: Status::parse(&status).unwrap_or(Status::Queued),
+                    received_at_ms,
+                    duration_us: row.get::<_, Option<i64>>(3)?.map(|us| us as u64),
+                });
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn prune(
         &self,
         finished_before: UnixMs,
@@ -533,21 +560,33 @@ impl DeliveryLog for SqliteStore {
 
     async fn list(&self, filter: Filter) -> Result<Vec<Record>, StoreError> {
         self.run(Commit::Relaxed, move |conn| {
+            let (conditions, params) = listing::conditions(
+                &filter,
+                |n| format!("?{n}"),
+                "LIKE",
+                |p| {
+                    format!(
+                        "EXISTS (SELECT 1 FROM event_bodies AS b WHERE b.id = events.id
+                                 AND b.raw_json LIKE {p} ESCAPE '\\')"
+                    )
+                },
+            );
             let limit = if filter.limit == 0 {
                 -1
             } else {
                 filter.limit as i64
             };
+            let sql = format!("SELECT * FROM events{conditions} LIMIT {limit}");
+            let params: Vec<rusqlite::types::Value> = params
+                .into_iter()
+                .map(|p| match p {
+                    listing::Param::Text(t) => rusqlite::types::Value::Text(t),
+                    listing::Param::Int(i) => rusqlite::types::Value::Integer(i),
+                })
+                .collect();
             let records = conn
-                .prepare_cached(
-                    "SELECT * FROM events
-                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR route = ?2)
-                     ORDER BY id DESC LIMIT ?3",
-                )?
-                .query_map(
-                    params![filter.status.map(Status::as_str), filter.route, limit],
-                    row_record,
-                )?
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(params), row_record)?
                 .collect::<Result<_, _>>()?;
             Ok(records)
         })

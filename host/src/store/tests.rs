@@ -465,12 +465,14 @@ async fn a_claim_dead_letters_an_event_it_cannot_read_and_hands_out_the_rest(
 }
 
 mod hardening;
+mod listing;
 mod postgres;
 
 use hardening::{
     events_of_a_route_not_configured_wait_untouched,
     purging_many_dead_letters_takes_many_short_transactions, the_kv_quota_counts_bytes,
 };
+use listing::listings_filter_search_and_page_newest_first;
 
 /// The tests every backend passes, each run on a fresh store of each.
 macro_rules! conformance {
@@ -511,4 +513,5 @@ conformance!(
     purging_many_dead_letters_takes_many_short_transactions,
     events_of_a_route_not_configured_wait_untouched,
     the_kv_quota_counts_bytes,
+    listings_filter_search_and_page_newest_first,
 );

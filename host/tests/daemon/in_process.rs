@@ -45,7 +45,7 @@ async fn the_daemon_serves_in_process_and_stops_when_asked() {
     .expect("loading within the compile wait")
     .unwrap()
     .unwrap_or_else(|e| panic!("{e}"));
-    let listeners = Listeners::bind(&loaded.config.server).await.unwrap();
+    let listeners = Listeners::bind(&loaded.config).await.unwrap();
     let addr = listeners.local_addr().unwrap();
     assert_ne!(addr.port(), 0);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

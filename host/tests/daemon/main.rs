@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod admin_api;
 mod amplification;
 mod aot;
 mod call;
@@ -10,6 +11,7 @@ mod capabilities;
 mod chain;
 mod check;
 mod conformance;
+mod console;
 mod delivery;
 
 mod door;

@@ -12,7 +12,10 @@ use tokio::sync::mpsc;
 
 use super::{PostgresStore, bounded, pool_error, row_event};
 use crate::event::Event;
-use crate::store::{Admin, DeliveryLog, Filter, Record, Response, Status, StoreError, UnixMs};
+use crate::store::{
+    ACTIVITY_ROWS, Activity, Admin, DeliveryLog, Filter, Record, Response, Status, StoreError,
+    UnixMs, listing,
+};
 
 /// Respond-log rows waiting for the writer at most.
 const MAX_PENDING_RESPONSES: usize = 10_000;
@@ -118,17 +121,34 @@ impl DeliveryLog for PostgresStore {
     }
 
     async fn list(&self, filter: Filter) -> Result<Vec<Record>, StoreError> {
-        let limit = (filter.limit > 0).then_some(filter.limit as i64);
+        let (conditions, params) = listing::conditions(
+            &filter,
+            |n| format!("${n}"),
+            "ILIKE",
+            |p| format!("raw_json ILIKE {p} ESCAPE '\\'"),
+        );
+        let limit = if filter.limit == 0 {
+            String::new()
+        } else {
+            format!(" LIMIT {}", filter.limit)
+        };
+        let sql = format!("SELECT * FROM events{conditions}{limit}");
         bounded(async {
             let client = self.client().await?;
-            let rows = client
-                .query(
-                    "SELECT * FROM events
-                     WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR route = $2)
-                     ORDER BY id DESC LIMIT $3",
-                    &[&filter.status.map(Status::as_str), &filter.route, &limit],
-                )
-                .await?;
+            let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = params
+                .into_iter()
+                .map(|p| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                    match p {
+                        listing::Param::Text(t) => Box::new(t),
+                        listing::Param::Int(i) => Box::new(i),
+                    }
+                })
+                .collect();
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                .iter()
+                .map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            let rows = client.query(&sql, &params).await?;
             Ok(rows.iter().map(row_record).collect())
         })
         .await
@@ -209,6 +229,32 @@ impl Admin for PostgresStore {
             .await?;
         }
         Ok(purged)
+    }
+
+    async fn activity(&self, since: UnixMs) -> Result<Vec<Activity>, StoreError> {
+        bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT route, status, received_at_ms, duration_us FROM events
+                     WHERE received_at_ms >= $1 ORDER BY received_at_ms DESC LIMIT $2",
+                    &[&since.as_i64(), &(ACTIVITY_ROWS as i64)],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    let status: String = row.get(1);
+                    Activity {
+                        route: row.get(0),
+                        status: Status::parse(&status).unwrap_or(Status::Queued),
+                        received_at_ms: row.get::<_, i64>(2) as u64,
+                        duration_us: row.get::<_, Option<i64>>(3).map(|us| us as u64),
+                    }
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn prune(
