@@ -93,6 +93,7 @@ impl Config {
         }
         self.server.problems(&mut problems);
         self.storage.problems(&mut problems);
+        self.telemetry.problems(&mut problems);
         let plugin = self
             .plugin
             .iter()

@@ -239,7 +239,7 @@ SET status = 'running', attempts = e.attempts + 1, updated_at_ms = $1,
     lease_until_ms = $4, holder = $5
 FROM picked WHERE e.id = picked.id
 RETURNING e.id, e.attempts, e.provider, e.route, e.delivery_id, e.received_at_ms, e.kind,
-          e.raw_json";
+          e.raw_json, e.trace_context";
 
 /// Marks `(route, delivery id)` seen unless it was at or after `$4`,
 /// and stores the event only if it marked it.
@@ -250,16 +250,18 @@ WITH mark AS (
     WHERE seen.seen_at_ms < $4
     RETURNING 1)
 INSERT INTO events (delivery_id, route, provider, kind, status, attempts, received_at_ms,
-                    updated_at_ms, next_attempt_at_ms, lease_until_ms, holder, raw_json)
-SELECT $2, $1, $5, $6, $7, $8, $3, $9, $9, $10, $11, $12 FROM mark
+                    updated_at_ms, next_attempt_at_ms, lease_until_ms, holder, raw_json,
+                    trace_context)
+SELECT $2, $1, $5, $6, $7, $8, $3, $9, $9, $10, $11, $12, $13 FROM mark
 RETURNING id";
 
 #[async_trait::async_trait]
 impl Queue for PostgresStore {
-    async fn enqueue(
+    async fn enqueue_traced(
         &self,
         intake: Intake,
         events: Vec<Event>,
+        trace: Option<String>,
         now: UnixMs,
         dedup_since: UnixMs,
     ) -> Result<Vec<Admission>, StoreError> {
@@ -294,6 +296,7 @@ impl Queue for PostgresStore {
                             &lease,
                             &holder,
                             &event.raw_json,
+                            &trace,
                         ],
                     )
                     .await?;
@@ -352,6 +355,7 @@ impl Queue for PostgresStore {
                     id,
                     attempt: row.get::<_, i32>("attempts").max(1) as u32,
                     event,
+                    trace: row.get("trace_context"),
                 }),
                 // Left queued, it would be claimed first again and fail
                 // every claim after it: it goes to the dead letters.

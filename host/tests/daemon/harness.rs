@@ -3,6 +3,7 @@
 //! offers has a deadline; the secrets a test names are looked for in the
 //! whole log when the daemon is dropped.
 
+pub mod otlp;
 pub mod postgres;
 mod wait;
 

@@ -38,4 +38,5 @@ mod scaffold;
 mod secrets;
 mod shared_store;
 mod sign;
+mod telemetry;
 mod truora;

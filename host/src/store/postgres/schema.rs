@@ -12,7 +12,8 @@ const MIGRATION_LOCK: i64 = 0x7769_7265_686f_6f6b;
 
 /// Each migration, applied in order; the schema's version is how many
 /// have been applied.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE events (
     id                 BIGSERIAL PRIMARY KEY,
     delivery_id        TEXT NOT NULL,
@@ -49,7 +50,12 @@ CREATE TABLE kv (
     value     BYTEA NOT NULL,
     PRIMARY KEY (namespace, key)
 );
-"];
+",
+    "
+-- The W3C traceparent of the event's admission, when it was traced.
+ALTER TABLE events ADD COLUMN trace_context TEXT;
+",
+];
 
 /// The schema version this wirehook writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
