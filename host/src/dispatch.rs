@@ -460,8 +460,8 @@ impl Dispatcher {
         outcome
     }
 
+    /// [`Self::attempt`] inside its span.
     async fn attempt_in(&self, attempt: u32, event: &Event) -> Outcome {
-        let attempt = &attempt;
         let routes = self.routes.load_full();
         match routes.route_named(&event.source.route) {
             None => Outcome::Wait,
@@ -469,9 +469,9 @@ impl Dispatcher {
             {
                 Ok(_) => Outcome::Delivered,
                 Err(failure)
-                    if failure.error.is_retryable() && *attempt < route.retry.max_attempts =>
+                    if failure.error.is_retryable() && attempt < route.retry.max_attempts =>
                 {
-                    let delay = route.retry.delay_ms(*attempt, fastrand::f64());
+                    let delay = route.retry.delay_ms(attempt, fastrand::f64());
                     Outcome::Retry {
                         error: failure.to_string(),
                         at: UnixMs::now().plus_ms(delay),

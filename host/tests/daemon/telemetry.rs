@@ -178,8 +178,8 @@ async fn a_queued_call_is_one_trace_across_the_store_the_retry_and_the_crm() {
         ["200", "503"].into_iter().collect()
     );
 
-    // `WIREHOOK_TRACE_PICTURE=docs/trace.txt` keeps the README's picture.
-    if let Some(path) = std::env::var_os("WIREHOOK_TRACE_PICTURE") {
+    // `TRACE_PICTURE=docs/trace.txt` keeps the README's picture.
+    if let Some(path) = std::env::var_os("TRACE_PICTURE") {
         std::fs::write(path, crate::harness::otlp::waterfall(&spans)).unwrap();
     }
 
