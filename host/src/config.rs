@@ -26,6 +26,7 @@ pub mod provider;
 mod resolve;
 mod server;
 mod storage;
+mod telemetry;
 
 pub use admin::{AdminConfig, ResolvedAdmin};
 use problem::figment_problem;
@@ -33,6 +34,7 @@ pub use problem::{ConfigError, Problem};
 pub use resolve::{Resolved, ResolvedPlugin, ResolvedRoute};
 pub use server::{ServerConfig, TlsConfig};
 pub use storage::{Backend, StorageConfig};
+pub use telemetry::TelemetryConfig;
 
 /// Paths the main listener answers itself; no route may take them.
 pub const RESERVED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
@@ -55,6 +57,7 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    pub telemetry: TelemetryConfig,
     /// `[[route]]` tables, in file order.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -303,6 +306,13 @@ impl Config {
             .merge(Toml::string(text))
             .extract()
             .map_err(|e| e.into_iter().map(figment_problem).collect())
+    }
+
+    /// The `[telemetry]` table of `path`, or the defaults (nothing
+    /// exported) if it cannot be read: like `[log]`, it is read before
+    /// the rest, and a broken file is reported when the rest is loaded.
+    pub fn telemetry_settings(path: &Path) -> TelemetryConfig {
+        figment(path).extract_inner("telemetry").unwrap_or_default()
     }
 
     /// The `[log]` table of `path`, or the defaults if the file cannot be

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use crate::config::DeliveryConfig;
 use crate::event::Event;
@@ -27,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::routes::{Route, RouteTable};
 use crate::runtime::{CallError, PluginEvent, Reply};
 use crate::store::{Admission, Claimed, Intake, Outcome, Response, Store, StoreError, UnixMs};
+use crate::telemetry::{self, TARGET};
 
 /// How long an idle worker waits before looking at the store again, so
 /// that events re-queued by `wirehook replay` from another process are
@@ -73,9 +76,29 @@ pub async fn run(
 ) -> Result<Option<Reply>, PluginFailure> {
     let mut answer = None;
     for plugin in &route.plugins {
+        let span = tracing::info_span!(
+            target: TARGET,
+            "plugin",
+            otel.status_code = Empty,
+            wirehook.plugin = %plugin.name(),
+            wirehook.outcome = Empty,
+            wirehook.duration_us = Empty,
+            wirehook.instance_reused = Empty,
+        );
         let started = Instant::now();
-        let outcome = plugin.handle(event).await;
+        let outcome = plugin.handle(event).instrument(span.clone()).await;
         let took = started.elapsed();
+        if !span.is_disabled() {
+            span.record("wirehook.duration_us", took.as_micros() as u64);
+            match &outcome {
+                Ok(_) => span.record("wirehook.outcome", "handled"),
+                // The kind alone: a plugin's reason may quote the event.
+                Err(error) => {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("wirehook.outcome", error.kind())
+                }
+            };
+        }
         metrics.plugin_call(plugin.name(), outcome.as_ref().map(|_| ()), took);
         let micros = took.as_micros() as u64;
         let (route, delivery_id, attempt) = (&route.name, event.delivery_id(), event.attempt());
@@ -184,9 +207,13 @@ impl Dispatcher {
         let window = self.config.dedup_window_secs.saturating_mul(1000);
         let intake = self.intake(events.len() as u64);
         let to_hand = (intake == Intake::Claim).then(|| events.clone());
+        // The admission's context, kept with the events: their attempts,
+        // however much later, join the request's trace.
+        let trace = telemetry::current_traceparent();
         let admissions = self
             .store
-            .enqueue(intake, events, now, now.minus_ms(window))
+            .enqueue_traced(intake, events, trace.clone(), now, now.minus_ms(window))
+            .instrument(tracing::info_span!(target: TARGET, "commit"))
             .await
             .inspect_err(|_| self.release(to_hand.as_ref().map_or(0, Vec::len)))?;
         let queued = admissions
@@ -206,6 +233,7 @@ impl Dispatcher {
                             id,
                             attempt: 1,
                             event,
+                            trace: trace.clone(),
                         });
                     }
                     Admission::Duplicate => duplicates += 1,
@@ -396,7 +424,44 @@ impl Dispatcher {
 
     /// Hands a claimed event to its route's plugins.
     async fn attempt(&self, claimed: &Claimed) -> Outcome {
-        let Claimed { attempt, event, .. } = claimed;
+        let Claimed {
+            attempt,
+            event,
+            trace,
+            ..
+        } = claimed;
+        let span = tracing::info_span!(
+            target: TARGET,
+            "attempt",
+            otel.status_code = Empty,
+            wirehook.route = %event.source.route,
+            wirehook.attempt = attempt,
+            wirehook.outcome = Empty,
+        );
+        if let Some(trace) = trace {
+            telemetry::set_parent(&span, trace, None);
+        }
+        let outcome = self
+            .attempt_in(*attempt, event)
+            .instrument(span.clone())
+            .await;
+        if !span.is_disabled() {
+            let name = match &outcome {
+                Outcome::Delivered => "delivered",
+                Outcome::Retry { .. } => "retry",
+                Outcome::Dead { .. } => "dead",
+                Outcome::Wait => "wait",
+            };
+            span.record("wirehook.outcome", name);
+            if matches!(outcome, Outcome::Retry { .. } | Outcome::Dead { .. }) {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        outcome
+    }
+
+    /// [`Self::attempt`] inside its span.
+    async fn attempt_in(&self, attempt: u32, event: &Event) -> Outcome {
         let routes = self.routes.load_full();
         match routes.route_named(&event.source.route) {
             None => Outcome::Wait,
@@ -404,9 +469,9 @@ impl Dispatcher {
             {
                 Ok(_) => Outcome::Delivered,
                 Err(failure)
-                    if failure.error.is_retryable() && *attempt < route.retry.max_attempts =>
+                    if failure.error.is_retryable() && attempt < route.retry.max_attempts =>
                 {
-                    let delay = route.retry.delay_ms(*attempt, fastrand::f64());
+                    let delay = route.retry.delay_ms(attempt, fastrand::f64());
                     Outcome::Retry {
                         error: failure.to_string(),
                         at: UnixMs::now().plus_ms(delay),

@@ -31,5 +31,6 @@ pub mod secret;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod text;
 pub mod tls;

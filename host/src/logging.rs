@@ -10,34 +10,61 @@ use std::io::{self, IsTerminal as _};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::filter::{FilterExt as _, filter_fn};
 use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, TelemetryConfig};
 use crate::text;
 
 /// Installs the global subscriber: `RUST_LOG` if set, else `level`, else
-/// `info`.
-pub fn init(format: LogFormat, level: Option<&str>) {
+/// `info`, and the OpenTelemetry exporter when `telemetry` names a
+/// collector. The log shows events alone: spans are the exporter's.
+pub fn init(
+    format: LogFormat,
+    level: Option<&str>,
+    telemetry: &TelemetryConfig,
+) -> Option<crate::telemetry::Telemetry> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Human => builder
+    let filter = filter.and(filter_fn(|meta| !meta.is_span()));
+    let log = match format {
+        LogFormat::Human => tracing_subscriber::fmt::layer()
             .fmt_fields(SafeFields)
             .with_ansi(colour(
                 io::stderr().is_terminal(),
                 std::env::var_os("NO_COLOR"),
             ))
             .with_writer(io::stderr)
-            .init(),
-        LogFormat::Json => builder
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_writer(|| JsonStderr)
-            .init(),
+            .with_filter(filter)
+            .boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(log);
+    match crate::telemetry::layer(telemetry) {
+        Ok(Some((exporter, telemetry))) => {
+            registry.with(exporter).init();
+            Some(telemetry)
+        }
+        Ok(None) => {
+            registry.init();
+            None
+        }
+        Err(e) => {
+            registry.init();
+            tracing::error!("telemetry: no spans are exported: {e:#}");
+            None
+        }
     }
 }
 

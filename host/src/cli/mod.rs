@@ -113,13 +113,18 @@ pub(crate) struct ConfigArg {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match &cli.command {
-        Command::Run(args) | Command::Check(args) => Config::log_settings(&args.config),
-        _ => LogConfig::default(),
+    let (settings, telemetry) = match &cli.command {
+        Command::Run(args) => (
+            Config::log_settings(&args.config),
+            Config::telemetry_settings(&args.config),
+        ),
+        Command::Check(args) => (Config::log_settings(&args.config), Default::default()),
+        _ => (LogConfig::default(), Default::default()),
     };
-    crate::logging::init(
+    let telemetry = crate::logging::init(
         cli.log_format.unwrap_or(settings.format),
         settings.level.as_deref(),
+        &telemetry,
     );
     let result = match cli.command {
         Command::Run(args) => run(&args.config),
@@ -133,6 +138,9 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => compile::compile(&args),
         Command::Call(args) => call::call(args),
     };
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -98,6 +98,7 @@ impl Config {
         self.server.problems(&mut problems);
         let database_url = self.storage.resolve_into(&mut problems);
         let admin = self.admin.resolve(&mut problems);
+        self.telemetry.problems(&mut problems);
         let plugin = self
             .plugin
             .iter()

@@ -244,13 +244,28 @@ impl host::Host for State {
                 "plugin log lines suppressed (rate limit)"
             );
         }
+        // The plugin call's span, when traced: its line is found from
+        // the trace and the other way round.
+        let ids = crate::telemetry::current_ids();
+        let trace_id = ids.as_ref().map(|(trace, _)| trace.as_str());
+        let span_id = ids.as_ref().map(|(_, span)| span.as_str());
         // Escaped by the log's formatter.
         match level {
-            host::Level::Trace => tracing::trace!(plugin, route, delivery_id, "{msg}"),
-            host::Level::Debug => tracing::debug!(plugin, route, delivery_id, "{msg}"),
-            host::Level::Info => tracing::info!(plugin, route, delivery_id, "{msg}"),
-            host::Level::Warn => tracing::warn!(plugin, route, delivery_id, "{msg}"),
-            host::Level::Error => tracing::error!(plugin, route, delivery_id, "{msg}"),
+            host::Level::Trace => {
+                tracing::trace!(plugin, route, delivery_id, trace_id, span_id, "{msg}")
+            }
+            host::Level::Debug => {
+                tracing::debug!(plugin, route, delivery_id, trace_id, span_id, "{msg}")
+            }
+            host::Level::Info => {
+                tracing::info!(plugin, route, delivery_id, trace_id, span_id, "{msg}")
+            }
+            host::Level::Warn => {
+                tracing::warn!(plugin, route, delivery_id, trace_id, span_id, "{msg}")
+            }
+            host::Level::Error => {
+                tracing::error!(plugin, route, delivery_id, trace_id, span_id, "{msg}")
+            }
         }
     }
 

@@ -64,6 +64,17 @@ impl CallError {
         }
     }
 
+    /// The failure's kind, without its reason.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Retry(_) => "retry",
+            Self::Drop(_) => "drop",
+            Self::Trap(_) => "trap",
+            Self::Timeout(_) => "timeout",
+            Self::Instantiate(_) => "instantiate",
+        }
+    }
+
     /// Worth another attempt later (everything but an explicit drop).
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Self::Drop(_))
@@ -239,8 +250,14 @@ impl Plugin {
         let run = async {
             let slot = self.slot().await;
             let mut warm = match self.take_warm() {
-                Some(warm) => warm,
-                None => self.instantiate(deadline).await?,
+                Some(warm) => {
+                    tracing::Span::current().record("wirehook.instance_reused", true);
+                    warm
+                }
+                None => {
+                    tracing::Span::current().record("wirehook.instance_reused", false);
+                    self.instantiate(deadline).await?
+                }
             };
             let data = warm.store.data_mut();
             data.call = call;

@@ -67,6 +67,12 @@ fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
         .any(|net| net.contains(&ip) || mapped.is_some_and(|m| net.contains(&m)))
 }
 
+/// Whether `peer` is one of the trusted proxies, whose `traceparent` is
+/// believed too.
+pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    contains(trusted, peer.to_canonical())
+}
+
 /// The client's address: the peer, unless the peer is a trusted proxy, in
 /// which case the nearest untrusted hop of `X-Forwarded-For` (see the
 /// module doc). When every hop is trusted, the leftmost one.

@@ -32,7 +32,11 @@ use crate::providers::{self, Rejection, Verified};
 use crate::routes::{Route, RouteTable};
 use crate::store::{Admission, StoreError};
 use door::Door;
-use forwarded::{Client, client_ip};
+use forwarded::{Client, client_ip, is_trusted};
+use tracing::Instrument as _;
+use tracing::field::Empty;
+
+use crate::telemetry::{self, TARGET};
 pub use listener::{Handshake, Plain, serve_apart};
 use tokio::net::TcpListener;
 
@@ -97,8 +101,29 @@ async fn handle(
 ) -> Response {
     let table = app.routes.load_full();
     let route = table.route(request.uri().path());
+    let span = tracing::info_span!(
+        target: TARGET,
+        "request",
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = %request.method(),
+        http.route = Empty,
+        http.response.status_code = Empty,
+        client.address = Empty,
+        network.peer.address = %peer.ip(),
+        wirehook.route = Empty,
+        wirehook.provider = Empty,
+        wirehook.refusal = Empty,
+    );
+    if !span.is_disabled() {
+        trace_request(&span, &table, route.map(AsRef::as_ref), peer, &request);
+    }
     let response = match route {
-        Some(route) => answer(&app, &table, route, peer, request).await,
+        Some(route) => {
+            answer(&app, &table, route, peer, request)
+                .instrument(span.clone())
+                .await
+        }
         None => {
             if log_limit::no_route() {
                 let path = log_limit::path(request.uri().path());
@@ -110,7 +135,44 @@ async fn handle(
     };
     app.metrics
         .request(route.map(|route| &route.name), response.status());
+    if !span.is_disabled() {
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() || status.is_client_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
     response
+}
+
+/// Gives the request span its route and client, and joins a trace begun
+/// upstream when the peer is a trusted proxy (anyone else's
+/// `traceparent` is ignored: a new trace starts).
+fn trace_request(
+    span: &tracing::Span,
+    table: &RouteTable,
+    route: Option<&Route>,
+    peer: SocketAddr,
+    request: &Request,
+) {
+    let trusted = &table.server.trusted_proxies;
+    let remote = client_ip(peer.ip(), request.headers(), trusted);
+    span.record("client.address", tracing::field::display(remote));
+    if let Some(route) = route {
+        span.record("http.route", route.path.as_str());
+        span.record("wirehook.route", &*route.name);
+        span.record("wirehook.provider", route.provider_id.as_str());
+    }
+    if is_trusted(peer.ip(), trusted)
+        && let Some(parent) = request.headers().get("traceparent")
+        && let Ok(parent) = parent.to_str()
+    {
+        let state = request
+            .headers()
+            .get("tracestate")
+            .and_then(|state| state.to_str().ok());
+        telemetry::set_parent(span, parent, state);
+    }
 }
 
 async fn answer(
@@ -123,6 +185,7 @@ async fn answer(
     let (parts, body) = request.into_parts();
     let remote = client_ip(peer.ip(), &parts.headers, &table.server.trusted_proxies);
     let refuse = |status: StatusCode, reason: &str| {
+        tracing::Span::current().record("wirehook.refusal", reason);
         if log_limit::refusal(&route.name, status) {
             tracing::warn!(route = %route.name, %remote, status = status.as_u16(), reason, "request refused");
         }
@@ -190,7 +253,15 @@ async fn answer(
         query,
         body: &body,
     };
-    let verified = match route.provider.verify(&request) {
+    let verified = tracing::info_span!(target: TARGET, "verify", otel.status_code = Empty)
+        .in_scope(|| {
+            let verified = route.provider.verify(&request);
+            if verified.is_err() {
+                tracing::Span::current().record("otel.status_code", "ERROR");
+            }
+            verified
+        });
+    let verified = match verified {
         Ok(verified) => verified,
         Err(rejection) => return unverified(&rejection),
     };
@@ -198,7 +269,15 @@ async fn answer(
         tracing::info!(route = %route.name, %remote, "endpoint check answered");
         return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
     }
-    let decoded = match (route.decode)(&verified.document) {
+    let decoded =
+        tracing::info_span!(target: TARGET, "decode", otel.status_code = Empty).in_scope(|| {
+            let decoded = (route.decode)(&verified.document);
+            if decoded.is_err() {
+                tracing::Span::current().record("otel.status_code", "ERROR");
+            }
+            decoded
+        });
+    let decoded = match decoded {
         Ok(decoded) => decoded,
         Err(rejection) => return unverified(&rejection),
     };
@@ -220,7 +299,31 @@ async fn enqueue(
         .iter()
         .map(|e| e.source.delivery_id.clone())
         .collect();
-    match dispatcher.accept(events).await {
+    let span = tracing::info_span!(
+        target: TARGET,
+        "admission",
+        wirehook.events = events.len(),
+        wirehook.accepted = Empty,
+        wirehook.duplicates = Empty,
+        otel.status_code = Empty,
+    );
+    let accepted = dispatcher.accept(events).instrument(span.clone()).await;
+    if !span.is_disabled() {
+        match &accepted {
+            Ok(admissions) => {
+                let queued = admissions
+                    .iter()
+                    .filter(|a| matches!(a, Admission::Queued(_)))
+                    .count();
+                span.record("wirehook.accepted", queued);
+                span.record("wirehook.duplicates", admissions.len() - queued);
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+    }
+    match accepted {
         Ok(admissions) => {
             let (mut accepted, mut duplicates) = (Vec::new(), Vec::new());
             for (id, admission) in ids.into_iter().zip(admissions) {
@@ -435,10 +538,11 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Queue for Closable {
-        async fn enqueue(
+        async fn enqueue_traced(
             &self,
             _: Intake,
             _: Vec<Event>,
+            _: Option<String>,
             _: UnixMs,
             _: UnixMs,
         ) -> Result<Vec<Admission>, StoreError> {

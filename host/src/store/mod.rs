@@ -164,6 +164,8 @@ pub struct Claimed {
     /// The attempt this claim is, from 1.
     pub attempt: u32,
     pub event: Event,
+    /// The W3C `traceparent` of the event's admission, when it was traced.
+    pub trace: Option<String>,
 }
 
 /// How an attempt ended.
@@ -341,6 +343,20 @@ pub trait Queue: Send + Sync + 'static {
         &self,
         intake: Intake,
         events: Vec<Event>,
+        now: UnixMs,
+        dedup_since: UnixMs,
+    ) -> Result<Vec<Admission>, StoreError> {
+        self.enqueue_traced(intake, events, None, now, dedup_since)
+            .await
+    }
+
+    /// [`Queue::enqueue`], keeping `trace` (a W3C `traceparent`) with the
+    /// events for their attempts' spans to join.
+    async fn enqueue_traced(
+        &self,
+        intake: Intake,
+        events: Vec<Event>,
+        trace: Option<String>,
         now: UnixMs,
         dedup_since: UnixMs,
     ) -> Result<Vec<Admission>, StoreError>;

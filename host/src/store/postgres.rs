@@ -252,7 +252,7 @@ SET status = 'running', attempts = e.attempts + 1, updated_at_ms = $1,
     lease_until_ms = $4, holder = $5
 FROM picked WHERE e.id = picked.id
 RETURNING e.id, e.attempts, e.provider, e.route, e.delivery_id, e.received_at_ms, e.kind,
-          e.raw_json";
+          e.raw_json, e.trace_context";
 
 /// Records how attempts ended, an element of each array per event, where
 /// this instance still holds the event.
@@ -272,17 +272,18 @@ WHERE id = ANY($1) AND status = 'running' AND holder = $3";
 
 #[async_trait::async_trait]
 impl Queue for PostgresStore {
-    async fn enqueue(
+    async fn enqueue_traced(
         &self,
         intake: Intake,
         events: Vec<Event>,
+        trace: Option<String>,
         now: UnixMs,
         dedup_since: UnixMs,
     ) -> Result<Vec<Admission>, StoreError> {
         let lease_until = now.plus_ms(self.lease_ms);
         let admissions = self
             .admitter
-            .admit(intake, events, now, dedup_since, lease_until)
+            .admit(intake, events, trace, now, dedup_since, lease_until)
             .await?;
         if intake == Intake::Claim {
             self.hold(admissions.iter().filter_map(|a| match a {
@@ -326,6 +327,7 @@ impl Queue for PostgresStore {
                     id,
                     attempt: row.get::<_, i32>("attempts").max(1) as u32,
                     event,
+                    trace: row.get("trace_context"),
                 }),
                 // Left queued, it would be claimed first again and fail
                 // every claim after it: it goes to the dead letters.

@@ -52,7 +52,7 @@ WHERE id IN (SELECT id FROM events
              WHERE status = 'queued' AND next_attempt_at_ms <= ?1
                AND (?3 IS NULL OR route IN (SELECT value FROM json_each(?3)))
              ORDER BY next_attempt_at_ms, id LIMIT (?2 + 0))
-RETURNING id, attempts, provider, route, delivery_id, received_at_ms, kind,
+RETURNING id, attempts, provider, route, delivery_id, received_at_ms, kind, trace_context,
           (SELECT payload FROM event_bodies AS b WHERE b.id = events.id) AS payload,
           (SELECT raw_json FROM event_bodies AS b WHERE b.id = events.id) AS raw_json";
 
@@ -239,10 +239,11 @@ impl From<rusqlite::Error> for StoreError {
 
 #[async_trait::async_trait]
 impl Queue for SqliteStore {
-    async fn enqueue(
+    async fn enqueue_traced(
         &self,
         intake: Intake,
         events: Vec<Event>,
+        trace: Option<String>,
         now: UnixMs,
         dedup_since: UnixMs,
     ) -> Result<Vec<Admission>, StoreError> {
@@ -251,7 +252,13 @@ impl Queue for SqliteStore {
             Intake::Queue => Status::Queued,
             Intake::Claim => Status::Running,
         };
-        let events: Vec<EncodedEvent> = events.into_iter().map(EncodedEvent::from).collect();
+        let events: Vec<EncodedEvent> = events
+            .into_iter()
+            .map(|event| EncodedEvent {
+                trace: trace.clone(),
+                ..EncodedEvent::from(event)
+            })
+            .collect();
         let seen = self.seen.clone();
         self.run_undoable(Commit::Durable, move |conn| {
             let mut guard = seen.lock().expect("dedup window poisoned");
@@ -305,20 +312,27 @@ impl Queue for SqliteStore {
         let routes = routes_param(routes);
         let redecode = self.redecode;
         self.run(Commit::Relaxed, move |conn| {
-            let rows: Vec<(i64, u32, Result<Event, StoreError>)> = conn
+            type Row = (i64, u32, Option<String>, Result<Event, StoreError>);
+            let rows: Vec<Row> = conn
                 .prepare_cached(CLAIM)?
                 .query_map(params![now_ms as i64, limit as i64, routes], |row| {
                     Ok((
                         row.get("id")?,
                         row.get("attempts")?,
+                        row.get("trace_context")?,
                         row_event(row, redecode)?,
                     ))
                 })?
                 .collect::<Result<_, _>>()?;
             let mut claimed = Vec::with_capacity(rows.len());
-            for (id, attempt, event) in rows {
+            for (id, attempt, trace, event) in rows {
                 match event {
-                    Ok(event) => claimed.push(Claimed { id, attempt, event }),
+                    Ok(event) => claimed.push(Claimed {
+                        id,
+                        attempt,
+                        event,
+                        trace,
+                    }),
                     // Left queued, it would be claimed first again and fail
                     // every claim after it: it goes to the dead letters,
                     // where `wirehook dead-letters` shows why.

@@ -4,6 +4,7 @@
 //! whole log when the daemon is dropped.
 
 pub mod browser;
+pub mod otlp;
 pub mod postgres;
 mod wait;
 

@@ -41,4 +41,5 @@ mod scaffold;
 mod secrets;
 mod shared_store;
 mod sign;
+mod telemetry;
 mod truora;

@@ -30,6 +30,8 @@ use std::time::Duration;
 use reqwest::dns::Resolve;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 mod address;
 
@@ -37,6 +39,7 @@ mod address;
 mod tests;
 
 use crate::origin::{HostPattern, Origin};
+use crate::telemetry::{self, TARGET};
 use address::is_public;
 
 /// Redirect hops followed at most.
@@ -162,7 +165,41 @@ impl Fetcher {
     }
 
     /// Sends `request` if `grants` permit it, following permitted redirects.
+    /// Traced, the request carries the `traceparent` of its span, whose
+    /// attributes are the method, the origin (never the path or query,
+    /// which may hold tokens) and the status.
     pub async fn fetch(&self, grants: &[Origin], request: Request) -> Result<Fetched, FetchError> {
+        let span = tracing::info_span!(
+            target: TARGET,
+            "fetch",
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = %request.method,
+            server.address = Empty,
+            http.response.status_code = Empty,
+        );
+        if span.is_disabled() {
+            return self.send(grants, request).await;
+        }
+        if let Ok(url) = Url::parse(&request.url) {
+            span.record("server.address", url.origin().ascii_serialization());
+        }
+        let response = self.send(grants, request).instrument(span.clone()).await;
+        match &response {
+            Ok(response) => {
+                span.record("http.response.status_code", response.status);
+                if response.status >= 400 {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        response
+    }
+
+    async fn send(&self, grants: &[Origin], request: Request) -> Result<Fetched, FetchError> {
         let mut url = Url::parse(&request.url).map_err(|reason| FetchError::Url {
             url: request.url.clone(),
             reason,
@@ -170,6 +207,14 @@ impl Fetcher {
         let mut method = Method::from_bytes(request.method.as_bytes())
             .map_err(|_| FetchError::Method(request.method.clone()))?;
         let mut headers = plugin_headers(&request.headers)?;
+        for (name, value) in telemetry::current_context() {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
         let mut body = request.body;
         for _ in 0..=MAX_REDIRECTS {
             let client = self.client_for(grants, &url)?;

@@ -40,17 +40,17 @@ const WRITERS: usize = 2;
 /// Requests waiting for a writer at most; a caller waits for room.
 const BACKLOG: usize = 4096;
 
-/// See the module doc. `$1`…`$11` are one array each, an element per
-/// row; `$12` is this instance's holder name, set on claimed rows (those
-/// with a lease), and `$13` the channel queued rows are announced on.
+/// See the module doc. `$1`…`$12` are one array each, an element per
+/// row; `$13` is this instance's holder name, set on claimed rows (those
+/// with a lease), and `$14` the channel queued rows are announced on.
 const ADMIT: &str = "
 WITH data AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[],
                          $6::text[], $7::text[], $8::int4[], $9::int8[], $10::int8[],
-                         $11::text[])
+                         $11::text[], $12::text[])
         WITH ORDINALITY
         AS d(route, delivery_id, received, since, provider, kind, status, attempts, now,
-             lease, raw_json, n)
+             lease, raw_json, trace_context, n)
 ), mark AS (
     INSERT INTO seen (route, delivery_id, seen_at_ms)
     SELECT route, delivery_id, received FROM data ORDER BY route, delivery_id
@@ -61,15 +61,17 @@ WITH data AS (
     RETURNING route, delivery_id
 ), stored AS (
     INSERT INTO events (delivery_id, route, provider, kind, status, attempts, received_at_ms,
-                        updated_at_ms, next_attempt_at_ms, lease_until_ms, holder, raw_json)
+                        updated_at_ms, next_attempt_at_ms, lease_until_ms, holder, raw_json,
+                        trace_context)
     SELECT d.delivery_id, d.route, d.provider, d.kind, d.status, d.attempts, d.received,
-           d.now, d.now, d.lease, CASE WHEN d.lease IS NOT NULL THEN $12 END, d.raw_json
+           d.now, d.now, d.lease, CASE WHEN d.lease IS NOT NULL THEN $13 END, d.raw_json,
+           d.trace_context
     FROM data d JOIN mark USING (route, delivery_id)
     ORDER BY d.n
     RETURNING id, route, delivery_id, status
 )
 SELECT id, route, delivery_id,
-       CASE WHEN status = 'queued' THEN pg_notify($13, '') END IS NULL
+       CASE WHEN status = 'queued' THEN pg_notify($14, '') END IS NULL
 FROM stored";
 
 /// One request's events, waiting for a writer.
@@ -91,6 +93,8 @@ struct Row {
     now: i64,
     lease: Option<i64>,
     raw_json: String,
+    /// The W3C traceparent of the admission, when it was traced.
+    trace: Option<String>,
 }
 
 /// The writers and the queue of requests they take batches from; the
@@ -127,6 +131,7 @@ impl Admitter {
         &self,
         intake: Intake,
         events: Vec<Event>,
+        trace: Option<String>,
         now: UnixMs,
         dedup_since: UnixMs,
         lease_until: UnixMs,
@@ -149,6 +154,7 @@ impl Admitter {
                 now: now.as_i64(),
                 lease,
                 raw_json: event.raw_json,
+                trace: trace.clone(),
             })
             .collect();
         let (reply, answer) = oneshot::channel();
@@ -306,6 +312,7 @@ async fn run(
                 &column(rows, wave, |r| r.now),
                 &column(rows, wave, |r| r.lease),
                 &column(rows, wave, |r| r.raw_json.as_str()),
+                &column(rows, wave, |r| r.trace.as_deref()),
                 &holder,
                 &CHANNEL,
             ],

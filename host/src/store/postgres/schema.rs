@@ -55,6 +55,10 @@ CREATE TABLE kv (
 -- The console's charts: the events of the last hour, by time.
 CREATE INDEX events_received ON events (received_at_ms);
 ",
+    "
+-- The W3C traceparent of the event's admission, when it was traced.
+ALTER TABLE events ADD COLUMN trace_context TEXT;
+",
 ];
 
 /// The schema version this wirehook writes.

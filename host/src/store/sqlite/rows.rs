@@ -81,11 +81,14 @@ pub(super) struct EncodedEvent {
     pub(super) kind: String,
     pub(super) received_at_ms: u64,
     pub(super) raw_json: String,
+    /// The W3C `traceparent` its attempts join.
+    pub(super) trace: Option<String>,
 }
 
 impl From<Event> for EncodedEvent {
     fn from(event: Event) -> Self {
         Self {
+            trace: None,
             raw_json: event.raw_json,
             delivery_id: event.source.delivery_id,
             route: event.source.route,
@@ -119,8 +122,8 @@ impl<'c> Inserts<'c> {
             event: conn.prepare_cached(
                 "INSERT INTO events (delivery_id, route, provider, kind, status, last_error,
                                      received_at_ms, updated_at_ms, next_attempt_at_ms,
-                                     attempts, reply, duration_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                     attempts, reply, duration_us, trace_context)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?,
             body: conn.prepare_cached("INSERT INTO event_bodies (id, raw_json) VALUES (?1, ?2)")?,
         })
@@ -154,6 +157,7 @@ impl<'c> Inserts<'c> {
             attempts,
             reply,
             duration_us,
+            event.trace,
         ])?;
         let id = self.conn.last_insert_rowid();
         self.body.execute(params![id, event.raw_json])?;

@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS events (
     updated_at_ms INTEGER NOT NULL,
     next_attempt_at_ms INTEGER,
     reply TEXT,
-    duration_us INTEGER
+    duration_us INTEGER,
+    -- The W3C traceparent of the event's admission, when it was traced.
+    trace_context TEXT
 );
 -- One per event, under the event's id.
 CREATE TABLE IF NOT EXISTS event_bodies (
@@ -128,6 +130,11 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<u64, StoreError> {
         tx.execute_batch(OPTIONAL_PAYLOAD)?;
         tx.execute_batch(TABLES)?;
         upgraded = upgraded.max(events as u64);
+    }
+    // A nullable column any layout takes: a wirehook without it reads
+    // and writes the file as before, so the version stays.
+    if !has_column(&tx, "events", "trace_context")? {
+        tx.execute_batch("ALTER TABLE events ADD COLUMN trace_context TEXT")?;
     }
     // Written only when it changes: readers such as `wirehook events` open
     // the store beside the daemon and should not need its write lock.
