@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use super::ConfigArg;
 use crate::admin::ops;
 use crate::config::{Config, ConfigError};
-use crate::store::{self as stores, Filter, Record, Role, Status, Store, UnixMs};
+use crate::store::{self as stores, Filter, Record, Role, Status, Store};
 use crate::text;
 
 #[derive(Debug, Args)]

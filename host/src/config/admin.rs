@@ -66,7 +66,7 @@ impl AdminConfig {
                 }
                 Ok(secret) => Some(secret),
                 Err(reason) => {
-                    problems.push(Problem::new("admin.token", reason));
+                    problems.push(Problem::new("admin.token", reason.to_string()));
                     None
                 }
             },

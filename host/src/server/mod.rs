@@ -518,7 +518,7 @@ mod tests {
     use super::*;
     use crate::store::{
         Activity, Admin, Claimed, DeliveryLog, Filter, Intake, KvStore, Outcome, Queue, Record,
-        Response as Logged, StoreError, UnixMs,
+        StoreError, UnixMs,
     };
     use std::sync::atomic::{AtomicBool, Ordering};
 
