@@ -57,6 +57,7 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
     pub telemetry: TelemetryConfig,
     /// `[[route]]` tables, in file order.
     #[serde(default, rename = "route")]
