@@ -88,6 +88,18 @@ pub enum SignError {
     HeaderNotText,
 }
 
+impl<'a> Request<'a> {
+    /// The text of header `name`, which carries the request's proof: a
+    /// missing or non-text one is refused as unauthorized.
+    pub fn proof_header(&self, name: &str) -> Result<&'a str, Rejection> {
+        self.headers
+            .get(name)
+            .ok_or_else(|| Rejection::unauthorized(format!("missing `{name}` header")))?
+            .to_str()
+            .map_err(|_| Rejection::unauthorized(format!("`{name}` is not text")))
+    }
+}
+
 /// Why a request was refused; each maps to one HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {

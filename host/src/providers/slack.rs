@@ -45,13 +45,7 @@ struct Check {
 
 impl Slack {
     fn verify_at<'r>(&self, req: &Request<'r>, now: SystemTime) -> Result<Verified<'r>, Rejection> {
-        let header = |name: &str| {
-            req.headers
-                .get(name)
-                .ok_or_else(|| Rejection::unauthorized(format!("missing `{name}` header")))?
-                .to_str()
-                .map_err(|_| Rejection::unauthorized(format!("`{name}` is not text")))
-        };
+        let header = |name: &str| req.proof_header(name);
         let timestamp = header(TIMESTAMP)?;
         let signature = header(SIGNATURE)?
             .strip_prefix("v0=")
