@@ -74,7 +74,7 @@ pub async fn load(path: &Path, open_store: bool) -> Result<Loaded, LoadError> {
     } else {
         None
     };
-    let kv = store.clone().map(|s| s as Arc<dyn KvStore>);
+    let kv = (store.clone()).map(|s| Arc::new(crate::store::TracedKv::new(s)) as Arc<dyn KvStore>);
     let cache_dir =
         (config.plugins.cache_dir.clone()).unwrap_or_else(|| config.storage.path.join("cache"));
     let runtime = Runtime::new(Some(&cache_dir), kv, &config.plugins)

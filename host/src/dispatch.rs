@@ -25,7 +25,7 @@ use tracing::field::Empty;
 
 use crate::config::DeliveryConfig;
 use crate::event::Event;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TraceLabels};
 use crate::routes::{Route, RouteTable};
 use crate::runtime::{CallError, PluginEvent, Reply};
 use crate::store::{Admission, Claimed, Intake, Outcome, Response, Store, StoreError, UnixMs};
@@ -99,7 +99,11 @@ pub async fn run(
                 }
             };
         }
-        metrics.plugin_call(plugin.name(), outcome.as_ref().map(|_| ()), took);
+        let exemplar = (!span.is_disabled())
+            .then(|| telemetry::ids(&span))
+            .flatten()
+            .map(|(trace_id, span_id)| TraceLabels { trace_id, span_id });
+        metrics.plugin_call(plugin.name(), outcome.as_ref().map(|_| ()), took, exemplar);
         let micros = took.as_micros() as u64;
         let (route, delivery_id, attempt) = (&route.name, event.delivery_id(), event.attempt());
         match outcome {

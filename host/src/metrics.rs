@@ -19,9 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -63,6 +64,13 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+/// An exemplar's labels: the traced plugin call that set it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TraceLabels {
+    pub trace_id: String,
+    pub span_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PluginLabels {
     plugin: Arc<str>,
@@ -73,7 +81,9 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     verification_failures: Family<FailureLabels, Counter>,
-    plugin_calls: Family<CallLabels, Histogram>,
+    /// With an exemplar per bucket when traced: the latest call that
+    /// fell in it, so that a slow bucket links to a trace of one.
+    plugin_calls: Family<CallLabels, HistogramWithExemplars<TraceLabels>>,
     retries: Family<RouteLabels, Counter>,
     dead_letters: Family<RouteLabels, Counter>,
     plugin_waiting: Family<PluginLabels, Gauge>,
@@ -112,10 +122,11 @@ impl Metrics {
             "Requests refused before reaching a plugin, by route and reason",
             verification_failures.clone(),
         );
-        let plugin_calls = Family::<CallLabels, Histogram>::new_with_constructor(
-            // 100 µs to about 6.5 s, ×4 per bucket.
-            || Histogram::new(exponential_buckets(0.0001, 4.0, 9)),
-        );
+        let plugin_calls =
+            Family::<CallLabels, HistogramWithExemplars<TraceLabels>>::new_with_constructor(
+                // 100 µs to about 6.5 s, ×4 per bucket.
+                || HistogramWithExemplars::new(exponential_buckets(0.0001, 4.0, 9)),
+            );
         registry.register(
             "plugin_call_duration_seconds",
             "Plugin calls by plugin and outcome, and how long they took (the count is the calls)",
@@ -233,7 +244,14 @@ impl Metrics {
         self.verification_failures.get_or_create(&labels).inc();
     }
 
-    pub fn plugin_call(&self, plugin: &Arc<str>, outcome: Result<(), &CallError>, took: Duration) {
+    /// A plugin call ended; `trace` is its span's, when traced.
+    pub fn plugin_call(
+        &self,
+        plugin: &Arc<str>,
+        outcome: Result<(), &CallError>,
+        took: Duration,
+        trace: Option<TraceLabels>,
+    ) {
         let outcome = match outcome {
             Ok(()) => "ok",
             Err(CallError::Retry(_)) => "retry",
@@ -248,7 +266,7 @@ impl Metrics {
         };
         self.plugin_calls
             .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+            .observe(took.as_secs_f64(), trace, None);
     }
 
     // Retries and dead letters are rare enough to allocate their label.

@@ -14,6 +14,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use crate::config::{Config, ConfigError, PluginsConfig, ServerConfig};
 use crate::metrics::Metrics;
@@ -86,7 +88,25 @@ impl Reloader {
     pub async fn reload(&self, cause: &str) -> Result<(), ConfigError> {
         let _one_at_a_time = self.serial.lock().await;
         crate::service::reloading();
-        let result = self.rebuild(cause).await;
+        let span = tracing::info_span!(
+            target: crate::telemetry::TARGET,
+            "reload",
+            otel.status_code = Empty,
+            wirehook.cause = cause,
+            wirehook.outcome = Empty,
+            wirehook.problems = Empty,
+        );
+        let result = self.rebuild(cause).instrument(span.clone()).await;
+        if !span.is_disabled() {
+            match &result {
+                Ok(()) => span.record("wirehook.outcome", "swapped"),
+                Err(error) => {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("wirehook.problems", error.problems.len());
+                    span.record("wirehook.outcome", "refused")
+                }
+            };
+        }
         *self.last.lock().expect("last reload lock") = Some(LastReload {
             at_ms: crate::clock::UnixMs::now().0,
             cause: cause.to_owned(),

@@ -170,7 +170,12 @@ pub fn set_parent(span: &tracing::Span, traceparent: &str, tracestate: Option<&s
 
 /// The trace and span ids of the current span, for a log line.
 pub fn current_ids() -> Option<(String, String)> {
-    let context = tracing::Span::current().context();
+    ids(&tracing::Span::current())
+}
+
+/// The trace and span ids of `span`, when it is recorded.
+pub fn ids(span: &tracing::Span) -> Option<(String, String)> {
+    let context = span.context();
     let span = context.span();
     let span_context = span.span_context();
     span_context.is_valid().then(|| {

@@ -104,6 +104,7 @@ async fn handle(
     let span = tracing::info_span!(
         target: TARGET,
         "request",
+        otel.name = Empty,
         otel.kind = "server",
         otel.status_code = Empty,
         http.request.method = %request.method(),
@@ -158,6 +159,15 @@ fn trace_request(
     let trusted = &table.server.trusted_proxies;
     let remote = client_ip(peer.ip(), request.headers(), trusted);
     span.record("client.address", tracing::field::display(remote));
+    // HTTP semantic conventions name a server span `{method} {route}`,
+    // or the method alone when no route matched.
+    match route {
+        Some(route) => span.record(
+            "otel.name",
+            format!("{} {}", request.method(), route.path).as_str(),
+        ),
+        None => span.record("otel.name", request.method().as_str()),
+    };
     if let Some(route) = route {
         span.record("http.route", route.path.as_str());
         span.record("wirehook.route", &*route.name);

@@ -23,9 +23,11 @@ mod listing;
 pub mod postgres;
 pub mod private;
 pub mod sqlite;
+mod traced_kv;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use traced_kv::TracedKv;
 
 pub use crate::clock::UnixMs;
 

@@ -55,6 +55,8 @@ pub fn parse(text: &str) -> Samples {
             }
             continue;
         }
+        // An exemplar follows its sample after ` # `.
+        let line = line.split_once(" # ").map_or(line, |(sample, _)| sample);
         let (series, value) = match line.find('{') {
             Some(open) => {
                 let close = line

@@ -37,13 +37,19 @@ service_name = "wirehook-under-test"
 "#,
         receiver.endpoint()
     ))
-    .server_settings(server)
+    .server_settings(&format!("metrics_listen = \"127.0.0.1:0\"\n{server}"))
     .plugin("crm")
     .env("TEST_TOKEN", "t")
     // Batches leave every 50 ms rather than every 5 s.
     .env("OTEL_BSP_SCHEDULE_DELAY", "50")
     .start()
 }
+
+/// The server span's name, as HTTP's semantic conventions make it.
+const REQUEST: &str = "POST /hooks/contacts";
+/// The `fetch` client span's name: the method alone, as the URL may
+/// hold tokens.
+const FETCH: &str = "POST";
 
 fn named<'a>(spans: &'a [Span], name: &str) -> Vec<&'a Span> {
     spans.iter().filter(|s| s.name == name).collect()
@@ -90,12 +96,12 @@ async fn a_queued_call_is_one_trace_across_the_store_the_retry_and_the_crm() {
 
     let spans = receiver
         .wait_for("both attempts' spans", |spans| {
-            named(spans, "fetch").len() == 2
+            named(spans, FETCH).len() == 2
                 && named(spans, "attempt").len() == 2
-                && named(spans, "request").len() == 1
+                && named(spans, REQUEST).len() == 1
         })
         .await;
-    let request = one(&spans, "request");
+    let request = one(&spans, REQUEST);
     let trace = &request.trace_id;
     assert!(
         spans.iter().all(|s| &s.trace_id == trace),
@@ -133,7 +139,7 @@ async fn a_queued_call_is_one_trace_across_the_store_the_retry_and_the_crm() {
     assert_eq!(attempts[1].attr("wirehook.attempt"), Some("2"));
     assert_eq!(attempts[1].attr("wirehook.outcome"), Some("delivered"));
     let plugins = named(&spans, "plugin");
-    let fetches = named(&spans, "fetch");
+    let fetches = named(&spans, FETCH);
     let crm_parents = parents.lock().unwrap().clone();
     assert_eq!(crm_parents.len(), 2);
     for (i, attempt) in attempts.iter().enumerate() {
@@ -178,6 +184,25 @@ async fn a_queued_call_is_one_trace_across_the_store_the_retry_and_the_crm() {
         ["200", "503"].into_iter().collect()
     );
 
+    // The plugin-call histogram links its buckets to this trace.
+    let exposition = crate::harness::client()
+        .get(crate::exposition::metrics_url(&daemon))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exemplar = format!("# {{trace_id=\"{trace}\",span_id=\"");
+    assert!(
+        exposition.lines().any(|line| {
+            line.starts_with("wirehook_plugin_call_duration_seconds_bucket{")
+                && line.contains(&exemplar)
+        }),
+        "an exemplar of this trace: {exposition}"
+    );
+    crate::exposition::parse(&exposition);
+
     // `TRACE_PICTURE=docs/trace.txt` keeps the README's picture.
     if let Some(path) = std::env::var_os("TRACE_PICTURE") {
         std::fs::write(path, crate::harness::otlp::waterfall(&spans)).unwrap();
@@ -215,10 +240,10 @@ async fn a_forged_request_s_span_says_the_refusal_and_nothing_of_its_body() {
 
     let spans = receiver
         .wait_for("the refused request's span", |spans| {
-            !named(spans, "request").is_empty()
+            !named(spans, REQUEST).is_empty()
         })
         .await;
-    let request = one(&spans, "request");
+    let request = one(&spans, REQUEST);
     assert_eq!(request.attr("http.response.status_code"), Some("401"));
     assert_eq!(request.status_code, 2, "an error: {request:#?}");
     assert!(
@@ -261,10 +286,91 @@ async fn a_trusted_proxy_s_traceparent_is_joined() {
     assert_eq!(response.status(), 401);
     let spans = receiver
         .wait_for("the request's span", |spans| {
-            !named(spans, "request").is_empty()
+            !named(spans, REQUEST).is_empty()
         })
         .await;
-    let request = one(&spans, "request");
+    let request = one(&spans, REQUEST);
     assert_eq!(request.trace_id, upstream, "{request:#?}");
     assert_eq!(request.parent_span_id, parent, "{request:#?}");
+}
+
+/// The probe with the KV capability, traced to `receiver`.
+fn kv_daemon(receiver: &Receiver) -> Daemon {
+    crate::capabilities::probe_site(
+        &format!(
+            "[plugin.probe]\nkv = true\n\n[telemetry]\notlp_endpoint = \"{}\"\n",
+            receiver.endpoint()
+        ),
+        "",
+    )
+    .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+    .start()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_calls_are_spans_under_the_plugin_and_name_no_key() {
+    let receiver = Receiver::start().await;
+    let daemon = kv_daemon(&receiver);
+    let (status, reply) = ask(&daemon, "/hooks/probe", "kv-set secret-key-7d1e 5").await;
+    assert_eq!((status, &reply["ok"]), (200, &Value::Bool(true)), "{reply}");
+    let (status, _) = ask(&daemon, "/hooks/probe", "kv-get secret-key-7d1e").await;
+    assert_eq!(status, 200);
+
+    let spans = receiver
+        .wait_for("both KV calls' spans", |spans| {
+            named(spans, "kv set").len() == 1 && named(spans, "kv get").len() == 1
+        })
+        .await;
+    for (name, operation, outcome) in [("kv set", "set", "written"), ("kv get", "get", "found")] {
+        let kv = one(&spans, name);
+        assert_eq!(kv.attr("db.operation.name"), Some(operation), "{kv:#?}");
+        assert_eq!(kv.attr("wirehook.plugin"), Some("probe"), "{kv:#?}");
+        assert_eq!(kv.attr("wirehook.outcome"), Some(outcome), "{kv:#?}");
+        let parent = spans
+            .iter()
+            .find(|s| s.span_id == kv.parent_span_id)
+            .unwrap_or_else(|| panic!("the parent of `{name}`: {spans:#?}"));
+        assert_eq!(parent.name, "plugin", "{spans:#?}");
+    }
+    for span in &spans {
+        for (key, value) in &span.attributes {
+            assert!(
+                !value.contains("secret-key-7d1e"),
+                "`{key}` of `{}` holds the key: {value}",
+                span.name
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_is_a_span_that_says_how_it_ended() {
+    let receiver = Receiver::start().await;
+    let daemon = kv_daemon(&receiver);
+    daemon.edit_config(|config| config.replace("kv = true", "kv = false"));
+    let spans = receiver
+        .wait_for("the reload's span", |spans| {
+            !named(spans, "reload").is_empty()
+        })
+        .await;
+    let reload = one(&spans, "reload");
+    assert_eq!(
+        reload.attr("wirehook.outcome"),
+        Some("swapped"),
+        "{reload:#?}"
+    );
+    assert_eq!(reload.parent_span_id, "", "a trace of its own: {reload:#?}");
+
+    daemon.edit_config(|config| config.replace("kv = false", "kv = \"yes\""));
+    let spans = receiver
+        .wait_for("the refused reload's span", |spans| {
+            named(spans, "reload").len() == 2
+        })
+        .await;
+    let refused = named(&spans, "reload")
+        .into_iter()
+        .find(|s| s.attr("wirehook.outcome") == Some("refused"))
+        .unwrap_or_else(|| panic!("a refused reload: {spans:#?}"));
+    assert_eq!(refused.status_code, 2, "an error: {refused:#?}");
+    assert_eq!(refused.attr("wirehook.problems"), Some("1"), "{refused:#?}");
 }

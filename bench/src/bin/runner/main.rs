@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod attacked;
+mod collector;
 mod express;
 mod footprint;
 mod measure;
@@ -244,6 +245,8 @@ struct Setup {
     mode: Mode,
     plugin: &'static str,
     isolation: Isolation,
+    /// Every span exported to a loopback collector (`[telemetry]`).
+    traced: bool,
 }
 
 /// Row 2's route: the respond row the attacked row compares with.
@@ -252,6 +255,7 @@ const RESPOND_GOFLOW: Setup = Setup {
     mode: Mode::Respond,
     plugin: "order-status",
     isolation: Isolation::Pooled,
+    traced: false,
 };
 
 /// What a line of the table measures.
@@ -291,6 +295,14 @@ const TABLE: &[Spec] = &[
         id: RESPOND,
         name: "wirehook respond: goflow token + Rust order-status",
         kind: Kind::Wirehook(RESPOND_GOFLOW),
+    },
+    Spec {
+        id: "9",
+        name: "wirehook respond: row 2 traced, every span exported over OTLP",
+        kind: Kind::Wirehook(Setup {
+            traced: true,
+            ..RESPOND_GOFLOW
+        }),
     },
     Spec {
         id: "3",
@@ -542,6 +554,12 @@ impl Bench<'_> {
             routes.push_str(&format!(
                 "\n[plugin.{}]\nisolation = \"event\"\n",
                 setup.plugin
+            ));
+        }
+        if setup.traced {
+            routes.push_str(&format!(
+                "\n[telemetry]\notlp_endpoint = \"http://{}\"\nsample_ratio = 1.0\n",
+                collector::address()?
             ));
         }
         let dir = self

@@ -172,6 +172,9 @@ impl Fetcher {
         let span = tracing::info_span!(
             target: TARGET,
             "fetch",
+            // HTTP's semantic conventions name a client span by its
+            // method when there is no URL template.
+            otel.name = %request.method,
             otel.kind = "client",
             otel.status_code = Empty,
             http.request.method = %request.method,

@@ -184,7 +184,7 @@ pub fn waterfall(spans: &[Span]) -> String {
         .collect::<Vec<_>>()
         .join(" ");
         out.push_str(&format!(
-            "{label:<16} {:>9.3} ms {:>9.3} ms |{}{}{}| {detail}\n",
+            "{label:<22} {:>9.3} ms {:>9.3} ms |{}{}{}| {detail}\n",
             (span.start_ns - start) as f64 / 1e6,
             (span.end_ns - span.start_ns) as f64 / 1e6,
             " ".repeat(from.min(WIDTH as usize)),
