@@ -28,7 +28,9 @@ use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::routes::{Route, RouteTable};
 use crate::runtime::{CallError, PluginEvent, Reply};
-use crate::store::{Admission, Claimed, Finished, Intake, Outcome, Response, Store, StoreError, UnixMs};
+use crate::store::{
+    Admission, Claimed, Finished, Intake, Outcome, Response, Store, StoreError, UnixMs,
+};
 use crate::telemetry::{self, TARGET};
 
 /// How long an idle worker waits before looking at the store again, so

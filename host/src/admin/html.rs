@@ -38,7 +38,10 @@ pub fn attempts(list: &serde_json::Value) -> String {
     let mut out = String::new();
     for a in list.as_array().map(Vec::as_slice).unwrap_or_default() {
         let started = a["started_at_ms"].as_u64().unwrap_or_default();
-        let took = a["finished_at_ms"].as_u64().unwrap_or_default().saturating_sub(started);
+        let took = a["finished_at_ms"]
+            .as_u64()
+            .unwrap_or_default()
+            .saturating_sub(started);
         let outcome = esc(a["outcome"].as_str().unwrap_or(""));
         let _ = write!(
             out,
@@ -47,7 +50,11 @@ pub fn attempts(list: &serde_json::Value) -> String {
             time(started),
         );
         if let Some(plugin) = a["plugin"].as_str() {
-            let _ = write!(out, " by plugin <span class=\"mono\">{}</span>", esc(plugin));
+            let _ = write!(
+                out,
+                " by plugin <span class=\"mono\">{}</span>",
+                esc(plugin)
+            );
         }
         if let Some(error) = a["error"].as_str() {
             let _ = write!(out, " <span class=\"error\">{}</span>", esc(error));

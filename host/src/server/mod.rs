@@ -517,8 +517,8 @@ fn error(status: StatusCode, message: &str) -> Response {
 mod tests {
     use super::*;
     use crate::store::{
-        Activity, Admin, Claimed, DeliveryLog, Filter, Intake, KvStore, Queue, Record,
-        StoreError, UnixMs,
+        Activity, Admin, Claimed, DeliveryLog, Filter, Intake, KvStore, Queue, Record, StoreError,
+        UnixMs,
     };
     use std::sync::atomic::{AtomicBool, Ordering};
 

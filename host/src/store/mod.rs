@@ -423,11 +423,8 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Records how attempts ended, and each in the event's attempts'
     /// history, in the same write.
-    async fn finish_attempts(
-        &self,
-        outcomes: Vec<Finished>,
-        now: UnixMs,
-    ) -> Result<(), StoreError>;
+    async fn finish_attempts(&self, outcomes: Vec<Finished>, now: UnixMs)
+    -> Result<(), StoreError>;
 
     /// When the next queued event of `routes` (of any route when `None`)
     /// falls due, if any is queued.

@@ -33,7 +33,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
 
 use super::{
-    Admission, Claimed, Finished, Intake, Outcome, Queue, Redecode, Role, Status, StoreError, UnixMs,
+    Admission, Claimed, Finished, Intake, Outcome, Queue, Redecode, Role, Status, StoreError,
+    UnixMs,
 };
 use crate::event::{Event, Source};
 

@@ -26,8 +26,7 @@ use tokio::sync::oneshot;
 
 use super::{
     ACTIVITY_ROWS, Activity, Admin, Admission, Attempt, Claimed, DeliveryLog, Filter, Finished,
-    Intake, Outcome,
-    Queue, Record, Redecode, Response, Status, StoreError, UnixMs,
+    Intake, Outcome, Queue, Record, Redecode, Response, Status, StoreError, UnixMs,
 };
 use crate::event::Event;
 use crate::store::private;

@@ -469,11 +469,11 @@ mod hardening;
 mod listing;
 mod postgres;
 
+use attempts::every_attempt_is_kept_with_its_times_error_and_plugin;
 use hardening::{
     events_of_a_route_not_configured_wait_untouched,
     purging_many_dead_letters_takes_many_short_transactions, the_kv_quota_counts_bytes,
 };
-use attempts::every_attempt_is_kept_with_its_times_error_and_plugin;
 use listing::listings_filter_search_and_page_newest_first;
 
 /// The tests every backend passes, each run on a fresh store of each.

@@ -9,7 +9,12 @@ use crate::admin_api::{ADMIN_TOKEN, admin_url, daemon, send, set_command, wait_s
 use crate::harness::{WAIT, client};
 
 async fn get_json(url: &str) -> Value {
-    let response = client().get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let response = client()
+        .get(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200, "{url}");
     response.json().await.unwrap()
 }
@@ -75,7 +80,10 @@ async fn an_event_keeps_each_attempt_and_queue_routes_chart_their_latency() {
     // The plugins' latency of a queue route, from its attempts.
     let stats = get_json(&format!("{base}/api/stats?window=1h")).await;
     let buckets = stats["routes"][0]["buckets"].as_array().unwrap();
-    let p50s: Vec<f64> = buckets.iter().filter_map(|b| b["p50_ms"].as_f64()).collect();
+    let p50s: Vec<f64> = buckets
+        .iter()
+        .filter_map(|b| b["p50_ms"].as_f64())
+        .collect();
     assert_eq!(p50s.len(), 1, "{stats}");
     assert!(p50s[0] > 0.0, "{stats}");
 }
@@ -98,26 +106,33 @@ async fn session(base: &str) -> String {
 }
 
 /// Reads the stream until a page satisfies `done`, returning it.
-async fn next_page(stream: &mut reqwest::Response, buffer: &mut String, done: impl Fn(&Value) -> bool) -> Value {
+async fn next_page(
+    stream: &mut reqwest::Response,
+    buffer: &mut String,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let read = async {
         loop {
             while let Some(end) = buffer.find("\n\n") {
                 let frame: String = buffer.drain(..end + 2).collect();
-                if let Some(data) = frame
-                    .strip_prefix("event: page\ndata: ")
-                    .map(str::trim_end)
-                {
+                if let Some(data) = frame.strip_prefix("event: page\ndata: ").map(str::trim_end) {
                     let page: Value = serde_json::from_str(data).unwrap();
                     if done(&page) {
                         return page;
                     }
                 }
             }
-            let chunk = stream.chunk().await.unwrap().expect("the stream stays open");
+            let chunk = stream
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
             buffer.push_str(std::str::from_utf8(&chunk).unwrap());
         }
     };
-    tokio::time::timeout(WAIT, read).await.expect("the page came")
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("the page came")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

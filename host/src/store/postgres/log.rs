@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use super::{PostgresStore, bounded, pool_error, row_event};
 use crate::event::Event;
 use crate::store::{
-    ACTIVITY_ROWS, Activity, Admin, Attempt, DeliveryLog, Filter, Record, Response, Status, StoreError,
-    UnixMs,
+    ACTIVITY_ROWS, Activity, Admin, Attempt, DeliveryLog, Filter, Record, Response, Status,
+    StoreError, UnixMs,
 };
 
 /// Respond-log rows waiting for the writer at most.
@@ -90,7 +90,8 @@ async fn write_batch(pool: &Pool, batch: &[(Response, UnixMs)]) -> Result<(), St
 
 /// The columns of a [`Record`]: a listing leaves the bodies and their
 /// search words in the database.
-pub(super) const RECORD: &str = "id, delivery_id, route, provider, kind, status, attempts, last_error,
+pub(super) const RECORD: &str =
+    "id, delivery_id, route, provider, kind, status, attempts, last_error,
 received_at_ms, updated_at_ms, next_attempt_at_ms, reply, duration_us";
 
 fn row_record(row: &tokio_postgres::Row) -> Record {

@@ -30,7 +30,8 @@ fn prefixes(q: &str) -> Option<String> {
 /// The condition that an event's delivery id or body contains `q`.
 pub(super) fn search(q: &str, bind: Bind<'_>) -> String {
     let like = bind(Param::Text(listing::like_pattern(q)));
-    let contains = format!("(delivery_id ILIKE {like} ESCAPE '\\' OR raw_json ILIKE {like} ESCAPE '\\')");
+    let contains =
+        format!("(delivery_id ILIKE {like} ESCAPE '\\' OR raw_json ILIKE {like} ESCAPE '\\')");
     match prefixes(q) {
         Some(words) => {
             let words = bind(Param::Text(words));
@@ -42,7 +43,10 @@ pub(super) fn search(q: &str, bind: Bind<'_>) -> String {
 
 /// The listing's statement for `filter`, selecting `columns`, and the
 /// values it binds.
-pub(super) fn list_sql(filter: &Filter, columns: &str) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+pub(super) fn list_sql(
+    filter: &Filter,
+    columns: &str,
+) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
     let (conditions, params) = listing::conditions(filter, |n| format!("${n}"), search);
     let limit = if filter.limit == 0 {
         String::new()
@@ -58,7 +62,10 @@ pub(super) fn list_sql(filter: &Filter, columns: &str) -> (String, Vec<Box<dyn T
             }
         })
         .collect();
-    (format!("SELECT {columns} FROM events{conditions}{limit}"), params)
+    (
+        format!("SELECT {columns} FROM events{conditions}{limit}"),
+        params,
+    )
 }
 
 /// `params` as a statement binds them.
@@ -88,7 +95,10 @@ mod tests {
 
     #[test]
     fn only_words_reach_the_query_syntax() {
-        assert_eq!(prefixes("Ann's 50% & !x").as_deref(), Some("Ann:* & s:* & 50:* & x:*"));
+        assert_eq!(
+            prefixes("Ann's 50% & !x").as_deref(),
+            Some("Ann:* & s:* & 50:* & x:*")
+        );
         assert_eq!(prefixes("%_|&"), None);
     }
 }

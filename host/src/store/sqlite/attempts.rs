@@ -27,7 +27,11 @@ END;
 
 /// Records `finished` as its event's latest attempt, numbered as it was
 /// claimed, started when the claim was made unless the caller knows.
-pub(super) fn record(conn: &Connection, finished: &Finished, now: UnixMs) -> Result<(), StoreError> {
+pub(super) fn record(
+    conn: &Connection,
+    finished: &Finished,
+    now: UnixMs,
+) -> Result<(), StoreError> {
     let Some(outcome) = finished.outcome.name() else {
         return Ok(());
     };

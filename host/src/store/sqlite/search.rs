@@ -101,9 +101,6 @@ mod tests {
             "?1".into()
         });
         assert!(sql.contains("event_search MATCH ?1"), "{sql}");
-        assert_eq!(
-            bound,
-            vec![listing::Param::Text(r#""a"" OR b*""#.into())]
-        );
+        assert_eq!(bound, vec![listing::Param::Text(r#""a"" OR b*""#.into())]);
     }
 }

@@ -20,7 +20,7 @@ pub(super) async fn every_attempt_is_kept_with_its_times_error_and_plugin(store:
     store
         .enqueue(
             Intake::Queue,
-            vec![event("r", "d1"), event("r", "d2")],
+            vec![event("r", "d1"), event("w", "d2")],
             UnixMs(1_000),
             UnixMs(0),
         )
@@ -46,7 +46,10 @@ pub(super) async fn every_attempt_is_kept_with_its_times_error_and_plugin(store:
         .unwrap();
     assert!(store.attempts(waits).await.unwrap().is_empty());
 
-    let claimed = store.claim(UnixMs(2_000), 1, None).await.unwrap();
+    // Route `w` is not configured any more: its event waits.
+    let r = Some(vec!["r".to_owned()]);
+    let claimed = store.claim(UnixMs(2_000), 10, r.clone()).await.unwrap();
+    assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, id);
     let delivered = Finished {
         id,
@@ -80,7 +83,7 @@ pub(super) async fn every_attempt_is_kept_with_its_times_error_and_plugin(store:
 
     // A replay counts afresh, after the history it keeps.
     store.replay(vec![id], UnixMs(3_000)).await.unwrap();
-    let claimed = store.claim(UnixMs(3_000), 10, None).await.unwrap();
+    let claimed = store.claim(UnixMs(3_000), 10, r).await.unwrap();
     let replayed: Vec<Finished> = claimed
         .iter()
         .filter(|c| c.id == id)
@@ -94,7 +97,10 @@ pub(super) async fn every_attempt_is_kept_with_its_times_error_and_plugin(store:
             duration_us: None,
         })
         .collect();
-    store.finish_attempts(replayed, UnixMs(3_002)).await.unwrap();
+    store
+        .finish_attempts(replayed, UnixMs(3_002))
+        .await
+        .unwrap();
     let attempts = store.attempts(id).await.unwrap();
     assert_eq!(attempts.len(), 3, "{attempts:?}");
     assert_eq!(

@@ -199,7 +199,10 @@ async fn sqlite_listings_walk_an_index() {
         ..Filter::default()
     };
     let plan = store.query_plan(short).await.unwrap();
-    assert!(!plan.iter().any(|step| step.contains("event_search")), "{plan:?}");
+    assert!(
+        !plan.iter().any(|step| step.contains("event_search")),
+        "{plan:?}"
+    );
 }
 
 /// PostgreSQL plans by the table's statistics: on a log of 20,000 events,
@@ -218,7 +221,12 @@ async fn postgres_listings_use_the_search_and_route_indexes() {
         let events = (0..1_000)
             .map(|n| {
                 let i = batch * 1_000 + n;
-                named(&format!("r{}", i % 50), &format!("d{i}"), &format!("Name{i}"), 1_000)
+                named(
+                    &format!("r{}", i % 50),
+                    &format!("d{i}"),
+                    &format!("Name{i}"),
+                    1_000,
+                )
             })
             .collect();
         store
@@ -292,8 +300,7 @@ async fn a_file_laid_out_before_the_search_index_is_indexed_when_opened() {
     )
     .unwrap();
     drop(conn);
-    let store =
-        crate::store::SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
+    let store = crate::store::SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
     let found = store
         .list(Filter {
             q: Some("zora old".into()),
