@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use wirehook::event::{Event, Source};
-use wirehook::store::{
-    DeliveryLog, Filter, Intake, Outcome, Queue, SqliteStore, Status, UnixMs,
-};
+use wirehook::store::{DeliveryLog, Filter, Intake, Outcome, Queue, SqliteStore, Status, UnixMs};
 
 #[derive(Parser)]
 #[command(about = "Times the delivery log's listings on a store of many events")]
