@@ -28,7 +28,9 @@ use crate::event::Event;
 use crate::metrics::{Metrics, TraceLabels};
 use crate::routes::{Route, RouteTable};
 use crate::runtime::{CallError, PluginEvent, Reply};
-use crate::store::{Admission, Claimed, Intake, Outcome, Response, Store, StoreError, UnixMs};
+use crate::store::{
+    Admission, Claimed, Finished, Intake, Outcome, Response, Store, StoreError, UnixMs,
+};
 use crate::telemetry::{self, TARGET};
 
 /// How long an idle worker waits before looking at the store again, so
@@ -65,6 +67,12 @@ pub enum AcceptError {
 
 fn gauge_value(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// Whether an attempt that ended so ran the plugins (one waiting for its
+/// route did not).
+fn outcome_ran(outcome: &Outcome) -> bool {
+    !matches!(outcome, Outcome::Wait)
 }
 
 /// Runs every plugin of `route` on `event`, in order, stopping at the
@@ -427,7 +435,7 @@ impl Dispatcher {
     }
 
     /// Hands a claimed event to its route's plugins.
-    async fn attempt(&self, claimed: &Claimed) -> Outcome {
+    async fn attempt(&self, claimed: &Claimed) -> Finished {
         let Claimed {
             attempt,
             event,
@@ -445,10 +453,13 @@ impl Dispatcher {
         if let Some(trace) = trace {
             telemetry::set_parent(&span, trace, None);
         }
-        let outcome = self
+        let started = UnixMs::now();
+        let took = Instant::now();
+        let (outcome, plugin) = self
             .attempt_in(*attempt, event)
             .instrument(span.clone())
             .await;
+        let took = took.elapsed();
         if !span.is_disabled() {
             let name = match &outcome {
                 Outcome::Delivered => "delivered",
@@ -461,46 +472,55 @@ impl Dispatcher {
                 span.record("otel.status_code", "ERROR");
             }
         }
-        outcome
+        Finished {
+            id: claimed.id,
+            started: Some(started),
+            plugin,
+            // Waiting for a route ran no plugin.
+            duration_us: outcome_ran(&outcome).then_some(took.as_micros() as u64),
+            outcome,
+        }
     }
 
-    /// [`Self::attempt`] inside its span.
-    async fn attempt_in(&self, attempt: u32, event: &Event) -> Outcome {
+    /// [`Self::attempt`] inside its span: how it ended, and which plugin
+    /// failed it.
+    async fn attempt_in(&self, attempt: u32, event: &Event) -> (Outcome, Option<String>) {
         let routes = self.routes.load_full();
-        match routes.route_named(&event.source.route) {
-            None => Outcome::Wait,
-            Some(route) => match run(route, &PluginEvent::from(event.clone()), &self.metrics).await
-            {
-                Ok(_) => Outcome::Delivered,
-                Err(failure)
-                    if failure.error.is_retryable() && attempt < route.retry.max_attempts =>
-                {
-                    let delay = route.retry.delay_ms(attempt, fastrand::f64());
-                    Outcome::Retry {
-                        error: failure.to_string(),
-                        at: UnixMs::now().plus_ms(delay),
-                    }
-                }
-                Err(failure) => Outcome::Dead {
+        let Some(route) = routes.route_named(&event.source.route) else {
+            return (Outcome::Wait, None);
+        };
+        match run(route, &PluginEvent::from(event.clone()), &self.metrics).await {
+            Ok(_) => (Outcome::Delivered, None),
+            Err(failure) if failure.error.is_retryable() && attempt < route.retry.max_attempts => {
+                let delay = route.retry.delay_ms(attempt, fastrand::f64());
+                let outcome = Outcome::Retry {
                     error: failure.to_string(),
-                },
-            },
+                    at: UnixMs::now().plus_ms(delay),
+                };
+                (outcome, Some(failure.plugin))
+            }
+            Err(failure) => {
+                let outcome = Outcome::Dead {
+                    error: failure.to_string(),
+                };
+                (outcome, Some(failure.plugin))
+            }
         }
     }
 
     /// Stores how the attempts ended, in one write, then counts them.
-    async fn record(&self, attempts: Vec<(Claimed, Outcome)>) {
+    async fn record(&self, attempts: Vec<(Claimed, Finished)>) {
         let outcomes = attempts
             .iter()
-            .map(|(claimed, outcome)| (claimed.id, outcome.clone()))
+            .map(|(_, finished)| finished.clone())
             .collect();
-        if let Err(e) = self.store.finish(outcomes, UnixMs::now()).await {
+        if let Err(e) = self.store.finish_attempts(outcomes, UnixMs::now()).await {
             // The events stay `running` and are re-queued at next start.
             let ids: Vec<_> = attempts.iter().map(|(claimed, _)| claimed.id).collect();
             tracing::error!(?ids, "cannot record delivery outcomes: {e}");
             return;
         }
-        for (Claimed { attempt, event, .. }, outcome) in attempts {
+        for (Claimed { attempt, event, .. }, Finished { outcome, .. }) in attempts {
             match outcome {
                 Outcome::Retry { .. } => self.metrics.retry(&event.source.route),
                 // Events re-queued by `wirehook replay` from another

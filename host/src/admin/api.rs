@@ -89,12 +89,17 @@ pub(super) async fn page(admin: &Admin, filter: Filter) -> Result<Value, Respons
         .list(filter)
         .await
         .map_err(|e| store_failed(&e))?;
+    Ok(as_page(records, limit))
+}
+
+/// A listing's `records`, of at most `limit`, as the API's page.
+pub(super) fn as_page(records: Vec<crate::store::Record>, limit: usize) -> Value {
     let next = if records.len() == limit {
         records.last().map(|r| r.id.to_string())
     } else {
         None
     };
-    Ok(json!({ "events": records, "next": next }))
+    json!({ "events": records, "next": next })
 }
 
 pub(super) async fn events(State(admin): State<Arc<Admin>>, request: Request) -> Response {
@@ -115,17 +120,26 @@ pub(super) async fn events(State(admin): State<Arc<Admin>>, request: Request) ->
     }
 }
 
-/// One event's record and its event: the verified body, parsed, and the
-/// decoded payload.
+/// One event's record, its attempts and its event: the verified body,
+/// parsed, and the decoded payload.
 pub(super) async fn detail(admin: &Admin, id: i64) -> Result<Option<Value>, Response> {
     let found = admin.store.get(id).await.map_err(|e| store_failed(&e))?;
-    Ok(found.map(|(record, event)| {
+    let Some((record, event)) = found else {
+        return Ok(None);
+    };
+    let attempts = admin
+        .store
+        .attempts(id)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    Ok(Some({
         let body = serde_json::from_str::<Value>(&event.raw_json)
             .unwrap_or_else(|_| Value::String(event.raw_json.clone()));
         let reply = (record.reply.as_deref())
             .map(|r| serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.into())));
         json!({
             "record": record,
+            "attempts": attempts,
             "reply": reply,
             "event": { "kind": event.kind, "source": event.source, "body": body, "payload": event.payload },
         })

@@ -1,6 +1,7 @@
-// The delivery console's one script: live updates by polling the admin
-// API, and the dead letters' select-all box. Values are written with
-// textContent only, never as markup.
+// The delivery console's one script: the live event list (server-sent
+// events from the admin API), the event page's status, and the dead
+// letters' select-all box. Values are written with textContent only,
+// never as markup.
 "use strict";
 
 (function () {
@@ -52,12 +53,16 @@
     setTimeout(tick, POLL_MS);
   }
 
+  // The server sends the page whenever it changes; EventSource
+  // reconnects by itself after a dropped connection.
   const list = document.getElementById("events");
-  if (list && list.dataset.live === "true") {
+  if (list && list.dataset.live === "true" && window.EventSource) {
     const query = list.dataset.query;
-    poll("/api/events" + (query ? "?" + query : ""), (body) => {
-      const rows = body.events.map(row);
-      list.replaceChildren(...rows);
+    const live = new EventSource("/api/events/stream" + (query ? "?" + query : ""));
+    live.addEventListener("page", (message) => {
+      const body = JSON.parse(message.data);
+      list.replaceChildren(...body.events.map(row));
+      list.dataset.updates = String(Number(list.dataset.updates || 0) + 1);
     });
   }
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::api::{EventQuery, detail, page, routes_json};
 use super::auth::Caller;
-use super::html::{chart, esc, page as frame, time};
+use super::html::{attempts, chart, esc, page as frame, time};
 use super::login::{MAX_FORM, field, fields, forbidden};
 use super::ops::{self, Selection};
 use super::{Admin, authorize, body_bytes};
@@ -218,6 +218,7 @@ pub(super) async fn event(
 <li>last error: <span id="event-error" class="error">{}</span></li>
 <li>next attempt: {}</li>
 </ol>
+<ol class="timeline" id="attempts">{}</ol>
 {duration}
 <form method="post" action="/events/{id}/replay">
 <input type="hidden" name="csrf" value="{csrf}">
@@ -235,6 +236,7 @@ pub(super) async fn event(
         ms("updated_at_ms"),
         text("last_error"),
         ms("next_attempt_at_ms"),
+        attempts(&detail["attempts"]),
         pretty(&detail["event"]["body"]),
         pretty(&detail["event"]["payload"]),
         status = text("status"),

@@ -31,6 +31,39 @@ pub fn time(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
+/// An event's attempts as the items of its timeline, oldest first: when
+/// each started, how long it took, how it ended, and which plugin failed
+/// it with what error.
+pub fn attempts(list: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for a in list.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let started = a["started_at_ms"].as_u64().unwrap_or_default();
+        let took = a["finished_at_ms"]
+            .as_u64()
+            .unwrap_or_default()
+            .saturating_sub(started);
+        let outcome = esc(a["outcome"].as_str().unwrap_or(""));
+        let _ = write!(
+            out,
+            r#"<li class="attempt">#{} at {}, {took} ms: <span class="status status-{outcome}">{outcome}</span>"#,
+            a["number"].as_u64().unwrap_or_default(),
+            time(started),
+        );
+        if let Some(plugin) = a["plugin"].as_str() {
+            let _ = write!(
+                out,
+                " by plugin <span class=\"mono\">{}</span>",
+                esc(plugin)
+            );
+        }
+        if let Some(error) = a["error"].as_str() {
+            let _ = write!(out, " <span class=\"error\">{}</span>", esc(error));
+        }
+        out.push_str("</li>\n");
+    }
+    out
+}
+
 /// A whole page: the navigation, `body`, and the console's script and
 /// style. `csrf` is the session's token, which the script sends with the
 /// API calls that change state.

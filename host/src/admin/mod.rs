@@ -4,7 +4,7 @@
 //! never the providers', under the same door limits as theirs.
 //!
 //! The console is server-rendered HTML with one small static script for
-//! live updates (polling the API), all embedded in the binary: no CDN, no
+//! live updates (server-sent events, [`live`]), all embedded in the binary: no CDN, no
 //! build step. Every response carries a strict Content-Security-Policy
 //! (no inline script, no inline style), and every stored value is
 //! escaped where it is written ([`html`]).
@@ -37,6 +37,7 @@ mod api;
 mod auth;
 mod console;
 mod html;
+mod live;
 mod login;
 pub mod ops;
 mod stats;
@@ -57,6 +58,9 @@ pub struct Admin {
     /// admin listener then does too.
     secure_cookie: bool,
     session_secs: u64,
+    /// True once the listener stops: the live streams end, so that the
+    /// graceful shutdown does not wait for them.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Admin {
@@ -83,6 +87,7 @@ impl Admin {
             ),
             secure_cookie,
             session_secs: config.session_minutes.saturating_mul(60),
+            closing: tokio::sync::watch::Sender::new(false),
         }))
     }
 }
@@ -112,6 +117,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let routes = admin.routes.clone();
+    let closing = admin.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.send_replace(true);
+    };
     let router = router(admin);
     match certificate {
         Some(certificate) => {
@@ -125,6 +135,7 @@ pub async fn serve(
 fn router(admin: Arc<Admin>) -> Router {
     Router::new()
         .route("/api/events", get(api::events))
+        .route("/api/events/stream", get(live::stream))
         .route("/api/events/{id}", get(api::event))
         .route("/api/events/{id}/replay", post(api::replay_one))
         .route("/api/replay", post(api::replay))

@@ -1,8 +1,8 @@
 //! The console's charts: per route, over a window cut into buckets, the
 //! events received, those that failed (dead or failed inline), and the
-//! plugins' p50/p99 latency where the store keeps it (respond routes log
-//! each event's duration). Counted from the store, so that every
-//! instance on a shared database shows the same.
+//! plugins' p50/p99 latency (each event's duration: a respond route's
+//! answer, a queued event's latest attempt). Counted from the store, so
+//! that every instance on a shared database shows the same.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -131,8 +131,9 @@ mod tests {
     #[test]
     fn events_fall_in_their_buckets_with_failures_and_percentiles() {
         let mut rows = vec![
-            row("a", Status::Delivered, 1_000, None),
-            row("a", Status::Dead, 1_500, None),
+            row("a", Status::Delivered, 1_000, Some(4_000)),
+            row("a", Status::Dead, 1_500, Some(2_000)),
+            row("a", Status::Queued, 1_600, None),
             row("b", Status::Responded, 11_000, Some(1_000)),
         ];
         rows.extend((1..=100).map(|i| row("b", Status::Responded, 11_500, Some(i * 1000))));
@@ -140,9 +141,12 @@ mod tests {
         assert_eq!(stats.bucket_secs, 1);
         let a = &stats.routes[0];
         assert_eq!(a.route, "a");
-        assert_eq!(a.buckets[1].requests, 2);
+        assert_eq!(a.buckets[1].requests, 3);
         assert_eq!(a.buckets[1].failures, 1);
         assert_eq!(a.counts["dead"], 1);
+        // A queue route's attempts count; an event not yet attempted does not.
+        assert_eq!(a.buckets[1].p50_ms, Some(2.0));
+        assert_eq!(a.buckets[1].p99_ms, Some(4.0));
         let b = &stats.routes[1];
         assert_eq!(b.buckets[11].requests, 101);
         assert_eq!(b.buckets[11].p50_ms, Some(50.0));

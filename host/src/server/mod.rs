@@ -527,8 +527,8 @@ fn error(status: StatusCode, message: &str) -> Response {
 mod tests {
     use super::*;
     use crate::store::{
-        Activity, Admin, Claimed, DeliveryLog, Filter, Intake, KvStore, Outcome, Queue, Record,
-        StoreError, UnixMs,
+        Activity, Admin, Claimed, DeliveryLog, Filter, Intake, KvStore, Queue, Record, StoreError,
+        UnixMs,
     };
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -566,7 +566,11 @@ mod tests {
         ) -> Result<Vec<Claimed>, StoreError> {
             self.answer()
         }
-        async fn finish(&self, _: Vec<(i64, Outcome)>, _: UnixMs) -> Result<(), StoreError> {
+        async fn finish_attempts(
+            &self,
+            _: Vec<crate::store::Finished>,
+            _: UnixMs,
+        ) -> Result<(), StoreError> {
             self.answer()
         }
         async fn next_due(&self, _: Option<Vec<String>>) -> Result<Option<UnixMs>, StoreError> {
@@ -596,6 +600,9 @@ mod tests {
             self.answer()
         }
         async fn get(&self, _: i64) -> Result<Option<(Record, Event)>, StoreError> {
+            self.answer()
+        }
+        async fn attempts(&self, _: i64) -> Result<Vec<crate::store::Attempt>, StoreError> {
             self.answer()
         }
     }

@@ -1,7 +1,9 @@
 //! The delivery log's listing query, written once for both backends: only
 //! the filters given become conditions, so that each backend's planner
 //! sees `status = ? AND id < ? ORDER BY id DESC` and walks an index
-//! (dead letters', the primary key) rather than a scan.
+//! (dead letters', a route's, the primary key) rather than a scan. The
+//! search (`q`) is each backend's own: a full-text index, not a `LIKE`
+//! over every body.
 
 use super::{Filter, Status};
 
@@ -12,16 +14,18 @@ pub(crate) enum Param {
     Int(i64),
 }
 
+/// Binds a value and returns its placeholder.
+pub(crate) type Bind<'a> = &'a mut dyn FnMut(Param) -> String;
+
 /// The SQL after `FROM events` (its `WHERE` and `ORDER BY`, not the
 /// limit) and the values it binds, in order. `placeholder(n)` writes the
-/// n-th (from 1) parameter's placeholder; `like` is the backend's
-/// case-insensitive `LIKE`, and `body_has` the condition that an event's
-/// body contains the pattern bound at a placeholder it is given.
+/// n-th (from 1) parameter's placeholder; `search(q, bind)` writes the
+/// condition that an event's delivery id or body contains `q` (not
+/// empty), binding its values with `bind`.
 pub(crate) fn conditions(
     filter: &Filter,
     placeholder: impl Fn(usize) -> String,
-    like: &str,
-    body_has: impl Fn(&str) -> String,
+    search: impl Fn(&str, Bind<'_>) -> String,
 ) -> (String, Vec<Param>) {
     let mut clauses = Vec::new();
     let mut params = Vec::new();
@@ -54,12 +58,8 @@ pub(crate) fn conditions(
         let p = bind(&mut params, Param::Int(before));
         clauses.push(format!("id < {p}"));
     }
-    if let Some(pattern) = filter.q_pattern() {
-        let p = bind(&mut params, Param::Text(pattern));
-        clauses.push(format!(
-            "(delivery_id {like} {p} ESCAPE '\\' OR {})",
-            body_has(&p)
-        ));
+    if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {
+        clauses.push(search(q, &mut |value| bind(&mut params, value)));
     }
     let mut sql = String::new();
     if !clauses.is_empty() {
@@ -68,6 +68,21 @@ pub(crate) fn conditions(
     }
     sql.push_str(" ORDER BY id DESC");
     (sql, params)
+}
+
+/// `q` as a `LIKE` pattern matching it anywhere, `\` escaping the
+/// pattern's own wildcards.
+pub(crate) fn like_pattern(q: &str) -> String {
+    let mut pattern = String::with_capacity(q.len() + 2);
+    pattern.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 #[cfg(test)]
@@ -81,17 +96,13 @@ mod tests {
             before: Some(9),
             ..Filter::default()
         };
-        let (sql, params) = conditions(&filter, |n| format!("${n}"), "ILIKE", |_| String::new());
+        let (sql, params) = conditions(&filter, |n| format!("${n}"), |_, _| String::new());
         assert_eq!(sql, " WHERE status = 'dead' AND id < $1 ORDER BY id DESC");
         assert_eq!(params, vec![Param::Int(9)]);
     }
 
     #[test]
     fn the_search_escapes_like_wildcards() {
-        let filter = Filter {
-            q: Some("50%_a\\".into()),
-            ..Filter::default()
-        };
-        assert_eq!(filter.q_pattern().as_deref(), Some("%50\\%\\_a\\\\%"));
+        assert_eq!(like_pattern("50%_a\\"), "%50\\%\\_a\\\\%");
     }
 }

@@ -188,6 +188,67 @@ pub enum Outcome {
     Wait,
 }
 
+impl Outcome {
+    /// The name an attempt's record gives it; `None` for [`Outcome::Wait`],
+    /// which is no attempt.
+    pub fn name(&self) -> Option<&'static str> {
+        match self {
+            Self::Delivered => Some("delivered"),
+            Self::Retry { .. } => Some("retry"),
+            Self::Dead { .. } => Some("dead"),
+            Self::Wait => None,
+        }
+    }
+
+    /// Why the attempt failed, if it did.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Self::Retry { error, .. } | Self::Dead { error } => Some(error),
+            Self::Delivered | Self::Wait => None,
+        }
+    }
+}
+
+/// How one attempt ended, with what the attempts' history keeps of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub id: i64,
+    pub outcome: Outcome,
+    /// When the plugins were handed the event (the store's own time of
+    /// the outcome when not known).
+    pub started: Option<UnixMs>,
+    /// The plugin that failed it, if one did.
+    pub plugin: Option<String>,
+    /// How long the plugins took, if the caller measured it: the
+    /// record's `duration_us`, which the charts' percentiles count.
+    pub duration_us: Option<u64>,
+}
+
+impl From<(i64, Outcome)> for Finished {
+    fn from((id, outcome): (i64, Outcome)) -> Self {
+        Self {
+            id,
+            outcome,
+            started: None,
+            plugin: None,
+            duration_us: None,
+        }
+    }
+}
+
+/// One attempt at delivering a queued event, as its history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// From 1; a replay counts afresh.
+    pub number: u32,
+    pub started_at_ms: u64,
+    pub finished_at_ms: u64,
+    /// `delivered`, `retry` or `dead`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub plugin: Option<String>,
+}
+
 /// A `respond` route's event and what became of it.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -215,7 +276,8 @@ pub struct Record {
     pub next_attempt_at_ms: Option<u64>,
     /// Respond routes: the reply sent.
     pub reply: Option<String>,
-    /// Respond routes: how long the plugins took.
+    /// How long the plugins took: a respond route's answer, a queued
+    /// event's latest attempt.
     pub duration_us: Option<u64>,
 }
 
@@ -226,7 +288,8 @@ pub struct Filter {
     pub route: Option<String>,
     pub kind: Option<String>,
     /// Text found in the delivery id or the body (contact, message text),
-    /// ignoring ASCII case.
+    /// ignoring case: a substring on SQLite; on PostgreSQL, text whose
+    /// words start words of the body (see `postgres/search.rs`).
     pub q: Option<String>,
     /// Received at or after this.
     pub since: Option<UnixMs>,
@@ -237,25 +300,6 @@ pub struct Filter {
     pub before: Option<i64>,
     /// At most this many (0: all).
     pub limit: usize,
-}
-
-impl Filter {
-    /// `q` as a `LIKE` pattern matching it anywhere, `\` escaping the
-    /// pattern's own wildcards.
-    pub(crate) fn q_pattern(&self) -> Option<String> {
-        self.q.as_deref().filter(|q| !q.is_empty()).map(|q| {
-            let mut pattern = String::with_capacity(q.len() + 2);
-            pattern.push('%');
-            for c in q.chars() {
-                if matches!(c, '%' | '_' | '\\') {
-                    pattern.push('\\');
-                }
-                pattern.push(c);
-            }
-            pattern.push('%');
-            pattern
-        })
-    }
 }
 
 /// One event's row as the console's charts count it.
@@ -374,7 +418,15 @@ pub trait Queue: Send + Sync + 'static {
     ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Records how attempts ended, by event id.
-    async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now: UnixMs) -> Result<(), StoreError>;
+    async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now: UnixMs) -> Result<(), StoreError> {
+        self.finish_attempts(outcomes.into_iter().map(Finished::from).collect(), now)
+            .await
+    }
+
+    /// Records how attempts ended, and each in the event's attempts'
+    /// history, in the same write.
+    async fn finish_attempts(&self, outcomes: Vec<Finished>, now: UnixMs)
+    -> Result<(), StoreError>;
 
     /// When the next queued event of `routes` (of any route when `None`)
     /// falls due, if any is queued.
@@ -417,6 +469,16 @@ pub trait DeliveryLog: Send + Sync + 'static {
 
     /// One record and its event.
     async fn get(&self, id: i64) -> Result<Option<(Record, Event)>, StoreError>;
+
+    /// A queued event's attempts, oldest first.
+    async fn attempts(&self, id: i64) -> Result<Vec<Attempt>, StoreError>;
+
+    /// Changes each time this process's writes to the log commit, for
+    /// readers that follow it; `None` when the store cannot tell (they
+    /// then read again on a timer).
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// What operators do to stored events: replay, purge, retention.

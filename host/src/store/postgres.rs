@@ -33,7 +33,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
 
 use super::{
-    Admission, Claimed, Intake, Outcome, Queue, Redecode, Role, Status, StoreError, UnixMs,
+    Admission, Claimed, Finished, Intake, Outcome, Queue, Redecode, Role, Status, StoreError,
+    UnixMs,
 };
 use crate::event::{Event, Source};
 
@@ -42,6 +43,7 @@ mod kv;
 mod listen;
 mod log;
 mod schema;
+mod search;
 pub mod tls;
 
 /// The channel queued events are announced on.
@@ -257,11 +259,19 @@ RETURNING e.id, e.attempts, e.provider, e.route, e.delivery_id, e.received_at_ms
 /// Records how attempts ended, an element of each array per event, where
 /// this instance still holds the event.
 const FINISH: &str = "
-UPDATE events AS e
-SET status = o.status, last_error = COALESCE(o.error, e.last_error),
-    next_attempt_at_ms = o.next, updated_at_ms = $5, lease_until_ms = NULL, holder = NULL
-FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[]) AS o(id, status, error, next)
-WHERE e.id = o.id AND e.status = 'running' AND e.holder = $6";
+WITH ended AS (
+    UPDATE events AS e
+    SET status = o.status, last_error = COALESCE(o.error, e.last_error),
+        next_attempt_at_ms = o.next, updated_at_ms = $5, lease_until_ms = NULL, holder = NULL,
+        duration_us = COALESCE(o.duration, e.duration_us)
+    FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $7::int8[], $8::text[],
+                $9::text[], $10::int8[]) AS o(id, status, error, next, started, outcome, plugin,
+                                              duration)
+    WHERE e.id = o.id AND e.status = 'running' AND e.holder = $6
+    RETURNING e.id, e.attempts, o.started, o.outcome, o.error, o.plugin
+)
+INSERT INTO attempts (event_id, number, started_at_ms, finished_at_ms, outcome, error, plugin)
+SELECT id, attempts, COALESCE(started, $5), $5, outcome, error, plugin FROM ended";
 
 /// Puts events whose route is not configured back in the queue as they
 /// were claimed, where this instance still holds them.
@@ -351,19 +361,26 @@ impl Queue for PostgresStore {
         Ok(claimed)
     }
 
-    async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now: UnixMs) -> Result<(), StoreError> {
+    async fn finish_attempts(
+        &self,
+        outcomes: Vec<Finished>,
+        now: UnixMs,
+    ) -> Result<(), StoreError> {
         // Released whether or not the write succeeds: an outcome not
         // recorded lets the lease lapse, and the event is claimed again.
         {
             let mut held = self.held.lock().expect("held ids poisoned");
-            for (id, _) in &outcomes {
-                held.remove(id);
+            for finished in &outcomes {
+                held.remove(&finished.id);
             }
         }
         let mut waits = Vec::new();
         let (mut ids, mut statuses, mut errors, mut nexts) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (id, outcome) in &outcomes {
+        let (mut starts, mut names, mut plugins, mut durations) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for finished in &outcomes {
+            let (id, outcome) = (&finished.id, &finished.outcome);
             let (status, error, next) = match outcome {
                 Outcome::Wait => {
                     waits.push(*id);
@@ -379,6 +396,10 @@ impl Queue for PostgresStore {
             statuses.push(status.as_str());
             errors.push(error);
             nexts.push(next);
+            starts.push(finished.started.map(UnixMs::as_i64));
+            names.push(outcome.name());
+            plugins.push(finished.plugin.as_deref());
+            durations.push(finished.duration_us.map(|us| us as i64));
         }
         // Each event's outcome stands alone: one statement for the ends
         // and one for the waits, each its own transaction.
@@ -396,6 +417,10 @@ impl Queue for PostgresStore {
                             &nexts,
                             &now.as_i64(),
                             &self.holder,
+                            &starts,
+                            &names,
+                            &plugins,
+                            &durations,
                         ],
                     )
                     .await?;

@@ -25,16 +25,18 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    ACTIVITY_ROWS, Activity, Admin, Admission, Claimed, DeliveryLog, Filter, Intake, Outcome,
-    Queue, Record, Redecode, Response, Status, StoreError, UnixMs, listing,
+    ACTIVITY_ROWS, Activity, Admin, Admission, Attempt, Claimed, DeliveryLog, Filter, Finished,
+    Intake, Outcome, Queue, Record, Redecode, Response, Status, StoreError, UnixMs,
 };
 use crate::event::Event;
 use crate::store::private;
 
+mod attempts;
 mod checkpoint;
 mod respond_log;
 mod rows;
 mod schema;
+mod search;
 mod seen;
 mod writer;
 
@@ -85,6 +87,8 @@ pub struct SqliteStore {
     pub(super) kv_totals: super::kv::Totals,
     /// Closed when the writer thread ends.
     writer: tokio::sync::watch::Receiver<()>,
+    /// Counts the commits that changed rows.
+    written: tokio::sync::watch::Receiver<u64>,
     /// How events read back get their payload.
     redecode: Redecode,
     /// `wirehook.lock`, locked while this store is the daemon's.
@@ -148,12 +152,13 @@ impl SqliteStore {
         )?;
         let checkpointer = checkpoint::Checkpointer::start(&db)?;
         let (jobs, inbox) = mpsc::channel::<Job>();
+        let (changes, written) = tokio::sync::watch::channel(0);
         let (alive, writer) = tokio::sync::watch::channel(());
         std::thread::Builder::new()
             .name("wirehook-store".into())
             .spawn(move || {
                 let wrote = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    writer::write_loop(&mut conn, &inbox, writer::LINGER)
+                    writer::write_loop(&mut conn, &inbox, writer::LINGER, &changes)
                 }));
                 if wrote.is_err() {
                     tracing::error!("store: the writer thread panicked; nothing more is written");
@@ -167,6 +172,7 @@ impl SqliteStore {
             seen: Arc::default(),
             kv_totals: Arc::default(),
             writer,
+            written,
             redecode,
             _owner: owner,
             _checkpointer: checkpointer,
@@ -179,6 +185,14 @@ impl SqliteStore {
     pub fn writer_gone(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut writer = self.writer.clone();
         async move { while writer.changed().await.is_ok() {} }
+    }
+
+    /// How SQLite runs the listing of `filter`, one step of `EXPLAIN
+    /// QUERY PLAN` a line: what the benchmark and the tests read to see
+    /// that a listing walks an index.
+    pub async fn query_plan(&self, filter: Filter) -> Result<Vec<String>, StoreError> {
+        self.run(Commit::Relaxed, move |conn| search::plan(conn, &filter))
+            .await
     }
 
     /// Runs `work` on the writer thread and waits for its batch to commit.
@@ -357,10 +371,21 @@ impl Queue for SqliteStore {
         .await
     }
 
-    async fn finish(&self, outcomes: Vec<(i64, Outcome)>, now: UnixMs) -> Result<(), StoreError> {
+    async fn finish_attempts(
+        &self,
+        outcomes: Vec<Finished>,
+        now: UnixMs,
+    ) -> Result<(), StoreError> {
         let now_ms = now.0;
         self.run(Commit::Relaxed, move |conn| {
-            for (id, outcome) in outcomes {
+            for finished in outcomes {
+                attempts::record(conn, &finished, now)?;
+                let Finished {
+                    id,
+                    outcome,
+                    duration_us,
+                    ..
+                } = finished;
                 let (status, error, next) = match outcome {
                     Outcome::Wait => {
                         conn.prepare_cached(
@@ -379,7 +404,8 @@ impl Queue for SqliteStore {
                 };
                 conn.prepare_cached(
                     "UPDATE events SET status = ?2, last_error = COALESCE(?3, last_error),
-                                       next_attempt_at_ms = ?4, updated_at_ms = ?5
+                                       next_attempt_at_ms = ?4, updated_at_ms = ?5,
+                                       duration_us = COALESCE(?6, duration_us)
                      WHERE id = ?1",
                 )?
                 .execute(params![
@@ -387,7 +413,8 @@ impl Queue for SqliteStore {
                     status.as_str(),
                     error,
                     next,
-                    now_ms as i64
+                    now_ms as i64,
+                    duration_us.map(|us| us as i64),
                 ])?;
             }
             Ok(())
@@ -574,30 +601,7 @@ impl DeliveryLog for SqliteStore {
 
     async fn list(&self, filter: Filter) -> Result<Vec<Record>, StoreError> {
         self.run(Commit::Relaxed, move |conn| {
-            let (conditions, params) = listing::conditions(
-                &filter,
-                |n| format!("?{n}"),
-                "LIKE",
-                |p| {
-                    format!(
-                        "EXISTS (SELECT 1 FROM event_bodies AS b WHERE b.id = events.id
-                                 AND b.raw_json LIKE {p} ESCAPE '\\')"
-                    )
-                },
-            );
-            let limit = if filter.limit == 0 {
-                -1
-            } else {
-                filter.limit as i64
-            };
-            let sql = format!("SELECT * FROM events{conditions} LIMIT {limit}");
-            let params: Vec<rusqlite::types::Value> = params
-                .into_iter()
-                .map(|p| match p {
-                    listing::Param::Text(t) => rusqlite::types::Value::Text(t),
-                    listing::Param::Int(i) => rusqlite::types::Value::Integer(i),
-                })
-                .collect();
+            let (sql, params) = search::list_sql(&filter);
             let records = conn
                 .prepare_cached(&sql)?
                 .query_map(rusqlite::params_from_iter(params), row_record)?
@@ -624,6 +628,15 @@ impl DeliveryLog for SqliteStore {
                 .transpose()
         })
         .await
+    }
+
+    async fn attempts(&self, id: i64) -> Result<Vec<Attempt>, StoreError> {
+        self.run(Commit::Relaxed, move |conn| attempts::read(conn, id))
+            .await
+    }
+
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.written.clone())
     }
 }
 

@@ -464,10 +464,12 @@ async fn a_claim_dead_letters_an_event_it_cannot_read_and_hands_out_the_rest(
     );
 }
 
+mod attempts;
 mod hardening;
 mod listing;
 mod postgres;
 
+use attempts::every_attempt_is_kept_with_its_times_error_and_plugin;
 use hardening::{
     events_of_a_route_not_configured_wait_untouched,
     purging_many_dead_letters_takes_many_short_transactions, the_kv_quota_counts_bytes,
@@ -514,4 +516,5 @@ conformance!(
     events_of_a_route_not_configured_wait_untouched,
     the_kv_quota_counts_bytes,
     listings_filter_search_and_page_newest_first,
+    every_attempt_is_kept_with_its_times_error_and_plugin,
 );

@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin_api;
+mod admin_live;
 mod amplification;
 mod aot;
 mod call;

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use super::{PostgresStore, bounded, pool_error, row_event};
 use crate::event::Event;
 use crate::store::{
-    ACTIVITY_ROWS, Activity, Admin, DeliveryLog, Filter, Record, Response, Status, StoreError,
-    UnixMs, listing,
+    ACTIVITY_ROWS, Activity, Admin, Attempt, DeliveryLog, Filter, Record, Response, Status,
+    StoreError, UnixMs,
 };
 
 /// Respond-log rows waiting for the writer at most.
@@ -88,6 +88,12 @@ async fn write_batch(pool: &Pool, batch: &[(Response, UnixMs)]) -> Result<(), St
     Ok(())
 }
 
+/// The columns of a [`Record`]: a listing leaves the bodies and their
+/// search words in the database.
+pub(super) const RECORD: &str =
+    "id, delivery_id, route, provider, kind, status, attempts, last_error,
+received_at_ms, updated_at_ms, next_attempt_at_ms, reply, duration_us";
+
 fn row_record(row: &tokio_postgres::Row) -> Record {
     let status: String = row.get("status");
     Record {
@@ -121,34 +127,10 @@ impl DeliveryLog for PostgresStore {
     }
 
     async fn list(&self, filter: Filter) -> Result<Vec<Record>, StoreError> {
-        let (conditions, params) = listing::conditions(
-            &filter,
-            |n| format!("${n}"),
-            "ILIKE",
-            |p| format!("raw_json ILIKE {p} ESCAPE '\\'"),
-        );
-        let limit = if filter.limit == 0 {
-            String::new()
-        } else {
-            format!(" LIMIT {}", filter.limit)
-        };
-        let sql = format!("SELECT * FROM events{conditions}{limit}");
+        let (sql, params) = super::search::list_sql(&filter, RECORD);
         bounded(async {
             let client = self.client().await?;
-            let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = params
-                .into_iter()
-                .map(|p| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
-                    match p {
-                        listing::Param::Text(t) => Box::new(t),
-                        listing::Param::Int(i) => Box::new(i),
-                    }
-                })
-                .collect();
-            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
-                .iter()
-                .map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
-            let rows = client.query(&sql, &params).await?;
+            let rows = client.query(&sql, &super::search::refs(&params)).await?;
             Ok(rows.iter().map(row_record).collect())
         })
         .await
@@ -162,6 +144,31 @@ impl DeliveryLog for PostgresStore {
                 .await?;
             row.map(|row| Ok((row_record(&row), row_event(&row, self.redecode)?)))
                 .transpose()
+        })
+        .await
+    }
+
+    async fn attempts(&self, id: i64) -> Result<Vec<Attempt>, StoreError> {
+        bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT number, started_at_ms, finished_at_ms, outcome, error, plugin
+                     FROM attempts WHERE event_id = $1 ORDER BY finished_at_ms, number",
+                    &[&id],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| Attempt {
+                    number: row.get::<_, i32>(0).max(0) as u32,
+                    started_at_ms: UnixMs::from_i64(row.get(1)).0,
+                    finished_at_ms: UnixMs::from_i64(row.get(2)).0,
+                    outcome: row.get(3),
+                    error: row.get(4),
+                    plugin: row.get(5),
+                })
+                .collect())
         })
         .await
     }

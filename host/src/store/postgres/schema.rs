@@ -59,6 +59,29 @@ CREATE INDEX events_received ON events (received_at_ms);
 -- The W3C traceparent of the event's admission, when it was traced.
 ALTER TABLE events ADD COLUMN trace_context TEXT;
 ",
+    "
+-- The delivery log's search (see search.rs) and a route's listing,
+-- newest first. Bodies past 64 KiB are searched in their first 64 KiB: a
+-- tsvector holds at most 1 MiB, and an event must never fail to store
+-- for its words.
+ALTER TABLE events ADD COLUMN search tsvector GENERATED ALWAYS AS
+    (to_tsvector('simple'::regconfig, delivery_id || ' ' || left(raw_json, 65536))) STORED;
+CREATE INDEX events_search ON events USING GIN (search);
+CREATE INDEX events_route ON events (route, id);
+",
+    "
+-- Each queued event's attempts: when, how, and which plugin failed it.
+CREATE TABLE attempts (
+    event_id       BIGINT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    number         INTEGER NOT NULL,
+    started_at_ms  BIGINT NOT NULL,
+    finished_at_ms BIGINT NOT NULL,
+    outcome        TEXT NOT NULL,
+    error          TEXT,
+    plugin         TEXT
+);
+CREATE INDEX attempts_event ON attempts (event_id);
+",
 ];
 
 /// The schema version this wirehook writes.

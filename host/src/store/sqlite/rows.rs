@@ -105,7 +105,8 @@ pub(super) struct Answered<'a> {
     pub(super) duration_us: u64,
 }
 
-/// The two statements that store an event, its row and its body's,
+/// The statements that store an event, its row, its body's and its
+/// search index entry,
 /// prepared once for all of a job's events: the respond log writes as many
 /// as requests are answered, on the one writer thread, and a cache lookup
 /// per statement hashes its text.
@@ -113,6 +114,7 @@ pub(super) struct Inserts<'c> {
     conn: &'c Connection,
     event: CachedStatement<'c>,
     body: CachedStatement<'c>,
+    search: CachedStatement<'c>,
 }
 
 impl<'c> Inserts<'c> {
@@ -126,6 +128,7 @@ impl<'c> Inserts<'c> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?,
             body: conn.prepare_cached("INSERT INTO event_bodies (id, raw_json) VALUES (?1, ?2)")?,
+            search: conn.prepare_cached(super::search::INSERT)?,
         })
     }
 
@@ -161,6 +164,8 @@ impl<'c> Inserts<'c> {
         ])?;
         let id = self.conn.last_insert_rowid();
         self.body.execute(params![id, event.raw_json])?;
+        self.search
+            .execute(params![id, event.delivery_id, event.raw_json])?;
         Ok(id)
     }
 }

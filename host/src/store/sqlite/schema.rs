@@ -15,8 +15,10 @@ use crate::store::StoreError;
 
 /// The layout [`TABLES`] describes. 0 is a new file or the layout before
 /// versions were recorded, which kept the whole event as one JSON
-/// document in `events.event`; 2 required a payload in every body.
-const VERSION: i64 = 3;
+/// document in `events.event`; 2 required a payload in every body; 3
+/// had no search index, which a wirehook that knows none would let fall
+/// behind.
+const VERSION: i64 = 4;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -57,6 +59,12 @@ CREATE INDEX IF NOT EXISTS events_pending ON events (status, next_attempt_at_ms,
 -- Dead letters, newest first, without walking the delivered rows; the
 -- few of them cost the writes of the rest nothing.
 CREATE INDEX IF NOT EXISTS events_dead ON events (id) WHERE status = 'dead';
+-- Failed respond-log rows are as few; delivered and responded ones are
+-- most rows, found soon enough walking the primary key.
+CREATE INDEX IF NOT EXISTS events_failed ON events (id) WHERE status = 'failed';
+-- A route's listing, newest first: a route never changes, so the index
+-- costs one entry per event, written with it.
+CREATE INDEX IF NOT EXISTS events_by_route ON events (route, id);
 CREATE TABLE IF NOT EXISTS seen (
     route TEXT NOT NULL,
     delivery_id TEXT NOT NULL,
@@ -113,6 +121,7 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<u64, StoreError> {
             known: VERSION,
         });
     }
+    let indexed = has_table(&tx, "event_search")?;
     // Creates what is missing; an existing `events` keeps its columns.
     tx.execute_batch(TABLES)?;
     let mut upgraded = 0;
@@ -130,6 +139,11 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<u64, StoreError> {
         tx.execute_batch(OPTIONAL_PAYLOAD)?;
         tx.execute_batch(TABLES)?;
         upgraded = upgraded.max(events as u64);
+    }
+    tx.execute_batch(super::search::TABLES)?;
+    tx.execute_batch(super::attempts::TABLES)?;
+    if !indexed {
+        tx.execute_batch(super::search::BACKFILL)?;
     }
     // A nullable column any layout takes: a wirehook without it reads
     // and writes the file as before, so the version stays.
@@ -152,6 +166,16 @@ fn payload_required(conn: &Connection) -> rusqlite::Result<bool> {
         [],
         |row| row.get(0),
     )
+}
+
+fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM sqlite_master WHERE name = ?1",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
 }
 
 fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {

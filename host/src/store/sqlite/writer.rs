@@ -44,8 +44,14 @@ pub(super) struct Job {
 /// The writer thread: takes whatever jobs are waiting, runs them in one
 /// transaction, commits once, then tells each job how it went. Ends when
 /// every sender is gone, after the last batch is committed.
-/// A lazy job waits up to `linger` ([`LINGER`] in the store).
-pub(super) fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>, linger: Duration) {
+/// A lazy job waits up to `linger` ([`LINGER`] in the store). Each
+/// commit that changed rows counts one in `written`.
+pub(super) fn write_loop(
+    conn: &mut Connection,
+    inbox: &mpsc::Receiver<Job>,
+    linger: Duration,
+    written: &tokio::sync::watch::Sender<u64>,
+) {
     // As `open` left it.
     let mut fsync = true;
     while let Ok(first) = inbox.recv() {
@@ -63,6 +69,7 @@ pub(super) fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>, lin
             }
             fsync = durable;
         }
+        let before = conn.total_changes();
         let tx = match conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
@@ -78,8 +85,13 @@ pub(super) fn write_loop(conn: &mut Connection, inbox: &mpsc::Receiver<Job>, lin
             }
         }
         let committed = tx.commit().map_err(|e| e.to_string());
-        if let Err(reason) = &committed {
-            tracing::error!("store: commit failed: {reason}");
+        match &committed {
+            Err(reason) => tracing::error!("store: commit failed: {reason}"),
+            // Reads go through this thread too: they wake no one.
+            Ok(()) if conn.total_changes() != before => {
+                written.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            Ok(()) => {}
         }
         for note in notes {
             note(committed.clone());
@@ -147,7 +159,8 @@ mod tests {
         let writer = std::thread::spawn(move || {
             let mut conn = Connection::open_in_memory().unwrap();
             // Longer than any test run: only another job ends this wait.
-            write_loop(&mut conn, &inbox, Duration::from_secs(24 * 3600));
+            let written = tokio::sync::watch::channel(0).0;
+            write_loop(&mut conn, &inbox, Duration::from_secs(24 * 3600), &written);
         });
         let (done, notes) = mpsc::channel();
         jobs.send(job(Commit::Lazy, done.clone())).unwrap();

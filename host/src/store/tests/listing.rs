@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::event;
 use crate::event::Event;
-use crate::store::{Filter, Intake, Outcome, Status, Store, UnixMs};
+use crate::store::{DeliveryLog, Filter, Intake, Outcome, Queue, Status, Store, UnixMs};
 
 /// `event` with a contact name of its own in its body.
 fn named(route: &str, delivery_id: &str, name: &str, at: u64) -> Event {
@@ -127,4 +127,186 @@ pub(super) async fn listings_filter_search_and_page_newest_first(store: Arc<dyn 
             ("b", Status::Dead, 2_000),
         ]
     );
+}
+
+/// The listings the console makes, each with the index SQLite's plan must
+/// name for it: none reads every row or every body.
+fn indexed_listings() -> Vec<(Filter, &'static str)> {
+    let page = |filter: Filter| Filter {
+        limit: 50,
+        before: Some(1_000_000),
+        ..filter
+    };
+    vec![
+        (
+            page(Filter {
+                q: Some("Ann 50%".into()),
+                ..Filter::default()
+            }),
+            "event_search",
+        ),
+        (
+            page(Filter {
+                route: Some("a".into()),
+                ..Filter::default()
+            }),
+            "events_by_route",
+        ),
+        (
+            page(Filter {
+                status: Some(Status::Dead),
+                ..Filter::default()
+            }),
+            "events_dead",
+        ),
+        (
+            page(Filter {
+                status: Some(Status::Failed),
+                ..Filter::default()
+            }),
+            "events_failed",
+        ),
+        (
+            page(Filter {
+                status: Some(Status::Queued),
+                ..Filter::default()
+            }),
+            "events_pending",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn sqlite_listings_walk_an_index() {
+    let (_dir, store) = super::open();
+    for (filter, index) in indexed_listings() {
+        let plan = store.query_plan(filter.clone()).await.unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{filter:?}: {plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step == "SCAN events" || step.contains("event_bodies")),
+            "{filter:?}: {plan:?}"
+        );
+    }
+    // Two characters are too few for a trigram: the search scans, and
+    // still finds.
+    let short = Filter {
+        q: Some("nn".into()),
+        ..Filter::default()
+    };
+    let plan = store.query_plan(short).await.unwrap();
+    assert!(
+        !plan.iter().any(|step| step.contains("event_search")),
+        "{plan:?}"
+    );
+}
+
+/// PostgreSQL plans by the table's statistics: on a log of 20,000 events,
+/// analyzed, a rare word and a route's page read their indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_listings_use_the_search_and_route_indexes() {
+    let test = "postgres_listings_use_the_search_and_route_indexes";
+    let Some(server) = tokio::task::spawn_blocking(move || super::postgres::PgServer::start(test))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let store = super::postgres::connect(&server).await;
+    for batch in 0..20 {
+        let events = (0..1_000)
+            .map(|n| {
+                let i = batch * 1_000 + n;
+                named(
+                    &format!("r{}", i % 50),
+                    &format!("d{i}"),
+                    &format!("Name{i}"),
+                    1_000,
+                )
+            })
+            .collect();
+        store
+            .enqueue(Intake::Queue, events, UnixMs(5_000), UnixMs(0))
+            .await
+            .unwrap();
+    }
+    let (client, connection) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client.batch_execute("ANALYZE events").await.unwrap();
+    let cases = [
+        (
+            Filter {
+                q: Some("name1234".into()),
+                limit: 50,
+                ..Filter::default()
+            },
+            "events_search",
+        ),
+        (
+            Filter {
+                route: Some("r7".into()),
+                limit: 50,
+                ..Filter::default()
+            },
+            "events_route",
+        ),
+    ];
+    for (filter, index) in cases {
+        let plan = store.query_plan(filter.clone()).await.unwrap();
+        assert!(
+            plan.iter().any(|line| line.contains(index)),
+            "{filter:?}: {plan:#?}"
+        );
+    }
+    let found = store
+        .list(Filter {
+            q: Some("name1234".into()),
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = found.into_iter().map(|r| r.delivery_id).collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..20_000)
+        .filter(|i| format!("name{i}").contains("name1234"))
+        .map(|i| format!("d{i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+}
+
+#[tokio::test]
+async fn a_file_laid_out_before_the_search_index_is_indexed_when_opened() {
+    let (dir, store) = super::open();
+    store
+        .enqueue(
+            Intake::Queue,
+            vec![named("a", "d1", "Zora Old", 1_000)],
+            UnixMs(5_000),
+            UnixMs(0),
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("wirehook.db")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER event_search_follow; DROP TABLE event_search; PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = crate::store::SqliteStore::open(dir.path(), crate::providers::redecode).unwrap();
+    let found = store
+        .list(Filter {
+            q: Some("zora old".into()),
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&found), vec![1]);
 }

@@ -29,7 +29,7 @@ pub(super) async fn open(test: &str) -> Option<(PgServer, Arc<dyn Store>)> {
 
 /// Another instance's store on `server`. As a command's, it renews no
 /// leases by the clock, so that injected time alone moves them.
-async fn connect(server: &PgServer) -> PostgresStore {
+pub(super) async fn connect(server: &PgServer) -> PostgresStore {
     PostgresStore::connect(
         &server.url(),
         Default::default(),
