@@ -185,6 +185,15 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         loaded.config.routes.len(),
         loaded.table.plugins().count()
     );
+    let mut plugins: Vec<_> = loaded.table.plugins().collect();
+    plugins.sort_by(|a, b| a.name().cmp(b.name()));
+    for plugin in plugins {
+        println!(
+            "plugin `{}`: wirehook:plugin@{}",
+            plugin.name(),
+            plugin.wit()
+        );
+    }
     for name in loaded.table.unused_plugins() {
         println!(
             "unused: plugin `{name}` is in the plugins dir, but no route or [plugin.{name}] names it (not loaded)"

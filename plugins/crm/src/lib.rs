@@ -1,4 +1,5 @@
-//! `crm`: upserts the contact of each message or flow event into a CRM.
+//! `crm`: upserts the contact of each message, flow, campaign or order
+//! event into a CRM.
 //!
 //! `POST {crm_url}/contacts` with the contact as JSON, through the host's
 //! `fetch` capability: the plugin needs `allow_http` for the CRM's origin
@@ -19,6 +20,7 @@ impl Guest for Crm {
             Payload::MessageReceived(message) => &message.contact,
             Payload::Flow(flow) | Payload::FlowCall(flow) => &flow.contact,
             Payload::Campaign(campaign) => &campaign.contact,
+            Payload::Order(order) => &order.contact,
             _ => return Ok(None),
         };
         if contact.id.is_none() && contact.phone.is_none() {

@@ -266,6 +266,25 @@ fn payload(p: &Payload) -> Value {
             "chosen_option": c.chosen_option,
             "keyword": c.keyword,
         }),
+        Payload::Order(o) => json!({
+            "type": "order",
+            "id": o.id,
+            "number": o.number,
+            "financial_status": o.financial_status,
+            "fulfillment_status": o.fulfillment_status,
+            "currency": o.currency,
+            "total": o.total,
+            "subtotal": o.subtotal,
+            "tax": o.tax,
+            "contact": contact(&o.contact),
+            "line_items": o.line_items.iter().map(|l| json!({
+                "id": l.id,
+                "title": l.title,
+                "sku": l.sku,
+                "quantity": l.quantity,
+                "price": l.price,
+            })).collect::<Vec<_>>(),
+        }),
         Payload::Other => json!({ "type": "other" }),
     }
 }
