@@ -44,7 +44,8 @@ pub struct Cli {
 enum Command {
     /// Serve every configured route.
     Run(ConfigArg),
-    /// Validate the config and load every plugin; print each problem.
+    /// Validate the config and load every plugin; print each problem, and
+    /// the WIT version each plugin targets.
     Check(ConfigArg),
     /// The delivery log: events, their status, attempts and last error.
     Events(deliveries::EventsArgs),
