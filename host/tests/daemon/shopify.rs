@@ -18,7 +18,7 @@ const SECRET: &str = "shpss_0123456789abcdef0123456789ab";
 const GOFLOW_TOKEN: &str = "flow-token-7f3a";
 
 /// An `orders/paid` body in Shopify's shape (its sample order, trimmed).
-const ORDER: &str = r#"{"id":820982911946154508,"email":"jon@example.com","order_number":1234,"name":"#9999","currency":"USD","financial_status":"paid","fulfillment_status":"fulfilled","subtotal_price":"388.00","total_price":"403.00","total_tax":"15.00","customer":{"id":115310627314723954,"first_name":"John","last_name":"Smith","phone":"+16135551212"},"line_items":[{"id":866550311766439020,"title":"Aviator sunglasses","quantity":2,"sku":"SKU2006-001","price":"199.00"}]}"#;
+const ORDER: &str = r##"{"id":820982911946154508,"email":"jon@example.com","order_number":1234,"name":"#9999","currency":"USD","financial_status":"paid","fulfillment_status":"fulfilled","subtotal_price":"388.00","total_price":"403.00","total_tax":"15.00","customer":{"id":115310627314723954,"first_name":"John","last_name":"Smith","phone":"+16135551212"},"line_items":[{"id":866550311766439020,"title":"Aviator sunglasses","quantity":2,"sku":"SKU2006-001","price":"199.00"}]}"##;
 
 fn daemon() -> Daemon {
     let shop = |name: &str, plugin: &str| {
@@ -116,6 +116,7 @@ async fn shopify_orders_reach_plugins_typed_and_forgeries_are_refused() {
     }
     let (status, _) = post(&daemon, "shop-probe", "", "b54557e4-0003", ORDER).await;
     assert_eq!(status, 401);
+    daemon.wait_plugin_calls("shop-probe", 1);
     assert_eq!(daemon.plugin_calls("shop-probe"), 1);
 }
 

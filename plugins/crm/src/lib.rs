@@ -6,7 +6,7 @@
 //! and a `crm_url` setting. A 5xx (or no answer) asks wirehook to retry
 //! the event later; a 4xx drops it, since sending it again would not help.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
+wit_bindgen::generate!({ path: "../../wit/plugin.wit", world: "plugin" });
 
 use serde_json::json;
 use wirehook::plugin::host::{self, OutgoingRequest};

@@ -9,7 +9,7 @@
 //! its status read from the order itself: fulfilled is `Shipped`, refunded
 //! or voided `Cancelled`, anything else `Pending`.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
+wit_bindgen::generate!({ path: "../../wit/plugin.wit", world: "plugin" });
 
 use serde::Serialize;
 use wirehook::plugin::types::{FlowEvent, Order, Payload};

@@ -7,13 +7,13 @@
 //! `other`; its `raw-json` still holds everything.
 
 wasmtime::component::bindgen!({
-    path: "../wit/deps/plugin-0.1.0",
-    world: "wirehook:plugin/plugin@0.1.0",
+    path: "../wit/deps/plugin-0.1.0/plugin.wit",
+    world: "plugin",
     imports: { default: async },
     exports: { default: async },
 });
 
-use self::wirehook::plugin::{host, types};
+pub use self::wirehook::plugin::{host, types};
 // The newest version's types and host, which 0.1.0's convert from and to.
 use super::super::host::State;
 use super::v0_2::host as up_host;

@@ -7,8 +7,10 @@
 use crate::event;
 
 wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "wirehook:plugin/plugin@0.2.0",
+    // The file alone: with `wit/deps/` in view, two versions of the
+    // package would name every module after its version.
+    path: "../wit/plugin.wit",
+    world: "plugin",
     imports: { default: async },
     exports: { default: async },
 });

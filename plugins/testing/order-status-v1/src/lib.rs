@@ -7,7 +7,7 @@
 //! that a test can see how an event 0.1.0 has no variant for (an order)
 //! reaches it.
 
-wit_bindgen::generate!({ path: "../../../wit/deps/plugin-0.1.0", world: "plugin" });
+wit_bindgen::generate!({ path: "../../../wit/deps/plugin-0.1.0/plugin.wit", world: "plugin" });
 
 use serde::Serialize;
 use wirehook::plugin::types::{FlowEvent, Payload};

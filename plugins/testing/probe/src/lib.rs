@@ -33,7 +33,7 @@
 //!
 //! Host capabilities are called only by the commands that test them.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
+wit_bindgen::generate!({ path: "../../../wit/plugin.wit", world: "plugin" });
 
 use std::hint::black_box;
 
