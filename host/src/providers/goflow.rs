@@ -310,7 +310,10 @@ mod tests {
         let body = "input=CU002&order=CU001&tag=a&tag=b";
         let form = testkit::Req::post(&Signed {
             headers: vec![
-                ("Authorization".to_owned(), "Token flow-token-7f3a".to_owned()),
+                (
+                    "Authorization".to_owned(),
+                    "Token flow-token-7f3a".to_owned(),
+                ),
                 (
                     "Content-Type".to_owned(),
                     "application/x-www-form-urlencoded".to_owned(),
@@ -341,7 +344,9 @@ mod tests {
         let plain = testkit::signed(&*form_route(false), r#"{"input":{"text":"CU001"}}"#);
         assert!(p.verify(&plain.request()).is_ok());
         let mut forged = form.clone();
-        forged.headers.insert(AUTHORIZATION, "Token other".parse().unwrap());
+        forged
+            .headers
+            .insert(AUTHORIZATION, "Token other".parse().unwrap());
         assert!(matches!(
             p.verify(&forged.request()),
             Err(Rejection::Unauthorized(_))

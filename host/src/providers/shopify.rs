@@ -235,8 +235,8 @@ mod tests {
     #[test]
     fn other_topics_are_other_and_the_headers_are_required() {
         let p = provider();
-        let deleted = testkit::signed(&*p, r#"{"id":450789469}"#)
-            .header("x-shopify-topic", "orders/delete");
+        let deleted =
+            testkit::signed(&*p, r#"{"id":450789469}"#).header("x-shopify-topic", "orders/delete");
         let events = testkit::receive(&*p, decode, &deleted).unwrap();
         assert_eq!(events[0].payload, Payload::Other);
         let product = testkit::signed(&*p, r#"{"id":1,"title":"Boots"}"#)

@@ -19,10 +19,10 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::Limits;
 use super::bindings::{Instance, PluginPre, types};
-use super::version::WitVersion;
 use super::host::{CallContext, Grants, State};
 use super::limits::MemoryCap;
 use super::trial::Trial;
+use super::version::WitVersion;
 use crate::config::Isolation;
 use crate::event::Event;
 

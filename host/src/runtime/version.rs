@@ -133,7 +133,10 @@ mod tests {
         let newer = ["wirehook:plugin/types@0.2.0", "wirehook:plugin/host@0.2.0"];
         assert_eq!(targeted(&newer), WitVersion::V0_2);
         // Nothing of ours: the newest world's check says what is missing.
-        assert_eq!(targeted(&["wasi:cli/environment@0.2.3"]), WitVersion::NEWEST);
+        assert_eq!(
+            targeted(&["wasi:cli/environment@0.2.3"]),
+            WitVersion::NEWEST
+        );
         // Both: the newest, whose world check refuses the mix.
         let mixed = ["wirehook:plugin/types@0.1.0", "wirehook:plugin/host@0.2.0"];
         assert_eq!(targeted(&mixed), WitVersion::V0_2);

@@ -207,12 +207,30 @@ fn shop_orders() -> Vec<(String, String)> {
         .to_string()
     };
     let mut cases = vec![
-        ("fulfilled".to_owned(), order(json!(1001), json!("paid"), json!("fulfilled"))),
-        ("refunded".to_owned(), order(json!(1002), json!("refunded"), Value::Null)),
-        ("voided".to_owned(), order(json!(1003), json!("voided"), json!("partial"))),
-        ("pending".to_owned(), order(json!(1004), json!("pending"), Value::Null)),
-        ("no statuses".to_owned(), order(json!(1005), Value::Null, Value::Null)),
-        ("FULFILLED".to_owned(), order(json!(1006), json!("paid"), json!("FULFILLED"))),
+        (
+            "fulfilled".to_owned(),
+            order(json!(1001), json!("paid"), json!("fulfilled")),
+        ),
+        (
+            "refunded".to_owned(),
+            order(json!(1002), json!("refunded"), Value::Null),
+        ),
+        (
+            "voided".to_owned(),
+            order(json!(1003), json!("voided"), json!("partial")),
+        ),
+        (
+            "pending".to_owned(),
+            order(json!(1004), json!("pending"), Value::Null),
+        ),
+        (
+            "no statuses".to_owned(),
+            order(json!(1005), Value::Null, Value::Null),
+        ),
+        (
+            "FULFILLED".to_owned(),
+            order(json!(1006), json!("paid"), json!("FULFILLED")),
+        ),
     ];
     for number in [
         "say \"hi\" \\ / \u{0}\u{1}\u{1f}\u{7f}\n\r\t\u{8}\u{c}",

@@ -96,8 +96,18 @@ async fn shopify_orders_reach_plugins_typed_and_forgeries_are_refused() {
     assert_eq!(order["financial_status"], "paid");
     assert_eq!(order["fulfillment_status"], "fulfilled");
     assert_eq!(
-        (&order["currency"], &order["total"], &order["subtotal"], &order["tax"]),
-        (&json!("USD"), &json!("403.00"), &json!("388.00"), &json!("15.00"))
+        (
+            &order["currency"],
+            &order["total"],
+            &order["subtotal"],
+            &order["tax"]
+        ),
+        (
+            &json!("USD"),
+            &json!("403.00"),
+            &json!("388.00"),
+            &json!("15.00")
+        )
     );
     assert_eq!(order["contact"]["name"], "John Smith");
     assert_eq!(order["contact"]["phone"], "+16135551212");
@@ -137,7 +147,11 @@ async fn a_wit_0_1_0_plugin_answers_beside_0_2_0_ones() {
             .unwrap();
         assert_eq!(response.status(), 200, "{route}");
         let reply: Value = response.json().await.unwrap();
-        assert_eq!(reply, json!({"number": "CU001", "status": "Shipped"}), "{route}");
+        assert_eq!(
+            reply,
+            json!({"number": "CU001", "status": "Shipped"}),
+            "{route}"
+        );
     }
 
     let good = signature(SECRET, ORDER);

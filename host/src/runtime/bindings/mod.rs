@@ -119,7 +119,9 @@ impl Instance {
             Self::V0_1(plugin) => {
                 let older = v0_1::types::Event::from(event.clone());
                 let outcome = plugin.call_handle(store, &older).await?;
-                Ok(outcome.map(|reply| reply.map(Into::into)).map_err(Into::into))
+                Ok(outcome
+                    .map(|reply| reply.map(Into::into))
+                    .map_err(Into::into))
             }
         }
     }

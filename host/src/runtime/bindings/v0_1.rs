@@ -193,9 +193,7 @@ mod tests {
             let older = types::Payload::from(newest);
             // Up again through 0.1.0's own types, which match field for field.
             let up: up::Payload = match older {
-                types::Payload::MessageReceived(m) => {
-                    up::Payload::MessageReceived(m.into())
-                }
+                types::Payload::MessageReceived(m) => up::Payload::MessageReceived(m.into()),
                 types::Payload::MessageStatus(s) => up::Payload::MessageStatus(s.into()),
                 types::Payload::Flow(f) => up::Payload::Flow(f.into()),
                 types::Payload::FlowCall(f) => up::Payload::FlowCall(f.into()),
