@@ -56,6 +56,33 @@ pub struct CampaignEvent {
     pub keyword: Option<String>,
 }
 
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineItem {
+    pub id: Option<String>,
+    pub title: String,
+    pub sku: Option<String>,
+    pub quantity: u32,
+    /// Unit price, a decimal number as the provider writes it.
+    pub price: Option<String>,
+}
+
+/// An order placed in a shop. Amounts stay the provider's decimal text:
+/// a float would round them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: String,
+    pub number: Option<String>,
+    pub financial_status: Option<String>,
+    pub fulfillment_status: Option<String>,
+    pub currency: Option<String>,
+    pub total: Option<String>,
+    pub subtotal: Option<String>,
+    pub tax: Option<String>,
+    pub contact: Contact,
+    pub line_items: Vec<LineItem>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
     MessageReceived(Message),
@@ -64,6 +91,7 @@ pub enum Payload {
     /// A flow waits for the reply.
     FlowCall(FlowEvent),
     Campaign(CampaignEvent),
+    Order(Order),
     Other,
 }
 

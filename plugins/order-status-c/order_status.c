@@ -2,7 +2,8 @@
 // N?" exactly as the Rust example does (plugins/order-status).
 //
 // A goflow "Call Webhook" step reaches this plugin as a `flow-call`; the
-// reply `{"number": N, "status": S}` becomes `@webhook` in the flow.
+// reply `{"number": N, "status": S}` becomes `@webhook` in the flow. A
+// shop's order is answered the same way, its status read from the order.
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,17 +42,38 @@ static const char *status_of(text_t number) {
     return "Unknown";
 }
 
+// Whether the optional string is present and exactly `name`.
+static bool is(const plugin_option_string_t *status, const char *name) {
+    return status->is_some && text_equals(view(&status->val), name);
+}
+
+// A shop's order by its own statuses: fulfilled is shipped, refunded or
+// voided cancelled, anything else pending.
+static const char *status_of_order(const wirehook_plugin_types_order_t *order) {
+    if (is(&order->fulfillment_status, "fulfilled")) return "Shipped";
+    if (is(&order->financial_status, "refunded") || is(&order->financial_status, "voided")) return "Cancelled";
+    return "Pending";
+}
+
 bool exports_plugin_handle(plugin_event_t *e, plugin_option_reply_t *ret, plugin_failure_t *err) {
     (void)err;
     ret->is_some = false;
     uint8_t tag = e->payload.tag;
+    text_t number = {(const uint8_t *)"", 0};
+    const char *status = NULL;
     // A plain `flow` carries the same variables; answering it lets a route
     // use this plugin in either mode.
     if (tag == WIREHOOK_PLUGIN_TYPES_PAYLOAD_FLOW_CALL || tag == WIREHOOK_PLUGIN_TYPES_PAYLOAD_FLOW) {
         const wirehook_plugin_types_flow_event_t *flow =
             tag == WIREHOOK_PLUGIN_TYPES_PAYLOAD_FLOW ? &e->payload.val.flow : &e->payload.val.flow_call;
-        text_t number = order_number(flow);
-        const char *status = status_of(number);
+        number = order_number(flow);
+        status = status_of(number);
+    } else if (tag == WIREHOOK_PLUGIN_TYPES_PAYLOAD_ORDER) {
+        const wirehook_plugin_types_order_t *order = &e->payload.val.order;
+        if (order->number.is_some) number = view(&order->number.val);
+        status = status_of_order(order);
+    }
+    if (status != NULL) {
         // {"number":N,"status":"S"}, keys in serde_json's (sorted) order.
         size_t len = strlen("{\"number\":,\"status\":\"\"}") + text_json_len(number) + strlen(status);
         char *json = malloc(len);

@@ -2,7 +2,8 @@
 // of order N?" exactly as the Rust example does (plugins/order-status).
 //
 // A goflow "Call Webhook" step reaches this plugin as a `flow-call`; the
-// reply `{"number": N, "status": S}` becomes `@webhook` in the flow.
+// reply `{"number": N, "status": S}` becomes `@webhook` in the flow. A
+// shop's order is answered the same way, its status read from the order.
 
 // Rust's `str::trim` strips Unicode White_Space; JavaScript's `trim()` also
 // strips U+FEFF but not U+0085, so name the set to match.
@@ -12,6 +13,12 @@ const EDGE_SPACE =
 const STATUSES = { CU001: 'Shipped', CU002: 'Pending', CU003: 'Cancelled' };
 
 export function handle(e) {
+  if (e.payload.tag === 'order') {
+    const order = e.payload.val;
+    const number = order.number ?? '';
+    // JSON.stringify escapes exactly as serde_json does.
+    return { status: 200, json: JSON.stringify({ number, status: statusOfOrder(order) }) };
+  }
   // A plain `flow` carries the same variables; answering it lets a route
   // use this plugin in either mode.
   if (e.payload.tag !== 'flow-call' && e.payload.tag !== 'flow') {
@@ -38,4 +45,16 @@ function orderNumber(flow) {
 function variable(flow, name) {
   const found = flow.variables.find(([key]) => key === name);
   return found === undefined ? undefined : found[1];
+}
+
+// A shop's order by its own statuses: fulfilled is shipped, refunded or
+// voided cancelled, anything else pending.
+function statusOfOrder(order) {
+  if (order.fulfillmentStatus === 'fulfilled') {
+    return 'Shipped';
+  }
+  if (order.financialStatus === 'refunded' || order.financialStatus === 'voided') {
+    return 'Cancelled';
+  }
+  return 'Pending';
 }

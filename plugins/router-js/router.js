@@ -5,7 +5,7 @@
 // else to `default`. Each destination keeps a running count in the plugin's
 // KV namespace, and the reply is `{"route": D, "count": C}`.
 
-import { kvGet, kvSet } from 'wirehook:plugin/host@0.1.0';
+import { kvGet, kvSet } from 'wirehook:plugin/host@0.2.0';
 
 // Unicode White_Space, which Rust's `split_whitespace` and `trim` use;
 // JavaScript's `\s` also takes U+FEFF and leaves out U+0085.

@@ -294,7 +294,7 @@ pub(super) async fn purge(State(admin): State<Arc<Admin>>, request: Request) -> 
     }
 }
 
-/// Routes, plugins (file hash, WIT versions served, grants by name) and
+/// Routes, plugins (file hash, the WIT version each targets, grants by name) and
 /// the last reload. No secret, not even its length.
 pub(super) fn routes_json(admin: &Admin) -> Value {
     let table = admin.routes.load();
@@ -319,7 +319,7 @@ pub(super) fn routes_json(admin: &Admin) -> Value {
                 "name": &**plugin.name(),
                 "sha256": sha256,
                 "precompiled": plugin.is_precompiled(),
-                "wit": crate::runtime::version::SUPPORTED,
+                "wit": plugin.wit().as_str(),
                 "grants": plugin.granted(),
             })
         })

@@ -384,7 +384,7 @@ pub(super) async fn routes(State(admin): State<Arc<Admin>>, request: Request) ->
             esc(p["name"].as_str().unwrap_or("")),
             esc(p["sha256"].as_str().unwrap_or("")),
             p["precompiled"].as_bool().unwrap_or_default(),
-            list(&p["wit"]),
+            esc(p["wit"].as_str().unwrap_or("")),
             list(&g["settings"]),
             g["kv"].as_bool().unwrap_or_default(),
             list(&g["http"]),

@@ -82,6 +82,12 @@ const TEMPLATES: &[Template] = &[
         extra: "",
     },
     Template {
+        id: "shopify",
+        about: "Shopify: X-Shopify-Hmac-Sha256 (base64) with the app's client secret; orders decode to typed orders",
+        env: &[("SHOPIFY_WEBHOOK_SECRET", "the app's client secret")],
+        extra: "",
+    },
+    Template {
         id: "slack",
         about: "Slack: X-Slack-Signature (v0) with the app's signing secret; events, slash commands, interactivity",
         env: &[("SLACK_SIGNING_SECRET", "the Slack app's signing secret")],

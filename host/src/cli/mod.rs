@@ -44,7 +44,8 @@ pub struct Cli {
 enum Command {
     /// Serve every configured route.
     Run(ConfigArg),
-    /// Validate the config and load every plugin; print each problem.
+    /// Validate the config and load every plugin; print each problem, and
+    /// the WIT version each plugin targets.
     Check(ConfigArg),
     /// The delivery log: events, their status, attempts and last error.
     Events(deliveries::EventsArgs),
@@ -185,6 +186,15 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         loaded.config.routes.len(),
         loaded.table.plugins().count()
     );
+    let mut plugins: Vec<_> = loaded.table.plugins().collect();
+    plugins.sort_by(|a, b| a.name().cmp(b.name()));
+    for plugin in plugins {
+        println!(
+            "plugin `{}`: wirehook:plugin@{}",
+            plugin.name(),
+            plugin.wit()
+        );
+    }
     for name in loaded.table.unused_plugins() {
         println!(
             "unused: plugin `{name}` is in the plugins dir, but no route or [plugin.{name}] names it (not loaded)"

@@ -29,6 +29,7 @@ pub enum ProviderId {
     Messangi,
     Meta,
     Oneroute,
+    Shopify,
     Slack,
     StandardWebhooks,
     Stripe,
@@ -40,13 +41,14 @@ pub enum ProviderId {
 }
 
 impl ProviderId {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Github,
         Self::Goflow,
         Self::Hmac,
         Self::Messangi,
         Self::Meta,
         Self::Oneroute,
+        Self::Shopify,
         Self::Slack,
         Self::StandardWebhooks,
         Self::Stripe,
@@ -66,6 +68,7 @@ impl ProviderId {
             Self::Messangi => "messangi",
             Self::Meta => "meta",
             Self::Oneroute => "oneroute",
+            Self::Shopify => "shopify",
             Self::Slack => "slack",
             Self::StandardWebhooks => "standard-webhooks",
             Self::Stripe => "stripe",
@@ -117,6 +120,16 @@ pub struct TokenOptions {
     pub headers: Vec<(HeaderName, Secret)>,
 }
 
+/// goflow: a shared token, and whether form bodies are accepted.
+#[derive(Debug, Clone, Default)]
+pub struct GoflowOptions {
+    pub token: TokenOptions,
+    /// Accept `application/x-www-form-urlencoded` bodies as well as JSON
+    /// (a flow's webhook step configured to send a form); off, a form is
+    /// 415 as for any JSON provider.
+    pub form: bool,
+}
+
 /// The generic `hmac` provider.
 #[derive(Debug, Clone, Default)]
 pub struct HmacOptions {
@@ -149,11 +162,12 @@ pub struct TwilioOptions {
 #[derive(Debug, Clone)]
 pub enum ProviderOptions {
     Github,
-    Goflow(TokenOptions),
+    Goflow(GoflowOptions),
     Hmac(HmacOptions),
     Messangi(TokenOptions),
     Meta(MetaOptions),
     Oneroute,
+    Shopify,
     Slack,
     StandardWebhooks,
     Stripe,
@@ -173,6 +187,7 @@ impl ProviderOptions {
             Self::Messangi(_) => ProviderId::Messangi,
             Self::Meta(_) => ProviderId::Meta,
             Self::Oneroute => ProviderId::Oneroute,
+            Self::Shopify => ProviderId::Shopify,
             Self::Slack => ProviderId::Slack,
             Self::StandardWebhooks => ProviderId::StandardWebhooks,
             Self::Stripe => ProviderId::Stripe,
@@ -188,11 +203,12 @@ impl ProviderOptions {
     pub fn bare(id: ProviderId) -> Self {
         match id {
             ProviderId::Github => Self::Github,
-            ProviderId::Goflow => Self::Goflow(TokenOptions::default()),
+            ProviderId::Goflow => Self::Goflow(GoflowOptions::default()),
             ProviderId::Hmac => Self::Hmac(HmacOptions::default()),
             ProviderId::Messangi => Self::Messangi(TokenOptions::default()),
             ProviderId::Meta => Self::Meta(MetaOptions::default()),
             ProviderId::Oneroute => Self::Oneroute,
+            ProviderId::Shopify => Self::Shopify,
             ProviderId::Slack => Self::Slack,
             ProviderId::StandardWebhooks => Self::StandardWebhooks,
             ProviderId::Stripe => Self::Stripe,
@@ -220,7 +236,16 @@ impl ProviderOptions {
             failed: false,
         };
         let options = match id {
-            ProviderId::Goflow => Self::Goflow(resolver.token(keys)?),
+            ProviderId::Goflow => {
+                let keys: GoflowKeys = resolver.keys(keys)?;
+                Self::Goflow(GoflowOptions {
+                    token: resolver.token_of(TokenKeys {
+                        header: keys.header,
+                        headers: keys.headers,
+                    }),
+                    form: keys.form,
+                })
+            }
             ProviderId::Messangi => Self::Messangi(resolver.token(keys)?),
             ProviderId::Whatsable => Self::Whatsable(resolver.token(keys)?),
             ProviderId::Hmac => {
@@ -248,6 +273,7 @@ impl ProviderOptions {
             }
             ProviderId::Github
             | ProviderId::Oneroute
+            | ProviderId::Shopify
             | ProviderId::Slack
             | ProviderId::StandardWebhooks
             | ProviderId::Stripe
@@ -269,6 +295,17 @@ struct TokenKeys {
     header: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, SecretSource>,
+}
+
+/// goflow's keys, as written: a shared token's, and `form`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GoflowKeys {
+    header: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, SecretSource>,
+    #[serde(default)]
+    form: bool,
 }
 
 /// The keys of the `hmac` provider, as written.
@@ -360,6 +397,10 @@ impl Resolver<'_> {
 
     fn token(&mut self, keys: &Dict) -> Option<TokenOptions> {
         let keys: TokenKeys = self.keys(keys)?;
+        Some(self.token_of(keys))
+    }
+
+    fn token_of(&mut self, keys: TokenKeys) -> TokenOptions {
         let header = self.header("header", keys.header);
         let headers = keys
             .headers
@@ -370,7 +411,7 @@ impl Resolver<'_> {
                 Some((name?.name, value?))
             })
             .collect();
-        Some(TokenOptions { header, headers })
+        TokenOptions { header, headers }
     }
 
     fn header(&mut self, key: &str, written: Option<String>) -> Option<Header> {
@@ -484,6 +525,29 @@ mod tests {
                 "{expected}: {problems:?}"
             );
         }
+    }
+
+    /// goflow alone reads `form`, a boolean, off by default.
+    #[test]
+    fn goflow_reads_form_and_only_goflow_does() {
+        let ProviderOptions::Goflow(options) = resolved("provider = \"goflow\"").unwrap() else {
+            panic!("not goflow")
+        };
+        assert!(!options.form);
+        let ProviderOptions::Goflow(options) =
+            resolved("provider = \"goflow\"\nform = true\nheader = \"X-Token\"").unwrap()
+        else {
+            panic!("not goflow")
+        };
+        assert!(options.form);
+        assert_eq!(options.token.header.unwrap().name, "x-token");
+        let problems = resolved("provider = \"goflow\"\nform = \"yes\"").unwrap_err();
+        assert!(problems[0].starts_with("route[0].form: "), "{problems:?}");
+        let problems = resolved("provider = \"messangi\"\nform = true").unwrap_err();
+        assert!(
+            problems[0].starts_with("route[0].form: unknown field: found `form`"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -4,23 +4,59 @@
 //!
 //! Proof: a shared token in a header (`Authorization: Token <secret>` by
 //! default, or the route's `header`) or a `token` query parameter.
+//!
+//! The step sends JSON unless the flow is written to send a form; a route
+//! with `form = true` accepts `application/x-www-form-urlencoded` too, its
+//! fields becoming the JSON object that is the document ([`form`]). The
+//! token is checked first either way: the body itself proves nothing.
+
+use std::time::SystemTime;
 
 use axum::http::header::AUTHORIZATION;
 
 use serde_json::value::RawValue;
 
-use super::json;
 use super::token::SharedToken;
-use super::{ConfigIssue, Provider, Rejection};
-use crate::config::provider::TokenOptions;
+use super::{ConfigIssue, Provider, Rejection, Request, SignError, Signed, Verified};
+use super::{form, json};
+use crate::config::provider::GoflowOptions;
 use crate::event::{Contact, Decoded, FlowEvent, FlowStage, Payload};
 use crate::secret::Secret;
 
 /// The event name goflow itself does not send; wirehook names the step.
 const KIND: &str = "call_webhook";
 
-pub fn build(options: &TokenOptions, secret: Secret) -> Result<Box<dyn Provider>, ConfigIssue> {
-    Ok(Box::new(SharedToken::new(options, AUTHORIZATION, secret)?))
+pub fn build(options: &GoflowOptions, secret: Secret) -> Result<Box<dyn Provider>, ConfigIssue> {
+    let token = SharedToken::new(&options.token, AUTHORIZATION, secret)?;
+    Ok(if options.form {
+        Box::new(FormOrJson(token))
+    } else {
+        Box::new(token)
+    })
+}
+
+/// A goflow route with `form = true`.
+struct FormOrJson(SharedToken);
+
+impl Provider for FormOrJson {
+    fn verify<'r>(&self, req: &Request<'r>) -> Result<Verified<'r>, Rejection> {
+        self.0.check(req)?;
+        Ok(Verified::document(form::document(req)?))
+    }
+
+    /// A JSON object payload is sent as a form, one field per member, as
+    /// such a route receives it.
+    fn sign(&self, payload: &[u8], _now: SystemTime) -> Result<Signed, SignError> {
+        let mut headers = self.0.headers()?;
+        headers.push((
+            "Content-Type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        ));
+        Ok(Signed {
+            headers,
+            body: form::from_json(payload)?.into_bytes(),
+        })
+    }
 }
 
 /// Decodes a verified document into its events; see [`super::Decode`].
@@ -258,6 +294,91 @@ mod tests {
             });
             let expected = decode_as_value(body.as_bytes());
             proptest::prop_assert_eq!(borrowed.map_err(|e| e.to_string()), expected, "{}", body);
+        }
+    }
+
+    fn form_route(form: bool) -> std::sync::Arc<dyn Provider> {
+        let options = crate::config::provider::GoflowOptions {
+            form,
+            ..Default::default()
+        };
+        testkit::provider(ProviderOptions::Goflow(options), "flow-token-7f3a")
+    }
+
+    #[test]
+    fn a_form_is_accepted_only_where_the_route_says_so() {
+        let body = "input=CU002&order=CU001&tag=a&tag=b";
+        let form = testkit::Req::post(&Signed {
+            headers: vec![
+                (
+                    "Authorization".to_owned(),
+                    "Token flow-token-7f3a".to_owned(),
+                ),
+                (
+                    "Content-Type".to_owned(),
+                    "application/x-www-form-urlencoded".to_owned(),
+                ),
+            ],
+            body: body.as_bytes().to_vec(),
+        });
+        assert!(matches!(
+            form_route(false).verify(&form.request()),
+            Err(Rejection::UnsupportedMediaType(_))
+        ));
+        let p = form_route(true);
+        let events = testkit::receive(&*p, decode, &form).unwrap();
+        assert_eq!(
+            events[0].raw_json,
+            r#"{"input":"CU002","order":"CU001","tag":["a","b"]}"#
+        );
+        let Payload::FlowCall(flow) = &events[0].payload else {
+            panic!("{:?}", events[0].payload)
+        };
+        assert_eq!(flow.variables, [("input".to_owned(), "CU002".to_owned())]);
+        // JSON still passes on such a route; the token is still required.
+        let json = testkit::signed(&*p, r#"{"input":{"text":"CU001"}}"#);
+        assert_eq!(
+            json.headers["content-type"],
+            "application/x-www-form-urlencoded"
+        );
+        let plain = testkit::signed(&*form_route(false), r#"{"input":{"text":"CU001"}}"#);
+        assert!(p.verify(&plain.request()).is_ok());
+        let mut forged = form.clone();
+        forged
+            .headers
+            .insert(AUTHORIZATION, "Token other".parse().unwrap());
+        assert!(matches!(
+            p.verify(&forged.request()),
+            Err(Rejection::Unauthorized(_))
+        ));
+    }
+
+    proptest::proptest! {
+        /// On a `form = true` route, a form's fields reach the plugin as
+        /// the JSON object of them, whatever they hold, and only the token
+        /// proves anything.
+        #[test]
+        fn form_fields_become_the_document(
+            pairs in proptest::collection::vec(("[a-z]{1,4}", "\\PC{0,8}"), 0..8),
+            mutation in testkit::header_mutation(),
+        ) {
+            let p = form_route(true);
+            let payload: serde_json::Map<String, Value> = pairs
+                .iter()
+                .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+                .collect();
+            let original = testkit::signed(&*p, &Value::Object(payload.clone()).to_string());
+            let events = testkit::receive(&*p, decode, &original).unwrap();
+            let document: serde_json::Map<String, Value> =
+                serde_json::from_str(&events[0].raw_json).unwrap();
+            proptest::prop_assert_eq!(document, payload);
+            testkit::check_refused(&*p, decode, &original, &mutation, |a, b| {
+                let presented = |r: &testkit::Req| {
+                    let v = r.headers.get(AUTHORIZATION)?.as_bytes().to_ascii_lowercase();
+                    Some(v.strip_prefix(b"token ").unwrap_or(&v).trim_ascii().to_vec())
+                };
+                presented(a) == presented(b)
+            })?;
         }
     }
 

@@ -44,6 +44,7 @@ mod meta;
 mod oneroute;
 #[cfg(test)]
 mod regressions;
+mod shopify;
 mod slack;
 mod standard_webhooks;
 mod stripe;
@@ -316,6 +317,7 @@ pub fn decoder(id: &str) -> Option<Decode> {
         ProviderId::Messangi => messangi::decode,
         ProviderId::Meta => meta::decode,
         ProviderId::Oneroute => oneroute::decode,
+        ProviderId::Shopify => shopify::decode,
         ProviderId::Slack => slack::decode,
         ProviderId::StandardWebhooks => standard_webhooks::decode,
         ProviderId::Stripe => stripe::decode,
@@ -361,6 +363,7 @@ pub fn build(config: &ProviderConfig<'_>) -> Result<Arc<dyn Provider>, ConfigIss
         ProviderOptions::Messangi(options) => messangi::build(options, secret)?,
         ProviderOptions::Meta(options) => meta::build(options, secret),
         ProviderOptions::Oneroute => oneroute::build(secret, config.slow_checks.clone()),
+        ProviderOptions::Shopify => shopify::build(secret),
         ProviderOptions::Slack => slack::build(secret),
         ProviderOptions::StandardWebhooks => standard_webhooks::build(&secret)?,
         ProviderOptions::Stripe => stripe::build(secret),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::{PluginsConfig, ResolvedPlugin};
@@ -66,7 +66,7 @@ pub enum LoadError {
         path: String,
         unsupported: version::Unsupported,
     },
-    #[error("{path} does not implement the wirehook:plugin world: {reason}")]
+    #[error("{path} does not implement the wirehook:plugin world it names: {reason}")]
     World { path: String, reason: String },
 }
 
@@ -105,7 +105,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
+        bindings::add_to_linker(&mut linker)?;
         let fetcher = Fetcher::new(
             std::time::Duration::from_millis(plugins.fetch_timeout_ms),
             plugins.fetch_max_response_bytes,
@@ -143,7 +143,7 @@ impl Runtime {
                 reason: format!("{e:#}"),
             })?,
         };
-        version::check(&component, &self.engine).map_err(|unsupported| {
+        let wit = version::check(&component, &self.engine).map_err(|unsupported| {
             LoadError::UnsupportedVersion {
                 path: shown.clone(),
                 unsupported,
@@ -151,8 +151,7 @@ impl Runtime {
         })?;
         let pre = self
             .linker_for(&component)
-            .and_then(|linker| linker.instantiate_pre(&component))
-            .and_then(PluginPre::new)
+            .and_then(|linker| PluginPre::new(wit, &linker, &component))
             .map_err(|e| LoadError::World {
                 path: shown,
                 reason: format!("{e:#}"),

@@ -18,10 +18,11 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::Limits;
-use super::bindings::{self, PluginPre, types};
+use super::bindings::{Instance, PluginPre, types};
 use super::host::{CallContext, Grants, State};
 use super::limits::MemoryCap;
 use super::trial::Trial;
+use super::version::WitVersion;
 use crate::config::Isolation;
 use crate::event::Event;
 
@@ -115,7 +116,7 @@ impl From<PluginEvent> for Event {
 
 struct Warm {
     store: Store<State>,
-    instance: bindings::Plugin,
+    instance: Instance,
     events: u64,
 }
 
@@ -132,7 +133,7 @@ pub struct Plugin {
     /// Shared, so that metrics label a call without allocating.
     name: Arc<str>,
     engine: Engine,
-    pre: PluginPre<State>,
+    pre: PluginPre,
     grants: Arc<Grants>,
     isolation: Isolation,
     limits: Limits,
@@ -148,7 +149,7 @@ pub struct Plugin {
 impl Plugin {
     pub(super) fn new(
         engine: Engine,
-        pre: PluginPre<State>,
+        pre: PluginPre,
         grants: Arc<Grants>,
         isolation: Isolation,
         limits: Limits,
@@ -180,6 +181,12 @@ impl Plugin {
 
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// The version of the WIT package it targets, which its events are
+    /// converted to.
+    pub fn wit(&self) -> WitVersion {
+        self.pre.version()
     }
 
     /// What config grants it, by name: setting names (never their
@@ -311,7 +318,7 @@ impl Plugin {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        let instance = self.pre.instantiate_async(&mut store).await.map_err(|e| {
+        let instance = self.pre.instantiate(&mut store).await.map_err(|e| {
             match self.trap_error(&store, e) {
                 CallError::Trap(reason) => CallError::Instantiate(reason),
                 other => other,

@@ -198,6 +198,7 @@ async fn the_admin_api_lists_replays_and_purges_behind_its_token() {
     let routes: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(routes["routes"][0]["name"], "queue");
     assert_eq!(routes["plugins"][0]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(routes["plugins"][0]["wit"], "0.2.0");
     assert_eq!(
         routes["plugins"][0]["grants"]["settings"],
         json!(["command", "name"])

@@ -130,7 +130,7 @@ fn plugin_for_an_unsupported_wit_version_is_refused_naming_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    // Built against a copy of the WIT renumbered wirehook:plugin@0.2.0.
+    // Built against a copy of the WIT renumbered wirehook:plugin@0.3.0.
     std::fs::copy(plugin_wasm("next-wit"), plugins.join("next-wit.wasm")).unwrap();
     let path = dir.path().join("wirehook.toml");
     std::fs::write(
@@ -151,7 +151,7 @@ fn plugin_for_an_unsupported_wit_version_is_refused_naming_both_versions() {
         .unwrap_or_else(|| panic!("no problem for next-wit:\n{stdout}"));
     assert!(
         line.ends_with(
-            "next-wit.wasm: plugin targets wirehook:plugin@0.2.0; this wirehook supports 0.1.0"
+            "next-wit.wasm: plugin targets wirehook:plugin@0.3.0; this wirehook supports 0.1.0, 0.2.0"
         ),
         "{line}"
     );

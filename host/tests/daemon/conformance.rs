@@ -4,10 +4,13 @@
 //! languages' own `trim` and `split` disagree on, missing fields.
 //!
 //! One daemon serves every language's `order-status` (through a goflow
-//! route) and `router` (through a Meta route), and its compilation cache is
+//! route, and a Shopify route for the `order` variant) and `router`
+//! (through a Meta route), and its compilation cache is
 //! shared with the other tests, so the large Python and JavaScript
 //! components are compiled once per cache.
 
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 use crate::fixtures::{META_SECRET, meta_signature, meta_text_message};
@@ -19,6 +22,7 @@ use crate::harness::{Daemon, DaemonBuilder, Route, shared_cache_dir};
 const LANGUAGES: &[&str] = &["", "-py", "-js", "-c"];
 
 const GOFLOW_TOKEN: &str = "conformance-token";
+const SHOPIFY_SECRET: &str = "conformance-shopify-secret";
 
 /// Large enough to carry a string close to it, small enough to keep the
 /// suite quick.
@@ -36,6 +40,12 @@ fn daemon() -> Daemon {
             .route(
                 Route::hook(&format!("orders{suffix}"), "goflow")
                     .secret("env:T_GOFLOW")
+                    .plugins(&[&orders])
+                    .respond(),
+            )
+            .route(
+                Route::hook(&format!("shop{suffix}"), "shopify")
+                    .secret("env:T_SHOPIFY")
                     .plugins(&[&orders])
                     .respond(),
             )
@@ -58,6 +68,7 @@ fn daemon() -> Daemon {
         ))
         .env("T_GOFLOW", GOFLOW_TOKEN)
         .env("T_META", META_SECRET)
+        .env("T_SHOPIFY", SHOPIFY_SECRET)
         .start()
 }
 
@@ -178,6 +189,74 @@ fn order_cases() -> Vec<(String, String)> {
     cases
 }
 
+/// Shopify orders: each status the plugins tell apart, missing ones, and
+/// order numbers no shop would send but a body may hold (strings with
+/// escapes, astral characters, controls).
+fn shop_orders() -> Vec<(String, String)> {
+    let order = |number: Value, financial: Value, fulfillment: Value| {
+        json!({
+            "id": 820982911946154508u64,
+            "order_number": number,
+            "financial_status": financial,
+            "fulfillment_status": fulfillment,
+            "currency": "USD",
+            "total_price": "403.00",
+            "customer": {"id": 1, "first_name": "Ann", "last_name": "Lee"},
+            "line_items": [{"id": 2, "title": "Aviator sunglasses", "quantity": 1, "price": "199.00"}],
+        })
+        .to_string()
+    };
+    let mut cases = vec![
+        (
+            "fulfilled".to_owned(),
+            order(json!(1001), json!("paid"), json!("fulfilled")),
+        ),
+        (
+            "refunded".to_owned(),
+            order(json!(1002), json!("refunded"), Value::Null),
+        ),
+        (
+            "voided".to_owned(),
+            order(json!(1003), json!("voided"), json!("partial")),
+        ),
+        (
+            "pending".to_owned(),
+            order(json!(1004), json!("pending"), Value::Null),
+        ),
+        (
+            "no statuses".to_owned(),
+            order(json!(1005), Value::Null, Value::Null),
+        ),
+        (
+            "FULFILLED".to_owned(),
+            order(json!(1006), json!("paid"), json!("FULFILLED")),
+        ),
+    ];
+    for number in [
+        "say \"hi\" \\ / \u{0}\u{1}\u{1f}\u{7f}\n\r\t\u{8}\u{c}",
+        "CU001\u{301} 👩‍👩‍👧 𝕮𝖀 \u{200f}ءا \u{10ffff}",
+        " 1007\u{feff} ",
+        "\u{2028}\u{2029}",
+    ] {
+        cases.push((
+            format!("number {number:?}"),
+            order(json!(number), json!("paid"), Value::Null),
+        ));
+    }
+    cases
+}
+
+fn shopify_headers(body: &str, id: usize) -> Vec<(&'static str, String)> {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SHOPIFY_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    vec![
+        ("x-shopify-hmac-sha256", signature),
+        ("x-shopify-topic", "orders/updated".to_owned()),
+        ("x-shopify-webhook-id", format!("conformance-{id}")),
+    ]
+}
+
 /// Message texts for the router: `None` is a message without text (an
 /// image without caption).
 fn router_texts() -> Vec<Option<String>> {
@@ -249,6 +328,21 @@ async fn every_language_answers_as_rust_does() {
                 "{reply:.200}"
             );
         }
+    }
+
+    for (id, (case, body)) in shop_orders().into_iter().enumerate() {
+        let headers = shopify_headers(&body, id);
+        let (status, reply) = same_everywhere(&daemon, "shop", &headers, &body, &case).await;
+        assert_eq!(status, 200, "{case:?}: {reply:.200}");
+        let expected = match case.as_str() {
+            "fulfilled" => r#"{"number":"1001","status":"Shipped"}"#,
+            "refunded" => r#"{"number":"1002","status":"Cancelled"}"#,
+            "voided" => r#"{"number":"1003","status":"Cancelled"}"#,
+            "pending" => r#"{"number":"1004","status":"Pending"}"#,
+            "FULFILLED" => r#"{"number":"1006","status":"Pending"}"#,
+            _ => continue,
+        };
+        assert_eq!(reply, expected, "{case}");
     }
 
     let mut replies = Vec::new();

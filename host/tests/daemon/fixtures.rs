@@ -20,6 +20,7 @@ pub const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const HMAC_SECRET: &str = "shpss_0c1d2e3f";
 pub const GOFLOW_TOKEN: &str = "flow-token-7f3a";
 pub const TRUORA_SECRET: &str = "c48863adab6b101b79f08ddb2cfe1b1c";
+pub const SHOPIFY_SECRET: &str = "shpss_shopify_9a8b7c";
 
 /// Routes for every provider, `respond` mode through `probe`, plus a
 /// `queue` route for Meta's multi-event requests.
@@ -68,12 +69,17 @@ pub fn builder() -> DaemonBuilder {
             .secret("env:T_TRUORA")
             .plugins(&["probe"])
             .respond(),
+        Route::hook("shopify", "shopify")
+            .secret("env:T_SHOPIFY")
+            .plugins(&["probe"])
+            .respond(),
     ] {
         builder = builder.route(route);
     }
     builder
         .plugin("probe")
         .env("T_MESSANGI", MESSANGI_TOKEN)
+        .env("T_SHOPIFY", SHOPIFY_SECRET)
         .env("T_ONEROUTE", ONEROUTE_SECRET)
         .env("T_WHATSABLE", WHATSABLE_TOKEN)
         .env("T_META", META_SECRET)

@@ -113,3 +113,74 @@ async fn unknown_path_and_wrong_method_are_refused() {
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "POST");
 }
+
+/// A flow's webhook step written to send a form: accepted where the route
+/// says `form = true`, its fields a JSON object in the event's raw JSON;
+/// 415 on a route that does not.
+#[tokio::test]
+async fn a_form_route_takes_form_bodies_and_a_json_route_does_not() {
+    let form_route = Route::new("form-orders", "/hooks/form-orders", "goflow")
+        .secret("env:TEST_GOFLOW_TOKEN")
+        .plugins(&["order-status"])
+        .value("form", "true")
+        .respond();
+    let plain = Route::new("orders", "/hooks/orders", "goflow")
+        .secret("env:TEST_GOFLOW_TOKEN")
+        .plugins(&["order-status"])
+        .respond();
+    let probe = Route::new("form-probe", "/hooks/form-probe", "goflow")
+        .secret("env:TEST_GOFLOW_TOKEN")
+        .plugins(&["probe"])
+        .value("form", "true")
+        .respond();
+    let daemon = DaemonBuilder::new("")
+        .route(form_route)
+        .route(plain)
+        .route(probe)
+        .plugin("order-status")
+        .plugin("probe")
+        .env("TEST_GOFLOW_TOKEN", TOKEN)
+        .start();
+    let client = crate::harness::client();
+    let post = |path: &str, token: &str, body: &'static str| {
+        client
+            .post(daemon.url(path))
+            .header("Authorization", format!("Token {token}"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let body = "input=CU003+&tag=a&tag=b%26c";
+    let response = post("/hooks/form-orders", TOKEN, body).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply, json!({"number": "CU003", "status": "Cancelled"}));
+
+    let response = post("/hooks/orders", TOKEN, body).await.unwrap();
+    assert_eq!(response.status(), 415);
+    let response = post("/hooks/form-orders", "not-the-token", body)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    // JSON still reaches the form route.
+    let response = client
+        .post(daemon.url("/hooks/form-orders"))
+        .header("Authorization", format!("Token {TOKEN}"))
+        .json(&call_webhook("CU001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(daemon.plugin_calls("orders"), 0);
+
+    // The plugin's event holds the fields in order, the repeated one as
+    // an array.
+    let response = post("/hooks/form-probe", TOKEN, body).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let event: Value = response.json().await.unwrap();
+    assert_eq!(
+        event["raw_json"].to_string(),
+        r#"{"input":"CU003 ","tag":["a","b&c"]}"#
+    );
+    assert_eq!(event["payload"]["variables"]["input"], "CU003 ");
+}

@@ -41,6 +41,7 @@ mod sandbox;
 mod scaffold;
 mod secrets;
 mod shared_store;
+mod shopify;
 mod sign;
 mod telemetry;
 mod truora;

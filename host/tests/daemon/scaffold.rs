@@ -25,7 +25,7 @@ async fn scaffold_builds_and_answers(lang: &str, env: &[(&str, &Path)]) {
     assert!(output.status.success(), "wirehook new: {output:?}");
     assert!(project.join("events/call_webhook.json").is_file());
     let wit = std::fs::read_to_string(project.join("wit/plugin.wit")).unwrap();
-    assert!(wit.contains("package wirehook:plugin@0.1.0;"));
+    assert!(wit.contains("package wirehook:plugin@0.2.0;"));
 
     let mut build = Command::new(project.join("build"));
     for (key, value) in env {

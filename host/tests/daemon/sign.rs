@@ -40,6 +40,7 @@ fn cases() -> Vec<Case> {
         case("hmac", "/hooks/hmac", HMAC_SECRET, &["--header", "X-Shopify-Hmac-Sha256", "--encoding", "base64"], r#"{"type":"orders/create"}"#.into()),
         case("goflow", "/hooks/goflow", GOFLOW_TOKEN, &[], crate::goflow::call_webhook("CU002").to_string()),
         case("truora", "/hooks/truora", TRUORA_SECRET, &[], json!({"event": "Success", "flow_id": "IPF1", "exp": now() + 300}).to_string()),
+        case("shopify", "/hooks/shopify", SHOPIFY_SECRET, &[], json!({"id": 450789469, "order_number": 1001, "x_shopify_topic": "orders/paid"}).to_string()),
     ]
 }
 

@@ -1,11 +1,12 @@
-//! `crm`: upserts the contact of each message or flow event into a CRM.
+//! `crm`: upserts the contact of each message, flow, campaign or order
+//! event into a CRM.
 //!
 //! `POST {crm_url}/contacts` with the contact as JSON, through the host's
 //! `fetch` capability: the plugin needs `allow_http` for the CRM's origin
 //! and a `crm_url` setting. A 5xx (or no answer) asks wirehook to retry
 //! the event later; a 4xx drops it, since sending it again would not help.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
+wit_bindgen::generate!({ path: "../../wit/plugin.wit", world: "plugin" });
 
 use serde_json::json;
 use wirehook::plugin::host::{self, OutgoingRequest};
@@ -19,6 +20,7 @@ impl Guest for Crm {
             Payload::MessageReceived(message) => &message.contact,
             Payload::Flow(flow) | Payload::FlowCall(flow) => &flow.contact,
             Payload::Campaign(campaign) => &campaign.contact,
+            Payload::Order(order) => &order.contact,
             _ => return Ok(None),
         };
         if contact.id.is_none() && contact.phone.is_none() {

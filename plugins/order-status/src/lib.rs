@@ -4,11 +4,15 @@
 //! reply `{"number": N, "status": S}` becomes `@webhook` in the flow, which
 //! then branches on `@webhook.status`. The status comes from a fixed table so
 //! that every language variant of this example gives the same replies.
+//!
+//! A shop's order (a Shopify `orders/*` webhook) is answered the same way,
+//! its status read from the order itself: fulfilled is `Shipped`, refunded
+//! or voided `Cancelled`, anything else `Pending`.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
+wit_bindgen::generate!({ path: "../../wit/plugin.wit", world: "plugin" });
 
 use serde::Serialize;
-use wirehook::plugin::types::{FlowEvent, Payload};
+use wirehook::plugin::types::{FlowEvent, Order, Payload};
 
 struct OrderStatus;
 
@@ -24,13 +28,19 @@ impl Guest for OrderStatus {
     fn handle(e: Event) -> Result<Option<Reply>, Failure> {
         // A plain `flow` carries the same variables; answering it costs
         // nothing and lets a route use this plugin in either mode.
-        let (Payload::FlowCall(flow) | Payload::Flow(flow)) = e.payload else {
-            return Ok(None);
-        };
-        let number = order_number(&flow);
-        let answer = Answer {
-            number,
-            status: status_of(number),
+        let answer = match &e.payload {
+            Payload::FlowCall(flow) | Payload::Flow(flow) => {
+                let number = order_number(flow);
+                Answer {
+                    number,
+                    status: status_of(number),
+                }
+            }
+            Payload::Order(order) => Answer {
+                number: order.number.as_deref().unwrap_or(""),
+                status: status_of_order(order),
+            },
+            _ => return Ok(None),
         };
         // Written straight from the struct: no map of values to build.
         let json = serde_json::to_string(&answer).expect("two strings always serialize");
@@ -69,6 +79,18 @@ fn status_of(number: &str) -> &'static str {
         "CU003" => "Cancelled",
         _ if EXTRA_ORDER == Some(number) => "Shipped",
         _ => "Unknown",
+    }
+}
+
+/// A shop's order by its own statuses: the shop's names, as text.
+fn status_of_order(order: &Order) -> &'static str {
+    let is = |status: &Option<String>, name: &str| status.as_deref() == Some(name);
+    if is(&order.fulfillment_status, "fulfilled") {
+        "Shipped"
+    } else if is(&order.financial_status, "refunded") || is(&order.financial_status, "voided") {
+        "Cancelled"
+    } else {
+        "Pending"
     }
 }
 
@@ -139,6 +161,40 @@ mod tests {
             reply.as_deref(),
             Some(r#"200 {"number":"x\"y","status":"Unknown"}"#)
         );
+    }
+
+    fn order(number: &str, financial: Option<&str>, fulfillment: Option<&str>) -> Payload {
+        Payload::Order(Order {
+            id: "1".into(),
+            number: Some(number.into()),
+            financial_status: financial.map(Into::into),
+            fulfillment_status: fulfillment.map(Into::into),
+            currency: None,
+            total: None,
+            subtotal: None,
+            tax: None,
+            contact: Contact {
+                id: None,
+                phone: None,
+                name: None,
+            },
+            line_items: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn answers_an_order_by_its_own_status() {
+        for (financial, fulfillment, status) in [
+            (Some("paid"), Some("fulfilled"), "Shipped"),
+            (Some("refunded"), None, "Cancelled"),
+            (Some("voided"), Some("partial"), "Cancelled"),
+            (Some("paid"), None, "Pending"),
+            (None, None, "Pending"),
+        ] {
+            let reply = call(order("1001", financial, fulfillment));
+            let expected = format!(r#"200 {{"number":"1001","status":"{status}"}}"#);
+            assert_eq!(reply.as_deref(), Some(expected.as_str()));
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `{"route": D, "count": C}` tells the caller (or a flow, for routes that
 //! carry flows) where the message went.
 
-wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
+wit_bindgen::generate!({ path: "../../wit/plugin.wit", world: "plugin" });
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

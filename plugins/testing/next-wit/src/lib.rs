@@ -1,6 +1,6 @@
 //! `next-wit`: a test fixture, a plugin built against a version of the
 //! wirehook:plugin package this wirehook does not serve (a copy of the WIT
-//! renumbered 0.2.0), which the host must refuse naming both versions.
+//! renumbered 0.3.0), which the host must refuse naming both versions.
 
 wit_bindgen::generate!({ path: "wit", world: "plugin" });
 

@@ -33,7 +33,7 @@
 //!
 //! Host capabilities are called only by the commands that test them.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "plugin" });
+wit_bindgen::generate!({ path: "../../../wit/plugin.wit", world: "plugin" });
 
 use std::hint::black_box;
 
@@ -265,6 +265,25 @@ fn payload(p: &Payload) -> Value {
             "response": c.response,
             "chosen_option": c.chosen_option,
             "keyword": c.keyword,
+        }),
+        Payload::Order(o) => json!({
+            "type": "order",
+            "id": o.id,
+            "number": o.number,
+            "financial_status": o.financial_status,
+            "fulfillment_status": o.fulfillment_status,
+            "currency": o.currency,
+            "total": o.total,
+            "subtotal": o.subtotal,
+            "tax": o.tax,
+            "contact": contact(&o.contact),
+            "line_items": o.line_items.iter().map(|l| json!({
+                "id": l.id,
+                "title": l.title,
+                "sku": l.sku,
+                "quantity": l.quantity,
+                "price": l.price,
+            })).collect::<Vec<_>>(),
         }),
         Payload::Other => json!({ "type": "other" }),
     }

@@ -1,7 +1,7 @@
 // `{{name}}`: a wirehook plugin. wirehook calls `handle` once per event of
 // each route that names this plugin; see wit/plugin.wit for every type.
 
-import { log } from 'wirehook:plugin/host@0.1.0';
+import { log } from 'wirehook:plugin/host@0.2.0';
 
 export function handle(e) {
   if (e.payload.tag === 'message-received') {

@@ -1,13 +1,15 @@
-//! Rust bindings of the `wirehook:plugin@0.1.0` world, and the conversions
-//! between wirehook's own event model and its types. Both directions move
-//! the event's strings rather than copy them: a respond route hands the
-//! event to its plugins and then logs it, and the copies cost it a dozen
-//! allocations a request.
+//! Rust bindings of the `wirehook:plugin@0.2.0` world, the newest, and the
+//! conversions between wirehook's own event model and its types. Both
+//! directions move the event's strings rather than copy them: a respond
+//! route hands the event to its plugins and then logs it, and the copies
+//! cost it a dozen allocations a request.
 
 use crate::event;
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    // The file alone: with `wit/deps/` in view, two versions of the
+    // package would name every module after its version.
+    path: "../wit/plugin.wit",
     world: "plugin",
     imports: { default: async },
     exports: { default: async },
@@ -15,46 +17,6 @@ wasmtime::component::bindgen!({
 
 pub use self::wirehook::plugin::host;
 pub use self::wirehook::plugin::types;
-
-/// Converts both ways between two records with the same fields, moving
-/// each one; the fields named after the braces are records or enums
-/// themselves, converted with their own `From`.
-macro_rules! same_fields {
-    ($a:ident::$at:ident <=> $b:ident::$bt:ident { $($field:ident),* } $(, $nested:ident)*) => {
-        same_fields!(@one $a::$at => $b::$bt { $($field),* } $(, $nested)*);
-        same_fields!(@one $b::$bt => $a::$at { $($field),* } $(, $nested)*);
-    };
-    (@one $from:path => $to:path { $($field:ident),* } $(, $nested:ident)*) => {
-        impl From<$from> for $to {
-            fn from(value: $from) -> Self {
-                Self {
-                    $($field: value.$field,)*
-                    $($nested: value.$nested.into(),)*
-                }
-            }
-        }
-    };
-}
-
-/// Converts both ways between two enums with the same variants: those
-/// before the `;` wrap a value, converted with its own `From`; those after
-/// it carry nothing.
-macro_rules! same_variants {
-    ($a:ident::$at:ident <=> $b:ident::$bt:ident { $($wrap:ident),* ; $($unit:ident),* }) => {
-        same_variants!(@one $a::$at => $b::$bt { $($wrap),* ; $($unit),* });
-        same_variants!(@one $b::$bt => $a::$at { $($wrap),* ; $($unit),* });
-    };
-    (@one $fm:ident::$ft:ident => $tm:ident::$tt:ident { $($wrap:ident),* ; $($unit:ident),* }) => {
-        impl From<$fm::$ft> for $tm::$tt {
-            fn from(value: $fm::$ft) -> Self {
-                match value {
-                    $($fm::$ft::$wrap(inner) => Self::$wrap(inner.into()),)*
-                    $($fm::$ft::$unit => Self::$unit,)*
-                }
-            }
-        }
-    };
-}
 
 same_fields!(event::Contact <=> types::Contact { id, phone, name });
 same_fields!(event::Message <=> types::Message {
@@ -67,13 +29,39 @@ same_fields!(event::FlowEvent <=> types::FlowEvent {
 same_fields!(event::CampaignEvent <=> types::CampaignEvent {
     campaign_id, label, response, chosen_option, keyword
 }, contact);
+same_fields!(event::LineItem <=> types::LineItem { id, title, sku, quantity, price });
+
+/// Converts both ways between the orders, whose lines are a list: the
+/// macro converts a field with one `into`.
+macro_rules! orders {
+    ($from:path => $to:path) => {
+        impl From<$from> for $to {
+            fn from(value: $from) -> Self {
+                Self {
+                    id: value.id,
+                    number: value.number,
+                    financial_status: value.financial_status,
+                    fulfillment_status: value.fulfillment_status,
+                    currency: value.currency,
+                    total: value.total,
+                    subtotal: value.subtotal,
+                    tax: value.tax,
+                    contact: value.contact.into(),
+                    line_items: value.line_items.into_iter().map(Into::into).collect(),
+                }
+            }
+        }
+    };
+}
+orders!(event::Order => types::Order);
+orders!(types::Order => event::Order);
 same_fields!(event::Source <=> types::Source {
     provider, route, delivery_id, received_at_ms, attempt
 });
 same_fields!(event::Event <=> types::Event { kind, raw_json }, source, payload);
 same_variants!(event::FlowStage <=> types::FlowStage { ; Started, Succeeded, Failed });
 same_variants!(event::Payload <=> types::Payload {
-    MessageReceived, MessageStatus, Flow, FlowCall, Campaign ; Other
+    MessageReceived, MessageStatus, Flow, FlowCall, Campaign, Order ; Other
 });
 
 #[cfg(test)]
@@ -126,6 +114,24 @@ mod tests {
                 response: Some("yes".to_owned()),
                 chosen_option: Some("1".to_owned()),
                 keyword: Some("JOIN".to_owned()),
+            }),
+            P::Order(event::Order {
+                id: "820982911946154508".to_owned(),
+                number: Some("1001".to_owned()),
+                financial_status: Some("paid".to_owned()),
+                fulfillment_status: None,
+                currency: Some("USD".to_owned()),
+                total: Some("199.00".to_owned()),
+                subtotal: Some("189.00".to_owned()),
+                tax: Some("10.00".to_owned()),
+                contact: contact("c-4"),
+                line_items: vec![event::LineItem {
+                    id: Some("866550311766439020".to_owned()),
+                    title: "IPod Nano - 8GB".to_owned(),
+                    sku: Some("IPOD2008PINK".to_owned()),
+                    quantity: 2,
+                    price: Some("94.50".to_owned()),
+                }],
             }),
             P::Other,
         ];
