@@ -1,0 +1,96 @@
+//! The keys of a route whose provider is a plugin (`provider =
+//! "plugin:NAME"`): the component's name, the URL the provider calls,
+//! the named secrets it may have the host MAC with, and its deadline.
+
+use std::collections::BTreeMap;
+
+use figment::value::Dict;
+use serde::Deserialize;
+
+use super::{Problem, Resolver};
+use crate::secret::{Secret, SecretSource};
+
+/// A provider plugin's deadline when the route sets none: it runs on
+/// every request's path, authenticated or not.
+pub const DEFAULT_TIMEOUT_MS: u64 = 250;
+
+/// `provider = "plugin:NAME"`, resolved.
+#[derive(Debug, Clone)]
+pub struct PluginProviderOptions {
+    /// The component `NAME.wasm` in the plugins dir.
+    pub name: String,
+    /// The URL the provider calls, handed to the plugin as it is.
+    pub public_url: Option<url::Url>,
+    /// Keys the plugin names in its host calls, besides `secret`.
+    pub secrets: BTreeMap<String, Secret>,
+    pub timeout_ms: u64,
+}
+
+/// A provider plugin's keys, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginKeys {
+    public_url: Option<String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, SecretSource>,
+    timeout_ms: Option<u64>,
+}
+
+/// Whether `name` may name a component: the stem of a file in the
+/// plugins dir, without path separators or dots.
+fn is_plugin_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Reads `keys` as the options of provider plugin `name`, pushing every
+/// problem under `at`.
+pub(super) fn resolve(
+    name: &str,
+    keys: &Dict,
+    at: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<PluginProviderOptions> {
+    let id = format!("plugin:{name}");
+    let mut resolver = Resolver {
+        id: &id,
+        at,
+        problems,
+        failed: false,
+    };
+    if !is_plugin_name(name) {
+        resolver.problem(
+            "provider",
+            format!("`plugin:{name}` does not name a plugin (letters, digits, `-` and `_`)"),
+        );
+        return None;
+    }
+    let keys: PluginKeys = match resolver.keys(keys) {
+        Some(keys) => keys,
+        None => return None,
+    };
+    let public_url = match keys.public_url {
+        Some(written) => resolver.public_url(Some(written)),
+        None => None,
+    };
+    let secrets = keys
+        .secrets
+        .iter()
+        .filter_map(|(key, source)| {
+            let secret = resolver.secret(&format!("secrets.{key}"), source)?;
+            Some((key.clone(), secret))
+        })
+        .collect();
+    let timeout_ms = keys.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if timeout_ms == 0 {
+        resolver.problem("timeout_ms", "must be at least 1");
+    }
+    (!resolver.failed).then(|| PluginProviderOptions {
+        name: name.to_owned(),
+        public_url,
+        secrets,
+        timeout_ms,
+    })
+}
