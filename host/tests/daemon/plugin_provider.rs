@@ -414,10 +414,14 @@ async fn check_and_reload_of_a_provider_plugin() {
     );
     let output = daemon.cli(&["check"]);
     assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(
-        stderr.contains("route[0].provider") && stderr.contains("provider world"),
-        "{stderr}"
+        said.contains("route[0].provider") && said.contains("provider world"),
+        "{said}"
     );
     // Reloading now keeps the running routes.
     daemon.signal("HUP");

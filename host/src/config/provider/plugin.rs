@@ -94,3 +94,63 @@ pub(super) fn resolve(
         timeout_ms,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::ProviderOptions;
+    use crate::config::Config;
+
+    fn resolved(route: &str) -> Result<ProviderOptions, Vec<String>> {
+        let toml = format!("[[route]]\nname = \"r\"\npath = \"/r\"\nsecret = \"s\"\n{route}\n");
+        let config = Config::from_toml(&toml).expect("a config of the right shape");
+        match config.resolve() {
+            Ok(mut resolved) => Ok(resolved.routes.remove(0).provider),
+            Err(problems) => Err(problems.iter().map(ToString::to_string).collect()),
+        }
+    }
+
+    #[test]
+    fn a_plugin_provider_reads_its_keys() {
+        let options = resolved(
+            "provider = \"plugin:hubspot\"\npublic_url = \"https://h.example.com/hs\"\nsecrets = { old = \"previous\" }",
+        )
+        .unwrap();
+        assert_eq!(options.name(), "plugin:hubspot");
+        assert_eq!(options.id(), None);
+        let ProviderOptions::Plugin(plugin) = options else {
+            panic!("{options:?}")
+        };
+        assert_eq!(plugin.name, "hubspot");
+        assert_eq!(plugin.timeout_ms, super::DEFAULT_TIMEOUT_MS);
+        assert_eq!(plugin.secrets["old"].expose(), b"previous");
+        assert_eq!(
+            plugin.public_url.unwrap().as_str(),
+            "https://h.example.com/hs"
+        );
+    }
+
+    #[test]
+    fn a_plugin_provider_refuses_what_it_cannot_use() {
+        let problems = resolved("provider = \"plugin:../etc\"").unwrap_err();
+        assert!(
+            problems[0].starts_with("route[0].provider: `plugin:../etc` does not name a plugin"),
+            "{problems:?}"
+        );
+        let problems = resolved("provider = \"plugin:x\"\nprefix = \"v1=\"").unwrap_err();
+        assert!(
+            problems[0].starts_with("route[0].prefix: unknown field")
+                && problems[0].contains("the `plugin:x` provider does not read it"),
+            "{problems:?}"
+        );
+        let problems = resolved("provider = \"plugin:x\"\ntimeout_ms = 0").unwrap_err();
+        assert_eq!(problems, ["route[0].timeout_ms: must be at least 1"]);
+        let problems =
+            resolved("provider = \"plugin:x\"\npublic_url = \"https://h/?token=hidden\"")
+                .unwrap_err();
+        assert!(
+            problems[0].starts_with("route[0].public_url: is not")
+                && !problems[0].contains("hidden"),
+            "{problems:?}"
+        );
+    }
+}

@@ -209,6 +209,6 @@ impl keyed::Host for State {
         self.logs_left -= 1;
         let message = crate::text::truncate(&message, MAX_LOG_LINE_BYTES);
         let message = crate::text::escape(&message);
-        tracing::info!(plugin = %self.plugin, route = %self.route, %message, "provider plugin log");
+        tracing::info!(plugin = %self.plugin, route = %self.route, line = %message, "provider plugin log");
     }
 }
