@@ -67,10 +67,7 @@ pub(super) fn resolve(
         );
         return None;
     }
-    let keys: PluginKeys = match resolver.keys(keys) {
-        Some(keys) => keys,
-        None => return None,
-    };
+    let keys: PluginKeys = resolver.keys(keys)?;
     let public_url = match keys.public_url {
         Some(written) => resolver.public_url(Some(written)),
         None => None,
