@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::config::provider::{MetaOptions, ProviderId, ProviderOptions};
+use crate::config::provider::{MetaOptions, ProviderOptions};
 use crate::config::{Mode, Problem, Resolved, ResolvedRoute, ServerConfig};
 use crate::providers::{self, Decode, Provider, ProviderConfig, SlowChecks};
+use crate::runtime::provider::ProviderPlugin;
 use crate::runtime::{Plugin, Runtime};
 use plugins::LoadedPlugin;
 
+mod plugin_provider;
 mod plugins;
 
 /// One `[[route]]`, ready to serve.
@@ -20,8 +22,12 @@ pub struct Route {
     /// Shared, so that metrics label a request without allocating.
     pub name: Arc<str>,
     pub path: String,
-    pub provider_id: ProviderId,
+    /// The provider as the route names it (`github`, `plugin:hubspot`).
+    pub provider_name: Arc<str>,
     pub provider: Arc<dyn Provider>,
+    /// For `provider = "plugin:NAME"`: the plugin that proves and
+    /// decodes the route's requests in place of `provider`.
+    pub provider_plugin: Option<Arc<ProviderPlugin>>,
     pub decode: Decode,
     pub mode: Mode,
     pub allow_ips: Vec<IpNet>,
@@ -100,7 +106,7 @@ impl RouteTable {
         let mut by_path = HashMap::new();
         let slow_checks = SlowChecks::new(config.server.max_slow_checks);
         for (i, route) in config.routes.iter().enumerate() {
-            match build_route(route, &plugins, config, &slow_checks) {
+            match build_route(route, &plugins, config, &slow_checks, runtime) {
                 Ok(built) => {
                     by_path.insert(route.path.clone(), Arc::new(built));
                 }
@@ -154,6 +160,7 @@ fn build_route(
     plugins: &BTreeMap<String, Arc<Plugin>>,
     config: &Resolved,
     slow_checks: &SlowChecks,
+    runtime: &Runtime,
 ) -> Result<Route, (&'static str, String)> {
     if route.secret_is_literal {
         tracing::warn!(route = %route.name, "route.secret is a literal in the config file; prefer env: or file:");
@@ -167,9 +174,15 @@ fn build_route(
         slow_checks: slow_checks.clone(),
     })
     .map_err(|issue| (issue.field, issue.reason))?;
-    let provider_id = route.provider.id();
-    let decode = providers::decoder(provider_id.as_str())
-        .expect("wirehook decodes every provider it builds");
+    let provider_name = route.provider.name();
+    let decode =
+        providers::decoder(&provider_name).expect("wirehook decodes every provider it builds");
+    let provider_plugin = match &route.provider {
+        ProviderOptions::Plugin(options) => Some(Arc::new(plugin_provider::load(
+            route, options, config, runtime,
+        )?)),
+        _ => None,
+    };
     let plugins = route
         .plugins
         .iter()
@@ -188,8 +201,9 @@ fn build_route(
     Ok(Route {
         name: Arc::from(route.name.as_str()),
         path: route.path.clone(),
-        provider_id,
+        provider_name: Arc::from(provider_name.as_ref()),
         provider,
+        provider_plugin,
         decode,
         mode: route.mode,
         allow_ips: route.allow_ips.clone(),

@@ -304,7 +304,7 @@ pub(super) fn routes_json(admin: &Admin) -> Value {
             json!({
                 "name": &*r.name,
                 "path": r.path,
-                "provider": r.provider_id.as_str(),
+                "provider": &*r.provider_name,
                 "mode": match r.mode { crate::config::Mode::Queue => "queue", crate::config::Mode::Respond => "respond" },
                 "plugins": r.plugins.iter().map(|p| &**p.name()).collect::<Vec<_>>(),
                 "max_attempts": r.retry.max_attempts,

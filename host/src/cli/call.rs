@@ -220,7 +220,7 @@ fn decode(
     let route = config
         .routes
         .iter()
-        .find(|r| r.provider.id().as_str() == provider && r.plugins.iter().any(|p| p == plugin))
+        .find(|r| r.provider.name() == provider && r.plugins.iter().any(|p| p == plugin))
         .map_or("call", |r| r.name.as_str());
     let received_at_ms = crate::clock::now_ms();
     Ok(decoded

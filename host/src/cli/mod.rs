@@ -25,6 +25,7 @@ mod deliveries;
 mod dry_run;
 mod init;
 mod new;
+mod sign_plugin;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -96,12 +97,16 @@ struct SignArgs {
     /// `hmac`: the route's `prefix`.
     #[arg(long)]
     prefix: Option<String>,
-    /// `twilio`: the route's `public_url`, the URL Twilio calls.
+    /// `twilio` and provider plugins: the route's `public_url`, the URL
+    /// the provider calls.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
     /// Print a ready curl command that POSTs the request to URL instead.
     #[arg(long, value_name = "URL")]
     curl: Option<String>,
+    /// `plugin:NAME`: its component (`plugins/dist/NAME.wasm` when absent).
+    #[arg(long, value_name = "FILE")]
+    wasm: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -238,18 +243,9 @@ async fn shutdown_signal() {
 /// Builds the provider from a route made of the arguments, exactly as the
 /// daemon builds it from config, and prints what it signs.
 fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
-    let id: ProviderId = args.provider.parse()?;
     let secret = SecretSource::from(args.secret.clone())
         .resolve()
         .map_err(|reason| anyhow::anyhow!("--secret: {reason}"))?;
-    let options = sign_options(id, args)?;
-    let provider = providers::build(&ProviderConfig {
-        options: &options,
-        secret: Some(secret),
-        slow_checks: providers::SlowChecks::default(),
-    })
-    .map_err(|issue| anyhow::anyhow!("--{}: {}", issue.field.replace('_', "-"), issue.reason))?;
-
     let mut payload = Vec::new();
     match &args.file {
         Some(path) if path != Path::new("-") => {
@@ -264,9 +260,30 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     // Editors and `echo` end files with a newline; it is not part of the JSON.
     let payload = payload.trim_ascii_end();
     serde_json::from_slice::<serde::de::IgnoredAny>(payload).context("the payload is not JSON")?;
-    let signed = provider
-        .sign(payload, std::time::SystemTime::now())
-        .map_err(|reason| anyhow::anyhow!("cannot sign: {reason}"))?;
+    let signed = match args
+        .provider
+        .strip_prefix(crate::config::provider::PLUGIN_PREFIX)
+    {
+        Some(name) => {
+            let wasm = sign_plugin::wasm_path(name, args.wasm.as_deref());
+            sign_plugin::sign(name, &wasm, secret, args.public_url.clone(), payload)?
+        }
+        None => {
+            let id: ProviderId = args.provider.parse()?;
+            let options = sign_options(id, args)?;
+            let provider = providers::build(&ProviderConfig {
+                options: &options,
+                secret: Some(secret),
+                slow_checks: providers::SlowChecks::default(),
+            })
+            .map_err(|issue| {
+                anyhow::anyhow!("--{}: {}", issue.field.replace('_', "-"), issue.reason)
+            })?;
+            provider
+                .sign(payload, std::time::SystemTime::now())
+                .map_err(|reason| anyhow::anyhow!("cannot sign: {reason}"))?
+        }
+    };
     let text = match &args.curl {
         Some(url) => curl_command(url, &signed),
         None => raw_request(&signed),

@@ -1,5 +1,6 @@
 //! `wirehook new NAME --lang rust|python|js [--provider P]`: scaffolds a
-//! plugin project that builds and loads as is: its source, a `build`
+//! plugin project (`--kind provider`: a provider plugin, see
+//! [`provider_files`]) that builds and loads as is: its source, a `build`
 //! script that makes `NAME.wasm`, the WIT it targets (copied from the one
 //! this binary serves so the two always agree), sample payloads of the
 //! provider under `events/`, and a `wirehook.toml` that `wirehook call`
@@ -13,6 +14,19 @@ use clap::ValueEnum;
 
 /// The WIT this wirehook serves, as plugins should target it.
 const WIT: &str = include_str!("../../../wit/plugin.wit");
+
+/// The WIT of the `provider` world, as provider plugins should target it.
+const PROVIDER_WIT: &str = include_str!("../../../wit/provider/provider.wit");
+
+/// What the project makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// A plugin that handles events.
+    #[default]
+    Plugin,
+    /// A provider plugin that proves and decodes requests.
+    Provider,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct NewArgs {
@@ -29,6 +43,10 @@ pub struct NewArgs {
     /// The provider whose sample events go in `events/`.
     #[arg(long, default_value = "goflow", value_parser = provider)]
     provider: String,
+    /// `plugin` handles events; `provider` proves and decodes requests
+    /// (`provider = "plugin:NAME"` in a route).
+    #[arg(long, value_enum, default_value_t = Kind::Plugin)]
+    kind: Kind,
 }
 
 /// Sample payloads, as each provider sends them: provider, file name
@@ -164,6 +182,9 @@ pub fn new(args: &NewArgs) -> anyhow::Result<ExitCode> {
     }
     // Cargo names the built library after the crate, with underscores.
     let crate_name = name.replace('-', "_");
+    if args.kind == Kind::Provider {
+        return new_provider(args, &dir, &crate_name);
+    }
     let samples: Vec<_> = SAMPLES
         .iter()
         .filter(|(p, _, _)| *p == args.provider)
@@ -191,6 +212,52 @@ pub fn new(args: &NewArgs) -> anyhow::Result<ExitCode> {
     write(&dir.join("wit/plugin.wit"), WIT, false)?;
     println!(
         "created {dir}: run {build} to make {dir}/{name}.wasm, try it with `wirehook call` (see {dir}/README.md), then copy it into wirehook's plugins dir",
+        dir = dir.display(),
+        build = dir.join("build").display(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The files of a provider plugin project in `lang`.
+fn provider_files(lang: Lang) -> anyhow::Result<&'static [TemplateFile]> {
+    match lang {
+        Lang::Rust => Ok(&[
+            (
+                "Cargo.toml",
+                include_str!("templates/rust/Cargo.toml"),
+                false,
+            ),
+            (
+                "src/lib.rs",
+                include_str!("templates/provider/rust/lib.rs"),
+                false,
+            ),
+            ("build", include_str!("templates/provider/rust/build"), true),
+            (".gitignore", "/target/\n/*.wasm\n/*.wasm.tmp\n", false),
+            (
+                "README.md",
+                include_str!("templates/provider/README.md"),
+                false,
+            ),
+        ]),
+        Lang::Python | Lang::Js => {
+            anyhow::bail!("--kind provider is scaffolded in Rust only (--lang rust)")
+        }
+    }
+}
+
+fn new_provider(args: &NewArgs, dir: &Path, crate_name: &str) -> anyhow::Result<ExitCode> {
+    let name = &args.name;
+    let render = |text: &str| {
+        text.replace("{{name}}", name)
+            .replace("{{crate}}", crate_name)
+    };
+    for (path, text, executable) in provider_files(args.lang)? {
+        write(&dir.join(path), &render(text), *executable)?;
+    }
+    write(&dir.join("wit/provider.wit"), PROVIDER_WIT, false)?;
+    println!(
+        "created {dir}: run {build} to make {dir}/{name}.wasm, then copy it into wirehook's plugins dir and name it in a route as `provider = \"plugin:{name}\"`",
         dir = dir.display(),
         build = dir.join("build").display(),
     );

@@ -20,6 +20,13 @@ use super::Problem;
 use crate::algorithm::{HmacAlgorithm, SignatureEncoding};
 use crate::secret::{Secret, SecretSource};
 
+mod plugin;
+
+pub use plugin::{DEFAULT_TIMEOUT_MS, PluginProviderOptions};
+
+/// How a route's `provider` names a provider plugin: `plugin:NAME`.
+pub const PLUGIN_PREFIX: &str = "plugin:";
+
 /// The providers wirehook knows, by their `provider` id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProviderId {
@@ -89,7 +96,7 @@ impl fmt::Display for ProviderId {
 
 /// A `provider` wirehook does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown provider `{0}` (known: {known})", known = ProviderId::ALL.map(ProviderId::as_str).join(", "))]
+#[error("unknown provider `{0}` (known: {known}, or `plugin:NAME`)", known = ProviderId::ALL.map(ProviderId::as_str).join(", "))]
 pub struct UnknownProvider(pub String);
 
 impl FromStr for ProviderId {
@@ -161,6 +168,8 @@ pub struct TwilioOptions {
 /// A route's provider with its options, resolved.
 #[derive(Debug, Clone)]
 pub enum ProviderOptions {
+    /// `plugin:NAME`: a component for the `provider` world.
+    Plugin(PluginProviderOptions),
     Github,
     Goflow(GoflowOptions),
     Hmac(HmacOptions),
@@ -179,8 +188,10 @@ pub enum ProviderOptions {
 }
 
 impl ProviderOptions {
-    pub fn id(&self) -> ProviderId {
-        match self {
+    /// The built-in provider; `None` for a provider plugin.
+    pub fn id(&self) -> Option<ProviderId> {
+        Some(match self {
+            Self::Plugin(_) => return None,
             Self::Github => ProviderId::Github,
             Self::Goflow(_) => ProviderId::Goflow,
             Self::Hmac(_) => ProviderId::Hmac,
@@ -196,6 +207,40 @@ impl ProviderOptions {
             Self::Twilio(_) => ProviderId::Twilio,
             Self::Vonage => ProviderId::Vonage,
             Self::Whatsable(_) => ProviderId::Whatsable,
+        })
+    }
+
+    /// The provider as a route writes it: `github`, `plugin:hubspot`.
+    pub fn name(&self) -> std::borrow::Cow<'static, str> {
+        match (self, self.id()) {
+            (_, Some(id)) => id.as_str().into(),
+            (Self::Plugin(plugin), None) => format!("plugin:{}", plugin.name).into(),
+            (_, None) => unreachable!("every provider but a plugin has an id"),
+        }
+    }
+
+    /// Reads `keys` as the options of the route's `provider`, written as
+    /// a built-in id or `plugin:NAME`.
+    pub fn resolve_written(
+        written: &str,
+        keys: &Dict,
+        at: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Self> {
+        if let Some(name) = written.strip_prefix(PLUGIN_PREFIX) {
+            return plugin::resolve(name, keys, at, problems).map(Self::Plugin);
+        }
+        match written.parse::<ProviderId>() {
+            Ok(id) => Self::resolve(id, keys, at, problems),
+            Err(unknown) => {
+                let key = if at.is_empty() {
+                    "provider".to_owned()
+                } else {
+                    format!("{at}.provider")
+                };
+                problems.push(Problem::new(key, unknown.to_string()));
+                None
+            }
         }
     }
 
@@ -230,7 +275,7 @@ impl ProviderOptions {
         problems: &mut Vec<Problem>,
     ) -> Option<Self> {
         let mut resolver = Resolver {
-            id,
+            id: id.as_str(),
             at,
             problems,
             failed: false,
@@ -339,7 +384,8 @@ struct NoKeys {}
 
 /// One route's provider keys being resolved, with the problems found.
 struct Resolver<'a> {
-    id: ProviderId,
+    /// The provider as written, for messages.
+    id: &'a str,
     at: &'a str,
     problems: &'a mut Vec<Problem>,
     failed: bool,
@@ -592,7 +638,7 @@ mod tests {
                 ""
             };
             let options = resolved(&format!("provider = \"{id}\"{keys}")).unwrap();
-            assert_eq!(options.id(), id);
+            assert_eq!(options.id(), Some(id));
             assert_eq!(id.as_str().parse::<ProviderId>(), Ok(id));
         }
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use super::provider::{ProviderId, ProviderOptions};
+use super::provider::ProviderOptions;
 use super::{
     Config, DeliveryConfig, Isolation, LogConfig, Mode, PluginsConfig, Problem, RESERVED_PATHS,
     ReloadConfig, ServerConfig, StorageConfig,
@@ -173,13 +173,8 @@ impl Config {
                         None
                     }
                 });
-            let provider = match route.provider.parse::<ProviderId>() {
-                Ok(id) => ProviderOptions::resolve(id, &route.keys, &at, problems),
-                Err(unknown) => {
-                    problems.push(Problem::new(key("provider"), unknown.to_string()));
-                    None
-                }
-            };
+            let provider =
+                ProviderOptions::resolve_written(&route.provider, &route.keys, &at, problems);
             let Some(provider) = provider else { continue };
             resolved.push(ResolvedRoute {
                 name: route.name.clone(),

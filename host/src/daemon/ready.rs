@@ -35,7 +35,10 @@ pub(super) fn line(table: &RouteTable, ready: &Ready) -> String {
             } else {
                 plugins.join(", ")
             };
-            format!("{} ({}, {mode}: {plugins})", route.path, route.provider_id)
+            format!(
+                "{} ({}, {mode}: {plugins})",
+                route.path, route.provider_name
+            )
         })
         .collect();
     routes.sort();

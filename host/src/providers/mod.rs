@@ -42,6 +42,7 @@ mod mac;
 mod messangi;
 mod meta;
 mod oneroute;
+pub mod plugin;
 #[cfg(test)]
 mod regressions;
 mod shopify;
@@ -87,6 +88,9 @@ pub enum SignError {
     Jwt(String),
     #[error("a header value must be text")]
     HeaderNotText,
+    /// The provider is a plugin, which signs through its `sign` export.
+    #[error("a provider plugin signs through its own `sign` export")]
+    Plugin,
 }
 
 impl<'a> Request<'a> {
@@ -309,6 +313,9 @@ pub struct ConfigIssue {
 
 /// The decoder of provider `id`, if wirehook knows it.
 pub fn decoder(id: &str) -> Option<Decode> {
+    if id.starts_with(crate::config::provider::PLUGIN_PREFIX) {
+        return Some(plugin::decode);
+    }
     let id: ProviderId = id.parse().ok()?;
     Some(match id {
         ProviderId::Github => github::decode,
@@ -352,11 +359,16 @@ pub fn redecode(provider: &str, kind: &str, raw_json: &str) -> Result<Payload, S
 
 /// Builds the provider `config.options` says, with its secret.
 pub fn build(config: &ProviderConfig<'_>) -> Result<Arc<dyn Provider>, ConfigIssue> {
+    // A provider plugin's keys stay with the host; it may need none.
+    if let ProviderOptions::Plugin(_) = config.options {
+        return Ok(Arc::new(plugin::StandIn));
+    }
     let secret = config.secret.clone().ok_or_else(|| ConfigIssue {
         field: "secret",
-        reason: format!("the `{}` provider needs a secret", config.options.id()),
+        reason: format!("the `{}` provider needs a secret", config.options.name()),
     })?;
     let provider: Box<dyn Provider> = match config.options {
+        ProviderOptions::Plugin(_) => unreachable!("returned above"),
         ProviderOptions::Github => github::build(secret),
         ProviderOptions::Goflow(options) => goflow::build(options, secret)?,
         ProviderOptions::Hmac(options) => generic_hmac::build(options, secret),

@@ -70,7 +70,8 @@ fn hash(bytes: &[u8]) -> String {
 /// The plugins dir as a config sees it.
 pub(super) struct Plugins {
     pub(super) loaded: BTreeMap<String, LoadedPlugin>,
-    /// `.wasm` files no route and no `[plugin.NAME]` table names: not loaded.
+    /// `.wasm` files no route and no `[plugin.NAME]` table names (as a
+    /// plugin or a provider): not loaded here.
     pub(super) unused: Vec<String>,
 }
 
@@ -110,6 +111,15 @@ pub(super) fn load(
         .flat_map(|route| route.plugins.iter().map(String::as_str))
         .chain(config.plugin.keys().map(String::as_str))
         .collect();
+    // Provider plugins load with their routes (`super::plugin_provider`).
+    let providers: BTreeSet<&str> = config
+        .routes
+        .iter()
+        .filter_map(|route| match &route.provider {
+            crate::config::provider::ProviderOptions::Plugin(plugin) => Some(plugin.name.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut wanted = Vec::new();
     let mut paths: Vec<_> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -125,7 +135,7 @@ pub(super) fn load(
                 name: name.to_owned(),
                 path,
             });
-        } else {
+        } else if !providers.contains(name) {
             plugins.unused.push(name.to_owned());
         }
     }

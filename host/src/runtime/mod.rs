@@ -26,6 +26,7 @@ mod fetch;
 mod host;
 mod limits;
 mod plugin;
+pub mod provider;
 pub mod trial;
 mod ungranted;
 pub mod version;
@@ -200,6 +201,11 @@ fn pooling() -> PoolingAllocationConfig {
 }
 
 impl Runtime {
+    /// The engine every component runs in, provider plugins included.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The shared linker, or for a component that imports interfaces
     /// wirehook never grants, a copy that links them as refusals.
     fn linker_for(&self, component: &Component) -> wasmtime::Result<Cow<'_, Linker<State>>> {

@@ -30,6 +30,7 @@ use crate::event::{Decoded, Event, Source};
 use crate::metrics::Metrics;
 use crate::providers::{self, Rejection, Verified};
 use crate::routes::{Route, RouteTable};
+use crate::runtime::provider::ProviderFailure;
 use crate::store::{Admission, StoreError};
 use door::Door;
 use forwarded::{Client, client_ip, is_trusted};
@@ -171,7 +172,7 @@ fn trace_request(
     if let Some(route) = route {
         span.record("http.route", route.path.as_str());
         span.record("wirehook.route", &*route.name);
-        span.record("wirehook.provider", route.provider_id.as_str());
+        span.record("wirehook.provider", &*route.provider_name);
     }
     if is_trusted(peer.ip(), trusted)
         && let Some(parent) = request.headers().get("traceparent")
@@ -219,7 +220,35 @@ async fn answer(
             .verification_failure(&route.name, "address_not_allowed");
         return refuse(StatusCode::FORBIDDEN, "address not allowed");
     }
+    let failed = |failure: &ProviderFailure| {
+        app.metrics
+            .verification_failure(&route.name, failure.metric_reason());
+        let rejection = failure.rejection();
+        refuse(status_of(&rejection), &rejection.to_string())
+    };
     let query = parts.uri.query().unwrap_or_default();
+    if parts.method == Method::GET
+        && let Some(plugin) = &route.provider_plugin
+    {
+        let request = providers::Request {
+            method: &parts.method,
+            headers: &parts.headers,
+            query,
+            body: &[],
+        };
+        match plugin.handshake(&request, parts.uri.path()).await {
+            Ok(Ok(Some((content_type, answer)))) => {
+                tracing::info!(route = %route.name, %remote, "handshake answered");
+                let content_type = HeaderValue::from_str(&content_type)
+                    .unwrap_or(HeaderValue::from_static("text/plain; charset=utf-8"));
+                return ([(header::CONTENT_TYPE, content_type)], answer).into_response();
+            }
+            // No handshake: a GET is refused below like any other method.
+            Ok(Ok(None)) => {}
+            Ok(Err(rejection)) => return unverified(&rejection),
+            Err(failure) => return failed(&failure),
+        }
+    }
     if parts.method == Method::GET
         && let Some(handshake) = route.provider.handshake()
     {
@@ -263,33 +292,46 @@ async fn answer(
         query,
         body: &body,
     };
-    let verified = tracing::info_span!(target: TARGET, "verify", otel.status_code = Empty)
-        .in_scope(|| {
-            let verified = route.provider.verify(&request);
-            if verified.is_err() {
-                tracing::Span::current().record("otel.status_code", "ERROR");
-            }
-            verified
-        });
-    let verified = match verified {
-        Ok(verified) => verified,
-        Err(rejection) => return unverified(&rejection),
-    };
-    if let Some(answer) = verified.answer {
-        tracing::info!(route = %route.name, %remote, "endpoint check answered");
-        return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
-    }
-    let decoded =
-        tracing::info_span!(target: TARGET, "decode", otel.status_code = Empty).in_scope(|| {
-            let decoded = (route.decode)(&verified.document);
-            if decoded.is_err() {
-                tracing::Span::current().record("otel.status_code", "ERROR");
-            }
-            decoded
-        });
-    let decoded = match decoded {
-        Ok(decoded) => decoded,
-        Err(rejection) => return unverified(&rejection),
+    let (verified, decoded) = if let Some(plugin) = &route.provider_plugin {
+        let verdict = plugin
+            .verify(&request, parts.uri.path())
+            .instrument(tracing::info_span!(target: TARGET, "verify"))
+            .await;
+        match verdict {
+            Ok(Ok(decoded)) => (Verified::body(&request), decoded),
+            Ok(Err(rejection)) => return unverified(&rejection),
+            Err(failure) => return failed(&failure),
+        }
+    } else {
+        let verified = tracing::info_span!(target: TARGET, "verify", otel.status_code = Empty)
+            .in_scope(|| {
+                let verified = route.provider.verify(&request);
+                if verified.is_err() {
+                    tracing::Span::current().record("otel.status_code", "ERROR");
+                }
+                verified
+            });
+        let verified = match verified {
+            Ok(verified) => verified,
+            Err(rejection) => return unverified(&rejection),
+        };
+        if let Some(answer) = verified.answer {
+            tracing::info!(route = %route.name, %remote, "endpoint check answered");
+            return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
+        }
+        let decoded = tracing::info_span!(target: TARGET, "decode", otel.status_code = Empty)
+            .in_scope(|| {
+                let decoded = (route.decode)(&verified.document);
+                if decoded.is_err() {
+                    tracing::Span::current().record("otel.status_code", "ERROR");
+                }
+                decoded
+            });
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
+            Err(rejection) => return unverified(&rejection),
+        };
+        (verified, decoded)
     };
     let events = to_events(route, &verified, decoded);
     match route.mode {
@@ -483,7 +525,7 @@ fn to_events(route: &Route, verified: &Verified<'_>, decoded: Vec<Decoded>) -> V
             };
             Event {
                 source: Source {
-                    provider: route.provider_id.as_str().to_owned(),
+                    provider: route.provider_name.to_string(),
                     route: route.name.to_string(),
                     delivery_id,
                     received_at_ms,
