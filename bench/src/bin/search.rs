@@ -120,7 +120,7 @@ async fn fill(store: &SqliteStore, from: u64, to: u64) -> anyhow::Result<()> {
             .collect();
         store.finish(outcomes, now).await?;
         n = end;
-        if n % 100_000 == 0 {
+        if n.is_multiple_of(100_000) {
             eprintln!("filled {n} events in {:.0?}", started.elapsed());
         }
     }
