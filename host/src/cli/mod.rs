@@ -246,6 +246,27 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     let secret = SecretSource::from(args.secret.clone())
         .resolve()
         .map_err(|reason| anyhow::anyhow!("--secret: {reason}"))?;
+    // The route first: a flag no route could have is refused before the
+    // payload is waited for on standard input.
+    let plugin = args
+        .provider
+        .strip_prefix(crate::config::provider::PLUGIN_PREFIX);
+    let builtin = match plugin {
+        Some(_) => None,
+        None => {
+            let id: ProviderId = args.provider.parse()?;
+            let options = sign_options(id, args)?;
+            let provider = providers::build(&ProviderConfig {
+                options: &options,
+                secret: Some(secret.clone()),
+                slow_checks: providers::SlowChecks::default(),
+            })
+            .map_err(|issue| {
+                anyhow::anyhow!("--{}: {}", issue.field.replace('_', "-"), issue.reason)
+            })?;
+            Some(provider)
+        }
+    };
     let mut payload = Vec::new();
     match &args.file {
         Some(path) if path != Path::new("-") => {
@@ -260,29 +281,15 @@ fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     // Editors and `echo` end files with a newline; it is not part of the JSON.
     let payload = payload.trim_ascii_end();
     serde_json::from_slice::<serde::de::IgnoredAny>(payload).context("the payload is not JSON")?;
-    let signed = match args
-        .provider
-        .strip_prefix(crate::config::provider::PLUGIN_PREFIX)
-    {
-        Some(name) => {
+    let signed = match (plugin, builtin) {
+        (_, Some(provider)) => provider
+            .sign(payload, std::time::SystemTime::now())
+            .map_err(|reason| anyhow::anyhow!("cannot sign: {reason}"))?,
+        (Some(name), None) => {
             let wasm = sign_plugin::wasm_path(name, args.wasm.as_deref());
             sign_plugin::sign(name, &wasm, secret, args.public_url.clone(), payload)?
         }
-        None => {
-            let id: ProviderId = args.provider.parse()?;
-            let options = sign_options(id, args)?;
-            let provider = providers::build(&ProviderConfig {
-                options: &options,
-                secret: Some(secret),
-                slow_checks: providers::SlowChecks::default(),
-            })
-            .map_err(|issue| {
-                anyhow::anyhow!("--{}: {}", issue.field.replace('_', "-"), issue.reason)
-            })?;
-            provider
-                .sign(payload, std::time::SystemTime::now())
-                .map_err(|reason| anyhow::anyhow!("cannot sign: {reason}"))?
-        }
+        (None, None) => unreachable!("a built-in provider is built above"),
     };
     let text = match &args.curl {
         Some(url) => curl_command(url, &signed),

@@ -141,8 +141,7 @@ async fn the_console_in_a_browser() {
         .await
         .unwrap();
     b.find(css("#apply")).await.unwrap().click().await.unwrap();
-    let rows = b.find_all(css("#events tr")).await.unwrap();
-    assert_eq!(rows.len(), 1);
+    let rows = browser.all_until("#events tr", 1).await;
     assert_eq!(
         rows[0].attr("data-id").await.unwrap(),
         Some(dead_id.to_string())

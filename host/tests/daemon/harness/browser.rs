@@ -100,6 +100,19 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Waits until the page has `count` elements at `css` (a form's
+    /// submission navigates after the click has returned); returns them.
+    pub async fn all_until(&self, css: &str, count: usize) -> Vec<fantoccini::elements::Element> {
+        let client = &self.client;
+        eventually(format!("{count} of `{css}`"), || async {
+            let found = client.find_all(fantoccini::Locator::Css(css)).await.ok()?;
+            (found.len() == count).then_some(found)
+        })
+        .await
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         // The session ends with its driver; Chromium goes with both.
