@@ -148,7 +148,13 @@ async fn the_live_stream_sends_the_page_as_events_arrive_and_change() {
         .unwrap();
     assert_eq!(refused.status(), 401);
 
-    let mut stream = client()
+    // No deadline on the whole response: the stream outlives it, and
+    // each page read has its own.
+    let streaming = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut stream = streaming
         .get(format!("{base}/api/events/stream?route=queue"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
