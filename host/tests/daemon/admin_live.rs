@@ -175,10 +175,13 @@ async fn the_live_stream_sends_the_page_as_events_arrive_and_change() {
     })
     .await;
     assert_eq!(arrived["events"][0]["route"], "queue");
-    next_page(&mut stream, &mut buffer, |page| {
-        page["events"][0]["status"] == "delivered"
-    })
-    .await;
+    // A delivery quicker than the page's next read arrives delivered.
+    if arrived["events"][0]["status"] != "delivered" {
+        next_page(&mut stream, &mut buffer, |page| {
+            page["events"][0]["status"] == "delivered"
+        })
+        .await;
+    }
 
     // A second event, delivered: on the same stream, newest first.
     send(&daemon, 2, "Max More").await;
