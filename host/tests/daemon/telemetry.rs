@@ -317,8 +317,14 @@ async fn kv_calls_are_spans_under_the_plugin_and_name_no_key() {
     assert_eq!(status, 200);
 
     let spans = receiver
-        .wait_for("both KV calls' spans", |spans| {
-            named(spans, "kv set").len() == 1 && named(spans, "kv get").len() == 1
+        .wait_for("both KV calls' spans and their parents", |spans| {
+            // A parent ends, and so is exported, after its children.
+            let with_parent = |name| {
+                named(spans, name)
+                    .iter()
+                    .any(|kv| spans.iter().any(|s| s.span_id == kv.parent_span_id))
+            };
+            with_parent("kv set") && with_parent("kv get")
         })
         .await;
     for (name, operation, outcome) in [("kv set", "set", "written"), ("kv get", "get", "found")] {
