@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use crate::config::provider::{MetaOptions, ProviderOptions};
 use crate::config::{Mode, Problem, Resolved, ResolvedRoute, ServerConfig};
 use crate::providers::{self, Decode, Provider, ProviderConfig, SlowChecks};
-use crate::runtime::provider::ProviderPlugin;
+use crate::runtime::provider::{CompiledProvider, ProviderPlugin};
 use crate::runtime::{Plugin, Runtime};
 use plugins::LoadedPlugin;
 
@@ -105,8 +105,16 @@ impl RouteTable {
         }
         let mut by_path = HashMap::new();
         let slow_checks = SlowChecks::new(config.server.max_slow_checks);
+        let mut provider_plugins = plugin_provider::compiled_in(previous);
         for (i, route) in config.routes.iter().enumerate() {
-            match build_route(route, &plugins, config, &slow_checks, runtime) {
+            match build_route(
+                route,
+                &plugins,
+                config,
+                &slow_checks,
+                runtime,
+                &mut provider_plugins,
+            ) {
                 Ok(built) => {
                     by_path.insert(route.path.clone(), Arc::new(built));
                 }
@@ -161,6 +169,7 @@ fn build_route(
     config: &Resolved,
     slow_checks: &SlowChecks,
     runtime: &Runtime,
+    provider_plugins: &mut Vec<Arc<CompiledProvider>>,
 ) -> Result<Route, (&'static str, String)> {
     if route.secret_is_literal {
         tracing::warn!(route = %route.name, "route.secret is a literal in the config file; prefer env: or file:");
@@ -179,7 +188,11 @@ fn build_route(
         providers::decoder(&provider_name).expect("wirehook decodes every provider it builds");
     let provider_plugin = match &route.provider {
         ProviderOptions::Plugin(options) => Some(Arc::new(plugin_provider::load(
-            route, options, config, runtime,
+            route,
+            options,
+            config,
+            runtime,
+            provider_plugins,
         )?)),
         _ => None,
     };

@@ -82,6 +82,16 @@ fn time(value: &Option<String>) -> Result<Option<UnixMs>, &'static str> {
 }
 
 /// A page of events, newest first, and the cursor of the next.
+/// The store's filter a listing's query asks for, or a 400 saying what
+/// is wrong with it.
+pub(super) fn filter_of(request: &Request) -> Result<Filter, Response> {
+    let Query(query) = Query::<EventQuery>::try_from_uri(request.uri())
+        .map_err(|e| api_error(StatusCode::BAD_REQUEST, &e.body_text()))?;
+    query
+        .filter()
+        .map_err(|e| api_error(StatusCode::BAD_REQUEST, &e))
+}
+
 pub(super) async fn page(admin: &Admin, filter: Filter) -> Result<Value, Response> {
     let limit = filter.limit;
     let records = admin
@@ -106,13 +116,9 @@ pub(super) async fn events(State(admin): State<Arc<Admin>>, request: Request) ->
     if let Err(refused) = authorize(&admin, &request, true) {
         return refused;
     }
-    let query = match Query::<EventQuery>::try_from_uri(request.uri()) {
-        Ok(Query(query)) => query,
-        Err(e) => return api_error(StatusCode::BAD_REQUEST, &e.body_text()),
-    };
-    let filter = match query.filter() {
+    let filter = match filter_of(&request) {
         Ok(filter) => filter,
-        Err(e) => return api_error(StatusCode::BAD_REQUEST, &e),
+        Err(refused) => return refused,
     };
     match page(&admin, filter).await {
         Ok(page) => Json(page).into_response(),

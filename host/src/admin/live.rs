@@ -18,14 +18,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
 use tokio::sync::mpsc;
 
-use super::api::EventQuery;
-use super::{Admin, api_error, authorize};
+use super::api::filter_of;
+use super::{Admin, authorize};
 use crate::store::{Filter, Record};
 
 /// How long a page goes unread at most while the stream is open.
@@ -39,13 +39,9 @@ pub(super) async fn stream(State(admin): State<Arc<Admin>>, request: Request) ->
     if let Err(refused) = authorize(&admin, &request, true) {
         return refused;
     }
-    let query = match Query::<EventQuery>::try_from_uri(request.uri()) {
-        Ok(Query(query)) => query,
-        Err(e) => return api_error(StatusCode::BAD_REQUEST, &e.body_text()),
-    };
-    let filter = match query.filter() {
+    let filter = match filter_of(&request) {
         Ok(filter) => filter,
-        Err(e) => return api_error(StatusCode::BAD_REQUEST, &e),
+        Err(refused) => return refused,
     };
     // A little room: a slow reader holds the feed back, not the store.
     let (frames, body) = mpsc::channel(4);

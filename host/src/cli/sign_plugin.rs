@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::providers::Signed;
-use crate::runtime::provider::{Keys, ProviderPlugin, ProviderSetup};
+use crate::runtime::provider::{CompiledProvider, Keys, ProviderPlugin, ProviderSetup};
 use crate::secret::Secret;
 
 /// How long the plugin may take to sign: generous, nothing waits on it.
@@ -47,8 +47,9 @@ pub fn sign(
         memory_bytes: SIGN_MEMORY_BYTES,
         timeout: SIGN_TIMEOUT,
     };
-    let plugin = ProviderPlugin::load(&engine, name, wasm, &bytes, setup)
+    let compiled = CompiledProvider::compile(&engine, name, wasm, &bytes)
         .map_err(|reason| anyhow::anyhow!("{reason}"))?;
+    let plugin = ProviderPlugin::bind(compiled, setup);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

@@ -105,23 +105,26 @@ pub struct State {
     pub(super) stderr: MemoryOutputPipe,
 }
 
+/// The WASI a guest gets, plugin or provider: no preopened directories,
+/// no environment, no arguments, no sockets, no name lookup. Stdout is
+/// discarded; stderr goes to `stderr`, kept for diagnosis.
+pub(super) fn empty_world(stderr: &MemoryOutputPipe) -> WasiCtx {
+    WasiCtx::builder()
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
+}
+
 /// Bytes of guest stderr kept per instance.
 const STDERR_CAPACITY: usize = 16 * 1024;
 
 impl State {
     pub(super) fn new(grants: Arc<Grants>, limiter: MemoryCap) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        // No preopened directories, no environment, no arguments, no
-        // sockets, no name lookup: the guest sees an empty world. Stdout is
-        // discarded; stderr is kept for diagnosis.
-        let wasi = WasiCtx::builder()
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         Self {
-            wasi,
+            wasi: empty_world(&stderr),
             table: ResourceTable::new(),
             limiter,
             grants,

@@ -22,8 +22,16 @@ impl TracedKv {
     }
 }
 
-fn span(operation: &'static str, namespace: &str) -> tracing::Span {
-    tracing::info_span!(
+/// Runs `call` inside a `kv {operation}` span, and records how it ended
+/// there: the kind of outcome, and the error status for a store failure
+/// (whose message may quote a key, so it is not recorded).
+async fn traced<T>(
+    operation: &'static str,
+    namespace: &str,
+    call: impl Future<Output = Result<T, StoreError>>,
+    outcome: impl Fn(&T) -> &'static str,
+) -> Result<T, StoreError> {
+    let span = tracing::info_span!(
         target: TARGET,
         "kv",
         otel.name = format!("kv {operation}").as_str(),
@@ -32,41 +40,32 @@ fn span(operation: &'static str, namespace: &str) -> tracing::Span {
         db.operation.name = operation,
         wirehook.plugin = namespace,
         wirehook.outcome = Empty,
-    )
-}
-
-/// Records how a call ended on its span: the kind of outcome, and the
-/// error status for a store failure (its message may quote a key).
-fn close<T>(
-    span: &tracing::Span,
-    result: &Result<T, StoreError>,
-    outcome: impl Fn(&T) -> &'static str,
-) {
-    if span.is_disabled() {
-        return;
+    );
+    let result = call.instrument(span.clone()).await;
+    if !span.is_disabled() {
+        match &result {
+            Ok(value) => span.record("wirehook.outcome", outcome(value)),
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("wirehook.outcome", "error")
+            }
+        };
     }
-    match result {
-        Ok(value) => span.record("wirehook.outcome", outcome(value)),
-        Err(_) => {
-            span.record("otel.status_code", "ERROR");
-            span.record("wirehook.outcome", "error")
-        }
-    };
+    result
 }
 
 #[async_trait::async_trait]
 impl KvStore for TracedKv {
     async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let span = span("get", namespace);
-        let result = self
-            .inner
-            .kv_get(namespace, key)
-            .instrument(span.clone())
-            .await;
-        close(&span, &result, |value| {
-            if value.is_some() { "found" } else { "absent" }
-        });
-        result
+        traced(
+            "get",
+            namespace,
+            self.inner.kv_get(namespace, key),
+            |value| {
+                if value.is_some() { "found" } else { "absent" }
+            },
+        )
+        .await
     }
 
     async fn kv_set(
@@ -76,27 +75,16 @@ impl KvStore for TracedKv {
         value: Vec<u8>,
         max_total: u64,
     ) -> Result<bool, StoreError> {
-        let span = span("set", namespace);
-        let result = self
-            .inner
-            .kv_set(namespace, key, value, max_total)
-            .instrument(span.clone())
-            .await;
-        close(&span, &result, |wrote| {
+        let call = self.inner.kv_set(namespace, key, value, max_total);
+        traced("set", namespace, call, |wrote| {
             if *wrote { "written" } else { "over quota" }
-        });
-        result
+        })
+        .await
     }
 
     async fn kv_delete(&self, namespace: &str, key: &str) -> Result<(), StoreError> {
-        let span = span("delete", namespace);
-        let result = self
-            .inner
-            .kv_delete(namespace, key)
-            .instrument(span.clone())
-            .await;
-        close(&span, &result, |()| "deleted");
-        result
+        let call = self.inner.kv_delete(namespace, key);
+        traced("delete", namespace, call, |()| "deleted").await
     }
 
     async fn kv_list(
@@ -105,13 +93,7 @@ impl KvStore for TracedKv {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let span = span("list", namespace);
-        let result = self
-            .inner
-            .kv_list(namespace, prefix, limit)
-            .instrument(span.clone())
-            .await;
-        close(&span, &result, |_| "listed");
-        result
+        let call = self.inner.kv_list(namespace, prefix, limit);
+        traced("list", namespace, call, |_| "listed").await
     }
 }

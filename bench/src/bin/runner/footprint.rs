@@ -1,5 +1,5 @@
 //! The footprint tables: start-up with an empty and a filled compilation
-//! cache, and resident memory idle and under load, with ten Rust
+//! cache and with plugins compiled ahead of time, and resident memory idle and under load, with ten Rust
 //! order-status components and with the Python and JavaScript ones.
 
 use std::collections::HashSet;
@@ -105,14 +105,51 @@ impl Bench<'_> {
                 load.first_wrong.as_deref().unwrap_or("none")
             );
         }
+        let warm = running.startup;
+        let loaded_rss_kib = running.rss_kib();
+        drop(running);
+        let precompiled = self.precompiled_start(name, plugins, &routes)?;
         let figures = FootprintFigures {
             cold_start_ms: millis(cold),
-            warm_start_ms: millis(running.startup),
+            warm_start_ms: millis(warm),
+            precompiled_start_ms: millis(precompiled),
             idle_rss_kib,
-            loaded_rss_kib: running.rss_kib(),
+            loaded_rss_kib,
         };
         eprintln!("footprint {name}: {figures:?}");
         Ok(figures)
+    }
+}
+
+impl Bench<'_> {
+    /// The first start of a fresh site whose plugins were compiled ahead
+    /// of time (`wirehook compile`, not timed): what a deployment that
+    /// runs `plugins/build` or the install steps' compile gets.
+    fn precompiled_start(
+        &self,
+        name: &str,
+        plugins: &[(String, PathBuf)],
+        routes: &str,
+    ) -> anyhow::Result<Duration> {
+        let site = Site::create(
+            &self.scratch.join(format!("footprint-{name}-precompiled")),
+            plugins,
+            routes,
+            None,
+        )?;
+        let wirehook = self.paths.exe("wirehook");
+        let compiled = std::process::Command::new(&wirehook)
+            .arg("compile")
+            .arg(site.dir.join("plugins"))
+            .env("RUST_LOG", "warn")
+            .output()?;
+        if !compiled.status.success() {
+            bail!(
+                "wirehook compile: {}",
+                String::from_utf8_lossy(&compiled.stderr)
+            );
+        }
+        Ok(site.start(&wirehook)?.startup)
     }
 }
 

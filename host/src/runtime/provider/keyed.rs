@@ -76,16 +76,8 @@ impl State {
         deadline: Instant,
     ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        // As for every plugin: no files, environment, arguments or
-        // sockets; stdout discarded, stderr kept for diagnosis.
-        let wasi = WasiCtx::builder()
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         Self {
-            wasi,
+            wasi: crate::runtime::host::empty_world(&stderr),
             table: ResourceTable::new(),
             limiter,
             keys,

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
@@ -83,39 +84,26 @@ pub type HandshakeVerdict = Result<Option<(String, String)>, Rejection>;
 /// A request as [`ProviderPlugin::sign`] built it.
 pub type SignedRequest = (Vec<(String, String)>, Vec<u8>);
 
-/// A compiled provider plugin bound to one route's keys and limits.
-pub struct ProviderPlugin {
+/// A provider plugin's component, compiled and pre-instantiated: shared
+/// by every route that names it, and kept across a reload while its bytes
+/// are the same.
+pub struct CompiledProvider {
     name: Arc<str>,
-    route: Arc<str>,
+    sha256: [u8; 32],
     engine: Engine,
     pre: bindings::ProviderPre<State>,
-    keys: Arc<Keys>,
-    public_url: Option<String>,
-    memory_bytes: usize,
-    timeout: Duration,
-    places: tokio::sync::Semaphore,
 }
 
-/// How one route runs its provider plugin.
-pub struct ProviderSetup {
-    pub route: String,
-    pub keys: Keys,
-    pub public_url: Option<String>,
-    pub memory_bytes: usize,
-    pub timeout: Duration,
-}
-
-impl ProviderPlugin {
+impl CompiledProvider {
     /// Compiles (or takes from the cache or its precompiled artifact) the
     /// component in `bytes`, read from `path`, and checks that it is a
     /// provider.
-    pub fn load(
+    pub fn compile(
         engine: &Engine,
         name: &str,
         path: &std::path::Path,
         bytes: &[u8],
-        setup: ProviderSetup,
-    ) -> Result<Self, String> {
+    ) -> Result<Arc<Self>, String> {
         let component = match super::aot::load(engine, path, bytes) {
             Some(component) => component,
             None => Component::new(engine, bytes)
@@ -134,22 +122,63 @@ impl ProviderPlugin {
                     path.display()
                 )
             })?;
-        Ok(Self {
+        Ok(Arc::new(Self {
             name: Arc::from(name),
-            route: Arc::from(setup.route.as_str()),
+            sha256: Sha256::digest(bytes).into(),
             engine: engine.clone(),
             pre,
+        }))
+    }
+
+    /// Whether this is the component `name` loaded from bytes whose
+    /// SHA-256 is `sha256`.
+    pub fn is(&self, name: &str, sha256: &[u8; 32]) -> bool {
+        &*self.name == name && self.sha256 == *sha256
+    }
+}
+
+/// A compiled provider plugin bound to one route's keys and limits.
+pub struct ProviderPlugin {
+    compiled: Arc<CompiledProvider>,
+    route: Arc<str>,
+    keys: Arc<Keys>,
+    public_url: Option<String>,
+    memory_bytes: usize,
+    timeout: Duration,
+    places: tokio::sync::Semaphore,
+}
+
+/// How one route runs its provider plugin.
+pub struct ProviderSetup {
+    pub route: String,
+    pub keys: Keys,
+    pub public_url: Option<String>,
+    pub memory_bytes: usize,
+    pub timeout: Duration,
+}
+
+impl ProviderPlugin {
+    /// `compiled` bound to one route's keys and limits.
+    pub fn bind(compiled: Arc<CompiledProvider>, setup: ProviderSetup) -> Self {
+        Self {
+            compiled,
+            route: Arc::from(setup.route.as_str()),
             keys: Arc::new(setup.keys),
             public_url: setup.public_url,
             memory_bytes: setup.memory_bytes,
             timeout: setup.timeout,
             places: tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS),
-        })
+        }
+    }
+
+    /// The compiled component, for a reload to keep when unchanged.
+    pub fn compiled(&self) -> &Arc<CompiledProvider> {
+        &self.compiled
     }
 
     /// The provider name routes and events show: `plugin:NAME`.
     pub fn provider_name(&self) -> String {
-        format!("plugin:{}", self.name)
+        format!("plugin:{}", self.compiled.name)
     }
 
     /// Proves and decodes `req`.
@@ -257,12 +286,12 @@ impl ProviderPlugin {
                 .map_err(|_| ProviderFailure::Trap)?;
             let state = State::new(
                 self.keys.clone(),
-                self.name.clone(),
+                self.compiled.name.clone(),
                 self.route.clone(),
                 MemoryCap::new(self.memory_bytes),
                 deadline,
             );
-            let mut store = Store::new(&self.engine, state);
+            let mut store = Store::new(&self.compiled.engine, state);
             store.limiter(|state| &mut state.limiter);
             store.set_epoch_deadline(1);
             // Past the deadline, interrupt; before it, yield, so that a
@@ -275,6 +304,7 @@ impl ProviderPlugin {
                 }
             });
             let instance = self
+                .compiled
                 .pre
                 .instantiate_async(&mut store)
                 .await
@@ -297,7 +327,7 @@ impl ProviderPlugin {
         // it is cut.
         let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).into_owned();
         let stderr = crate::text::escape(&crate::text::truncate(stderr.trim(), 512)).into_owned();
-        tracing::warn!(plugin = %self.name, route = %self.route, error = %format!("{error:#}"), %stderr, "provider plugin failed");
+        tracing::warn!(plugin = %self.compiled.name, route = %self.route, error = %format!("{error:#}"), %stderr, "provider plugin failed");
         ProviderFailure::Trap
     }
 }
