@@ -31,6 +31,7 @@ mod hardening;
 mod in_process;
 mod inflight;
 mod log_hygiene;
+mod mailgun;
 mod more_providers;
 mod ops;
 mod plugin_provider;
