@@ -391,7 +391,11 @@ mod tests {
                 assert!(written.contains(&project.join(wit)), "{case}: no {wit}");
                 for path in written {
                     let text = std::fs::read_to_string(&path).unwrap();
-                    assert!(!text.contains("{{"), "{case}: {} keeps a placeholder", path.display());
+                    assert!(
+                        !text.contains("{{"),
+                        "{case}: {} keeps a placeholder",
+                        path.display()
+                    );
                 }
             }
         }

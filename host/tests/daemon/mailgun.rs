@@ -130,7 +130,11 @@ async fn mailgun_requests_signed_forged_stale_and_tampered() {
     let not_hex = body(&now, TOKEN, "zz", &event);
     refused(send(not_hex).await, 401, "signature not hex");
     let number = json!({"signature": {"timestamp": 1, "token": TOKEN, "signature": proof}, "event-data": event});
-    refused(send(number.to_string()).await, 401, "timestamp not a string");
+    refused(
+        send(number.to_string()).await,
+        401,
+        "timestamp not a string",
+    );
     // Bodies that are not what Mailgun sends.
     let text_plain = vec![("content-type", "text/plain".to_owned())];
     refused(
@@ -177,12 +181,17 @@ async fn mailgun_requests_signed_forged_stale_and_tampered() {
 #[tokio::test]
 async fn wirehook_sign_makes_requests_mailgun_js_accepts() {
     let daemon = daemon();
-    let plugin = ("mailgun-js", plugin_wasm("mailgun-js"));
-    let plugin = (plugin.0, plugin.1.as_path());
+    let wasm = plugin_wasm("mailgun-js");
+    let plugin = ("mailgun-js", wasm.as_path());
     let event = delivered();
-    let seen =
-        signed_accepted_forged_refused(&daemon, "/hooks/mailgun", plugin, SIGNING_KEY, &event.to_string())
-            .await;
+    let seen = signed_accepted_forged_refused(
+        &daemon,
+        "/hooks/mailgun",
+        plugin,
+        SIGNING_KEY,
+        &event.to_string(),
+    )
+    .await;
     assert_eq!(seen["kind"], "delivered", "{seen}");
     assert_eq!(seen["raw_json"], event);
 
@@ -190,8 +199,9 @@ async fn wirehook_sign_makes_requests_mailgun_js_accepts() {
     opened["event"] = json!("opened");
     opened["id"] = json!("Ase7i2zsRYeDXztHGENqRA");
     let whole = body("1", "stale-token", "00", &opened);
-    let seen = signed_accepted_forged_refused(&daemon, "/hooks/mailgun", plugin, SIGNING_KEY, &whole)
-        .await;
+    let seen =
+        signed_accepted_forged_refused(&daemon, "/hooks/mailgun", plugin, SIGNING_KEY, &whole)
+            .await;
     assert_eq!(seen["kind"], "opened", "{seen}");
     assert_eq!(seen["source"]["delivery_id"], "Ase7i2zsRYeDXztHGENqRA");
 }

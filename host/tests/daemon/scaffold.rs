@@ -64,8 +64,7 @@ fn scaffold_and_build(
 /// checks the plugin's answer to a goflow call.
 async fn scaffold_builds_and_answers(lang: &str, env: &[(&str, &Path)]) {
     let name = format!("greeter-{lang}");
-    let (project, said) =
-        scaffold_and_build(&name, &["--lang", lang], "wit/plugin.wit", env);
+    let (project, said) = scaffold_and_build(&name, &["--lang", lang], "wit/plugin.wit", env);
     let project = &project.path;
     assert!(project.join("events/call_webhook.json").is_file());
 
@@ -156,7 +155,7 @@ async fn provider_scaffold_builds_and_verifies(lang: &str, env: &[(&str, &Path)]
     let seen = crate::plugin_provider::signed_accepted_forged_refused(
         &daemon,
         "/hooks/verified",
-        (&name, &wasm),
+        (name.as_str(), wasm.as_path()),
         SECRET,
         payload,
     )
@@ -211,6 +210,5 @@ async fn python_provider_scaffold_builds_and_verifies() {
 
 #[tokio::test]
 async fn js_provider_scaffold_builds_and_verifies() {
-    provider_scaffold_builds_and_verifies("js", &[("COMPONENTIZE_QJS", &componentize_qjs())])
-        .await;
+    provider_scaffold_builds_and_verifies("js", &[("COMPONENTIZE_QJS", &componentize_qjs())]).await;
 }
