@@ -117,17 +117,29 @@ function parseSignature(value) {
     const key = part.slice(0, at).trim();
     const text = part.slice(at + 1).trim();
     if (key === 'ts') {
-      if (ts !== undefined) throw refuse(401, 'more than one `ts` in `Paddle-Signature`');
-      if (!/^[0-9]{1,12}$/.test(text)) throw refuse(401, '`ts` is not Unix seconds');
+      if (ts !== undefined) {
+        throw refuse(401, 'more than one `ts` in `Paddle-Signature`');
+      }
+      if (!/^[0-9]{1,12}$/.test(text)) {
+        throw refuse(401, '`ts` in `Paddle-Signature` is not Unix seconds');
+      }
       ts = text;
     } else if (key === 'h1') {
-      if (!/^[0-9a-fA-F]{64}$/.test(text)) throw refuse(401, '`h1` is not a hex HMAC-SHA256');
+      if (!/^[0-9a-fA-F]{64}$/.test(text)) {
+        throw refuse(401, '`h1` in `Paddle-Signature` is not a hex HMAC-SHA256');
+      }
       signatures.push(hexDecode(text));
     }
   }
-  if (ts === undefined) throw refuse(401, 'no `ts` in `Paddle-Signature`');
-  if (signatures.length === 0) throw refuse(401, 'no `h1` in `Paddle-Signature`');
-  if (signatures.length > MAX_SIGNATURES) throw refuse(401, 'too many `h1` in `Paddle-Signature`');
+  if (ts === undefined) {
+    throw refuse(401, 'no `ts` in `Paddle-Signature`');
+  }
+  if (signatures.length === 0) {
+    throw refuse(401, 'no `h1` in `Paddle-Signature`');
+  }
+  if (signatures.length > MAX_SIGNATURES) {
+    throw refuse(401, 'too many `h1` in `Paddle-Signature`');
+  }
   return { ts, signatures };
 }
 

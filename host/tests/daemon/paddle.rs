@@ -170,7 +170,8 @@ async fn paddle_requests_signed_forged_stale_and_tampered() {
         format!("ts={ts},h1={good}"),
         format!("ts={ts};h1={good};h1={good};h1={good};h1={good};h1={good}"),
     ] {
-        refused(send(malformed.clone(), body.clone()).await, 401, &malformed);
+        let text = refused(send(malformed.clone(), body.clone()).await, 401, &malformed);
+        assert!(text.contains("Paddle-Signature"), "{malformed}: {text}");
     }
 
     // Bodies that are not what Paddle sends, each signed.
@@ -187,17 +188,18 @@ async fn paddle_requests_signed_forged_stale_and_tampered() {
     no_id.as_object_mut().unwrap().remove("event_id");
     let mut no_type = event.clone();
     no_type.as_object_mut().unwrap().remove("event_type");
-    for (not_paddle, why) in [
-        ("{\"event_id\":".to_owned(), "not JSON"),
-        ("[1, 2]".to_owned(), "not an object"),
-        (no_type.to_string(), "no event_type"),
-        (no_id.to_string(), "no event_id"),
+    for (not_paddle, reason) in [
+        ("{\"event_id\":".to_owned(), "not a JSON object"),
+        ("[1, 2]".to_owned(), "not a JSON object"),
+        (no_type.to_string(), "no `event_type`"),
+        (no_id.to_string(), "no `event_id`"),
     ] {
-        refused(
+        let text = refused(
             post(&daemon, "/hooks/paddle", &signed(&not_paddle), &not_paddle).await,
             400,
-            why,
+            reason,
         );
+        assert!(text.contains(reason), "{text}");
     }
     // A GET: Paddle makes no handshake.
     let get = client()
