@@ -218,10 +218,10 @@ pub fn new(args: &NewArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The files of a provider plugin project in `lang`.
-fn provider_files(lang: Lang) -> anyhow::Result<&'static [TemplateFile]> {
+/// The files of a provider plugin project in `lang`, besides its README.
+fn provider_files(lang: Lang) -> &'static [TemplateFile] {
     match lang {
-        Lang::Rust => Ok(&[
+        Lang::Rust => &[
             (
                 "Cargo.toml",
                 include_str!("templates/rust/Cargo.toml"),
@@ -234,15 +234,42 @@ fn provider_files(lang: Lang) -> anyhow::Result<&'static [TemplateFile]> {
             ),
             ("build", include_str!("templates/provider/rust/build"), true),
             (".gitignore", "/target/\n/*.wasm\n/*.wasm.tmp\n", false),
+        ],
+        Lang::Python => &[
             (
-                "README.md",
-                include_str!("templates/provider/README.md"),
+                "app.py",
+                include_str!("templates/provider/python/app.py"),
                 false,
             ),
-        ]),
-        Lang::Python | Lang::Js => {
-            anyhow::bail!("--kind provider is scaffolded in Rust only (--lang rust)")
-        }
+            (
+                "build",
+                include_str!("templates/provider/python/build"),
+                true,
+            ),
+            (
+                ".gitignore",
+                "/.venv/\n__pycache__/\n/*.wasm\n/*.wasm.tmp\n",
+                false,
+            ),
+        ],
+        Lang::Js => &[
+            (
+                "provider.js",
+                include_str!("templates/provider/js/provider.js"),
+                false,
+            ),
+            (
+                "package.json",
+                include_str!("templates/js/package.json"),
+                false,
+            ),
+            ("build", include_str!("templates/provider/js/build"), true),
+            (
+                ".gitignore",
+                "/node_modules/\n/*.wasm\n/*.wasm.tmp\n",
+                false,
+            ),
+        ],
     }
 }
 
@@ -252,7 +279,12 @@ fn new_provider(args: &NewArgs, dir: &Path, crate_name: &str) -> anyhow::Result<
         text.replace("{{name}}", name)
             .replace("{{crate}}", crate_name)
     };
-    for (path, text, executable) in provider_files(args.lang)? {
+    let readme: TemplateFile = (
+        "README.md",
+        include_str!("templates/provider/README.md"),
+        false,
+    );
+    for (path, text, executable) in provider_files(args.lang).iter().chain([&readme]) {
         write(&dir.join(path), &render(text), *executable)?;
     }
     write(&dir.join("wit/provider.wit"), PROVIDER_WIT, false)?;
@@ -287,7 +319,10 @@ fn write(path: &Path, text: &str, executable: bool) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{SAMPLES, valid_name};
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::path::Path;
+
+    use super::{Kind, Lang, NewArgs, SAMPLES, new, valid_name};
 
     #[test]
     fn every_sample_decodes_as_its_provider_sends_it() {
@@ -307,6 +342,62 @@ mod tests {
         }
         for name in ["", "Greeter", "2fa", "-x", "x-", "my_plugin", "a b", "é"] {
             assert!(!valid_name(name), "{name}");
+        }
+    }
+
+    /// Every file under `dir`, recursively.
+    fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(files(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_kind_and_language_is_scaffolded_whole() {
+        for kind in [Kind::Plugin, Kind::Provider] {
+            for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+                let dir = tempfile::tempdir().unwrap();
+                let project = dir.path().join("project");
+                let args = NewArgs {
+                    name: "my-hook".to_owned(),
+                    lang,
+                    dir: Some(project.clone()),
+                    provider: "goflow".to_owned(),
+                    kind,
+                };
+                new(&args).unwrap();
+                let case = format!("{kind:?} in {lang:?}");
+                let mode = std::fs::metadata(project.join("build"))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o111, 0o111, "{case}: build is not executable");
+                let written = files(&project);
+                for file in [".gitignore", "README.md"] {
+                    assert!(written.contains(&project.join(file)), "{case}: no {file}");
+                }
+                let wit = if kind == Kind::Provider {
+                    "wit/provider.wit"
+                } else {
+                    "wit/plugin.wit"
+                };
+                assert!(written.contains(&project.join(wit)), "{case}: no {wit}");
+                for path in written {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    assert!(
+                        !text.contains("{{"),
+                        "{case}: {} keeps a placeholder",
+                        path.display()
+                    );
+                }
+            }
         }
     }
 }

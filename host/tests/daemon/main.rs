@@ -33,6 +33,7 @@ mod inflight;
 mod log_hygiene;
 mod more_providers;
 mod ops;
+mod paddle;
 mod plugin_provider;
 mod pool;
 mod providers;

@@ -72,7 +72,7 @@ fn sign(case: &Case, extra: &[&str], stdin: bool) -> String {
 }
 
 /// Headers, a blank line, the body and a final newline.
-fn parse(printed: &str) -> (Vec<(String, String)>, String) {
+pub(crate) fn parse(printed: &str) -> (Vec<(String, String)>, String) {
     let (head, body) = printed
         .split_once("\n\n")
         .expect("a blank line after the headers");
