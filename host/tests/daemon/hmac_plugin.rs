@@ -48,6 +48,10 @@ async fn send(daemon: &Daemon, route: &str, headers: &[(&str, &str)], body: &str
     (status, answer)
 }
 
+/// What is sent (its name, headers and body) and the status both routes
+/// must answer it with.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, String, u16);
+
 #[tokio::test]
 async fn the_hmac_provider_plugin_answers_as_the_built_in_provider() {
     let daemon = daemon();
@@ -55,7 +59,7 @@ async fn the_hmac_provider_plugin_answers_as_the_built_in_provider() {
     let untyped = json!({"event": 7, "order": "CU001"}).to_string();
     let kindless = json!({"order": "CU003", "type": ""}).to_string();
     let signed = |body: &str| signature(body);
-    let cases: Vec<(&str, Vec<(&str, String)>, String, u16)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "signed, typed",
             vec![
