@@ -1,6 +1,7 @@
 //! `wirehook-bench`: runs every target of the side-by-side table one after
 //! another on 127.0.0.1 with the same load, round after round (`--rounds`),
-//! with row 7 under attack (`attacked`), each measured by the load
+//! each wirehook row on a site of its own (`wirehook`), row 7 under
+//! attack (`attacked`), each measured by the load
 //! generator (`measure`), the Express peer installed first (`express`);
 //! measures memory and start-up (`footprint`), reads the plugin-call
 //! micro-benchmark if it ran, and prints the report.
