@@ -1,7 +1,10 @@
 //! What a provider costs one request before any plugin runs: verifying
-//! and decoding the load generator's own goflow and Truora requests (the
-//! bodies rows 2 and 3 of `bench/run` send), through the same
-//! `Provider::verify` and `Provider::decode` the server calls.
+//! and decoding the load generator's own goflow, Truora and generic HMAC
+//! requests (the bodies rows 2, 3 and 10 of `bench/run` send), through
+//! the same `Provider::verify` and `Provider::decode` the server calls;
+//! and the HMAC request through `hmac-provider`, the same scheme as a
+//! provider plugin (row 10's other line), when `plugins/build --bench`
+//! has built it.
 
 #![forbid(unsafe_code)]
 
@@ -11,15 +14,17 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use criterion::{Criterion, criterion_group, criterion_main};
 use wirehook::config::provider::{ProviderId, ProviderOptions};
 use wirehook::providers::{self, ProviderConfig, Request};
+use wirehook::runtime::provider::{Keys, ProviderPlugin, ProviderSetup};
 use wirehook::secret::Secret;
 use wirehook_bench::requests::{Kind, Requests};
-use wirehook_bench::targets::{GOFLOW_TOKEN, TRUORA_SECRET};
+use wirehook_bench::targets::{GOFLOW_TOKEN, HMAC_SECRET, TRUORA_SECRET};
 
 fn verify_and_decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("provider");
     for (kind, id, secret) in [
         (Kind::Goflow, "goflow", GOFLOW_TOKEN),
         (Kind::Truora, "truora", TRUORA_SECRET),
+        (Kind::Hmac, "hmac", HMAC_SECRET),
     ] {
         let signed = Requests::new(kind, secret, vec!["/hooks/orders".into()])
             .and_then(|requests| requests.next(0, 0, SystemTime::now()))
@@ -51,8 +56,53 @@ fn verify_and_decode(c: &mut Criterion) {
                 decode(&verified.document).expect("the request decodes")
             })
         });
+        if kind == Kind::Hmac {
+            plugin(&mut group, &request);
+        }
     }
     group.finish();
+}
+
+/// `request` through the `hmac-provider` plugin, as a route with
+/// `provider = "plugin:hmac-provider"` calls it: a fresh instance a call.
+fn plugin(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    request: &Request<'_>,
+) {
+    let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/bench-plugins/hmac-provider.wasm");
+    let Ok(bytes) = std::fs::read(&wasm) else {
+        eprintln!(
+            "{} is not built (plugins/build --bench): skipped",
+            wasm.display()
+        );
+        return;
+    };
+    let engine = wirehook::runtime::compiling_engine().expect("the engine");
+    let setup = ProviderSetup {
+        route: "orders".to_owned(),
+        keys: Keys {
+            secret: Some(Secret::new(HMAC_SECRET.as_bytes())),
+            named: Default::default(),
+        },
+        public_url: None,
+        memory_bytes: 128 << 20,
+        timeout: std::time::Duration::from_secs(10),
+    };
+    let plugin = ProviderPlugin::load(&engine, "hmac-provider", &wasm, &bytes, setup)
+        .expect("hmac-provider is a provider plugin");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    group.bench_function("plugin:hmac-provider: verify and decode", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(plugin.verify(request, "/hooks/orders"))
+                .expect("the plugin answers")
+                .expect("the request verifies")
+        })
+    });
 }
 
 criterion_group!(benches, verify_and_decode);

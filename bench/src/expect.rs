@@ -16,6 +16,11 @@ pub enum Expect {
     /// 202 with `{"accepted": [id]}`: one delivery id, no duplicate
     /// (wirehook's queue routes; every request is new).
     Accepted,
+    /// 200 with the `probe` fixture's echo of the event: kind
+    /// `order.status`, payload `other`, and the raw JSON of the request,
+    /// naming the order asked about (row 10, whose events are the generic
+    /// `hmac` provider's, which order-status does not answer).
+    Echo,
     /// 200 with any body: the limit, which reads the body and answers
     /// without looking at it.
     Ok,
@@ -38,6 +43,27 @@ struct OrderStatus {
     status: String,
 }
 
+/// The parts of `probe`'s echo that must be the request's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Echo {
+    kind: String,
+    #[serde(rename = "source")]
+    _source: serde::de::IgnoredAny,
+    payload: EchoPayload,
+    raw_json: EchoBody,
+}
+
+#[derive(Deserialize)]
+struct EchoPayload {
+    r#type: String,
+}
+
+#[derive(Deserialize)]
+struct EchoBody {
+    order: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Accepted {
@@ -49,7 +75,7 @@ impl Expect {
     /// was wrong, short enough for a report.
     pub fn check(self, order: &str, status: u16, body: &[u8]) -> Result<(), String> {
         let wanted = match self {
-            Self::OrderStatus | Self::Ok => 200,
+            Self::OrderStatus | Self::Echo | Self::Ok => 200,
             Self::Accepted => 202,
         };
         if status != wanted {
@@ -64,6 +90,16 @@ impl Expect {
                     right
                         .then_some(())
                         .ok_or_else(|| format!("the answer is not order {order}'s status"))
+                }),
+            Self::Echo => serde_json::from_slice::<Echo>(body)
+                .map_err(|e| e.to_string())
+                .and_then(|echo| {
+                    let right = echo.kind == "order.status"
+                        && echo.payload.r#type == "other"
+                        && echo.raw_json.order == order;
+                    right
+                        .then_some(())
+                        .ok_or_else(|| format!("not the echo of a request about order {order}"))
                 }),
             Self::Accepted => serde_json::from_slice::<Accepted>(body)
                 .map_err(|e| e.to_string())
@@ -125,6 +161,22 @@ mod tests {
         assert!(check(202, r#"{"accepted":[""]}"#).is_err());
         assert!(check(202, r#"{"accepted":[],"duplicates":["d1"]}"#).is_err());
         assert!(check(202, "").is_err());
+    }
+
+    #[test]
+    fn an_echo_must_be_of_the_order_status_event_asked_about() {
+        let check = |status, body: &str| Expect::Echo.check("CU003", status, body.as_bytes());
+        let echo = |kind: &str, payload: &str, order: &str| {
+            format!(
+                r#"{{"kind":"{kind}","source":{{"provider":"hmac","delivery_id":"d1"}},"payload":{{"type":"{payload}"}},"raw_json":{{"type":"{kind}","order":"{order}"}}}}"#
+            )
+        };
+        assert_eq!(check(200, &echo("order.status", "other", "CU003")), Ok(()));
+        assert!(check(200, &echo("order.status", "other", "CU001")).is_err());
+        assert!(check(200, &echo("hmac", "other", "CU003")).is_err());
+        assert!(check(200, &echo("order.status", "flow", "CU003")).is_err());
+        assert!(check(204, "").is_err());
+        assert!(check(200, r#"{"number":"CU003","status":"Cancelled"}"#).is_err());
     }
 
     #[test]

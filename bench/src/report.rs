@@ -15,6 +15,9 @@ use crate::load::Outcome;
 pub const LIMIT: &str = "1";
 /// The respond row the "under attack" row is compared with.
 pub const RESPOND: &str = "2";
+/// The row of the built-in `hmac` provider and the same scheme as a
+/// provider plugin, whose plugin line is compared with its built-in one.
+pub const PROVIDER_PLUGIN: &str = "10";
 
 /// The machine the run happened on.
 #[derive(Debug, Clone, Serialize)]
@@ -77,9 +80,22 @@ pub struct Row {
     /// Each round's throughput over the limit's in the same round, in
     /// round order; empty without a measurement.
     pub ratios: Vec<f64>,
-    /// The "under attack" row: each round's throughput over the
-    /// unattacked respond row's ([`RESPOND`]) in the same round.
-    pub versus_unattacked: Vec<f64>,
+    /// A line measured against another one of the same rounds rather
+    /// than against the limit alone: the "under attack" row against the
+    /// unattacked respond row, the provider plugin against the built-in.
+    pub versus: Option<Versus>,
+}
+
+/// A line's throughput against a baseline line's, round by round.
+#[derive(Debug, Clone, Serialize)]
+pub struct Versus {
+    /// What it is compared with, as the line under the table names it
+    /// ("the unattacked respond row (row 2)").
+    pub baseline: String,
+    /// Each round's throughput over the baseline's in the same round.
+    pub ratios: Vec<f64>,
+    /// The ratio the line should reach.
+    pub target: f64,
 }
 
 impl Row {
@@ -99,7 +115,7 @@ impl Row {
             name: name.to_owned(),
             result,
             ratios,
-            versus_unattacked: Vec::new(),
+            versus: None,
         };
         let measured: Result<Vec<Measured>, String> = rounds.into_iter().collect();
         let mut measured = match measured {
@@ -300,27 +316,28 @@ impl Report {
             }
         }
         for row in &self.rows {
-            if let (Ok(measured), Some(ratio)) = (&row.result, median(&row.versus_unattacked)) {
-                let rounds: Vec<String> = row
-                    .versus_unattacked
-                    .iter()
-                    .map(|r| format!("{r:.2}"))
-                    .collect();
+            let (Ok(measured), Some(versus)) = (&row.result, &row.versus) else {
+                continue;
+            };
+            let Some(ratio) = median(&versus.ratios) else {
+                continue;
+            };
+            let rounds: Vec<String> = versus.ratios.iter().map(|r| format!("{r:.2}")).collect();
+            let _ = writeln!(
+                out,
+                "\nRow {} ({}): {ratio:.2}× {} of the same round (rounds: {}; target ≥ {:.1}×).",
+                row.id,
+                row.name,
+                versus.baseline,
+                rounds.join(" "),
+                versus.target
+            );
+            if let Some(attack) = &measured.attack {
                 let _ = writeln!(
                     out,
-                    "\nRow {} ({}): {ratio:.2}× the unattacked respond row (row {RESPOND}) of the same round \
-                     (rounds: {}; target ≥ 0.8×).",
-                    row.id,
-                    row.name,
-                    rounds.join(" ")
+                    "The attack, in the median round: {}.",
+                    describe(attack)
                 );
-                if let Some(attack) = &measured.attack {
-                    let _ = writeln!(
-                        out,
-                        "The attack, in the median round: {}.",
-                        describe(attack)
-                    );
-                }
             }
         }
         for row in &self.rows {

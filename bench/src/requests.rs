@@ -22,6 +22,10 @@ pub enum Kind {
     /// A Truora WhatsApp Flows event whose variables name an order: the
     /// body is an HS256 JWT.
     Truora,
+    /// A JSON event of type `order.status` naming an order, signed for
+    /// the generic `hmac` provider with its defaults: `X-Signature`, the
+    /// hex HMAC-SHA256 of the body.
+    Hmac,
 }
 
 /// Builds request `sequence` of connection `connection` for one of `paths`.
@@ -41,6 +45,7 @@ impl Requests {
         let id = match kind {
             Kind::Goflow => "goflow",
             Kind::Truora => "truora",
+            Kind::Hmac => "hmac",
         };
         let provider = bare_provider(id, secret)?;
         Ok(Self {
@@ -85,6 +90,13 @@ impl Requests {
                 "user_id": format!("u-{id}"),
                 "phone_number": "+573001234567",
                 "variables": {"order": order},
+            }),
+            Kind::Hmac => serde_json::json!({
+                "type": "order.status",
+                "id": format!("evt-{id}"),
+                "created_at": "2026-01-15T09:30:00Z",
+                "order": order,
+                "customer": {"id": format!("cus-{id}"), "phone": "+12065551212"},
             }),
         };
         self.provider

@@ -24,6 +24,7 @@ const TICK: Duration = Duration::from_millis(10);
 /// The secrets every target is configured with.
 pub const GOFLOW_TOKEN: &str = "bench";
 pub const TRUORA_SECRET: &str = "bench-truora-secret";
+pub const HMAC_SECRET: &str = "bench-hmac-secret";
 /// The OneRoute route's secret, which only the daemon knows: the row that
 /// has one sends it nothing but bad signatures.
 pub const ONEROUTE_SECRET_VAR: &str = "BENCH_ONEROUTE_SECRET";
@@ -182,6 +183,7 @@ impl Site {
             .env("RUST_LOG", "info")
             .env("BENCH_GOFLOW_TOKEN", GOFLOW_TOKEN)
             .env("BENCH_TRUORA_SECRET", TRUORA_SECRET)
+            .env("BENCH_HMAC_SECRET", HMAC_SECRET)
             .env(ONEROUTE_SECRET_VAR, ONEROUTE_SECRET)
             .current_dir(&self.dir);
         if let Some(url) = &self.database {

@@ -30,7 +30,8 @@ struct Args {
     /// Whose requests to send.
     #[arg(long, value_enum, default_value = "goflow")]
     provider: Kind,
-    /// The route's secret (goflow: the token; truora: the JWT key).
+    /// The route's secret (goflow: the token; truora: the JWT key; hmac:
+    /// the MAC key).
     #[arg(long)]
     secret: String,
     /// What every answer must be; any other answer is an error.

@@ -28,6 +28,7 @@ mod forwarded;
 mod gate;
 mod goflow;
 mod hardening;
+mod hmac_plugin;
 mod in_process;
 mod inflight;
 mod log_hygiene;

@@ -1,6 +1,7 @@
 //! `wirehook-bench`: runs every target of the side-by-side table one after
 //! another on 127.0.0.1 with the same load, round after round (`--rounds`),
-//! with row 7 under attack (`attacked`), each measured by the load
+//! each wirehook row on a site of its own (`wirehook`), row 7 under
+//! attack (`attacked`), each measured by the load
 //! generator (`measure`), the Express peer installed first (`express`);
 //! measures memory and start-up (`footprint`), reads the plugin-call
 //! micro-benchmark if it ran, and prints the report.
@@ -14,14 +15,19 @@ mod express;
 mod footprint;
 mod measure;
 mod postgres;
+mod wirehook;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use wirehook_bench::expect::Expect;
-use wirehook_bench::report::{LIMIT, Machine, Measured, Micro, RESPOND, Report, Row, round_ratios};
-use wirehook_bench::targets::{self, Site};
+use wirehook_bench::report::{
+    LIMIT, Machine, Measured, Micro, PROVIDER_PLUGIN, RESPOND, Report, Row, Versus, round_ratios,
+};
+use wirehook_bench::targets;
+
+use self::wirehook::{Components, Isolation, Mode, Provider, RESPOND_GOFLOW, RESPOND_HMAC, Setup};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,13 +78,20 @@ impl Paths {
         self.bin.join(name)
     }
 
-    /// An example plugin, or the table's reason for its absence.
+    /// An example plugin, or a fixture `plugins/build --bench` builds,
+    /// or the table's reason for its absence.
     fn plugin(&self, name: &str) -> Result<PathBuf, String> {
-        let path = self.root.join("plugins/dist").join(format!("{name}.wasm"));
-        if path.is_file() {
-            Ok(path)
+        let file = format!("{name}.wasm");
+        let dist = self.root.join("plugins/dist").join(&file);
+        let fixture = self.target.join("bench-plugins").join(&file);
+        if dist.is_file() {
+            Ok(dist)
+        } else if fixture.is_file() {
+            Ok(fixture)
         } else {
-            Err(format!("not built (plugins/dist/{name}.wasm)"))
+            Err(format!(
+                "not built (plugins/dist/{file}; plugins/build --bench)"
+            ))
         }
     }
 }
@@ -190,74 +203,6 @@ struct Bench<'a> {
     scratch: &'a Path,
 }
 
-/// The provider whose signed requests a wirehook row's load sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Provider {
-    Goflow,
-    Truora,
-}
-
-impl Provider {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Goflow => "goflow",
-            Self::Truora => "truora",
-        }
-    }
-
-    /// The environment variable the route's secret is read from.
-    fn secret_var(self) -> &'static str {
-        match self {
-            Self::Goflow => "BENCH_GOFLOW_TOKEN",
-            Self::Truora => "BENCH_TRUORA_SECRET",
-        }
-    }
-}
-
-/// A route's `mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Respond,
-    Queue,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Respond => "respond",
-            Self::Queue => "queue",
-        }
-    }
-}
-
-/// A plugin's `isolation`: instances reused from its pool, or a fresh
-/// one per event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Isolation {
-    Pooled,
-    Event,
-}
-
-/// A wirehook row: one route to one plugin.
-#[derive(Debug, Clone, Copy)]
-struct Setup {
-    provider: Provider,
-    mode: Mode,
-    plugin: &'static str,
-    isolation: Isolation,
-    /// Every span exported to a loopback collector (`[telemetry]`).
-    traced: bool,
-}
-
-/// Row 2's route: the respond row the attacked row compares with.
-const RESPOND_GOFLOW: Setup = Setup {
-    provider: Provider::Goflow,
-    mode: Mode::Respond,
-    plugin: "order-status",
-    isolation: Isolation::Pooled,
-    traced: false,
-};
-
 /// What a line of the table measures.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -310,6 +255,19 @@ const TABLE: &[Spec] = &[
         kind: Kind::Wirehook(Setup {
             provider: Provider::Truora,
             ..RESPOND_GOFLOW
+        }),
+    },
+    Spec {
+        id: PROVIDER_PLUGIN,
+        name: "wirehook respond: built-in hmac + probe's echo",
+        kind: Kind::Wirehook(RESPOND_HMAC),
+    },
+    Spec {
+        id: PROVIDER_PLUGIN,
+        name: "wirehook respond: hmac as a Rust provider plugin + probe's echo",
+        kind: Kind::Wirehook(Setup {
+            provider: Provider::HmacPlugin,
+            ..RESPOND_HMAC
         }),
     },
     Spec {
@@ -376,7 +334,7 @@ enum Target {
     Limit,
     Wirehook {
         setup: Setup,
-        wasm: PathBuf,
+        components: Components,
     },
     /// Row 2's route while `wirehook-attack` attacks.
     UnderAttack {
@@ -411,9 +369,8 @@ impl Bench<'_> {
                 let target = match spec.kind {
                     Kind::Limit => Ok(Target::Limit),
                     Kind::Wirehook(setup) => self
-                        .paths
-                        .plugin(setup.plugin)
-                        .map(|wasm| Target::Wirehook { setup, wasm }),
+                        .components(&setup)
+                        .map(|components| Target::Wirehook { setup, components }),
                     Kind::UnderAttack => self
                         .paths
                         .plugin(RESPOND_GOFLOW.plugin)
@@ -478,6 +435,7 @@ impl Bench<'_> {
         };
         let limits = throughputs(LIMIT);
         let unattacked = throughputs(RESPOND);
+        let built_in = throughputs(PROVIDER_PLUGIN);
         lines
             .into_iter()
             .zip(measured)
@@ -487,17 +445,32 @@ impl Bench<'_> {
                     name: line.name.to_owned(),
                     result: Err(why),
                     ratios: Vec::new(),
-                    versus_unattacked: Vec::new(),
+                    versus: None,
                 },
                 Ok(target) => {
-                    let attacked: Vec<Option<f64>> = rounds
+                    let throughputs: Vec<Option<f64>> = rounds
                         .iter()
                         .map(|r| r.as_ref().ok().map(|m| m.load.rps))
                         .collect();
+                    let versus = |baseline: &str, of: &[Option<f64>]| Versus {
+                        baseline: baseline.to_owned(),
+                        ratios: round_ratios(&throughputs, of),
+                        target: 0.8,
+                    };
                     let mut row = Row::from_rounds(line.id, line.name, rounds, &limits);
-                    if matches!(target, Target::UnderAttack { .. }) {
-                        row.versus_unattacked = round_ratios(&attacked, &unattacked);
-                    }
+                    row.versus = match target {
+                        Target::UnderAttack { .. } => Some(versus(
+                            &format!("the unattacked respond row (row {RESPOND})"),
+                            &unattacked,
+                        )),
+                        Target::Wirehook { setup, .. } if setup.provider.plugin().is_some() => {
+                            Some(versus(
+                                &format!("the built-in provider's line of row {PROVIDER_PLUGIN}"),
+                                &built_in,
+                            ))
+                        }
+                        _ => None,
+                    };
                     row
                 }
             })
@@ -511,7 +484,9 @@ impl Bench<'_> {
                 let limit = targets::limit(&self.paths.exe("wirehook-limit"))?;
                 self.measure(&limit, "limit", "goflow", Expect::Ok, &["/hooks/orders"])
             }
-            Target::Wirehook { setup, wasm } => self.wirehook_row(id, round, setup, wasm),
+            Target::Wirehook { setup, components } => {
+                self.wirehook_row(id, round, setup, components)
+            }
             Target::UnderAttack { wasm } => self.attacked_row(id, round, wasm),
             Target::Postgres { wasm, instances } => self.postgres_row(id, round, *instances, wasm),
             Target::Express { dir, workers } => {
@@ -525,80 +500,5 @@ impl Bench<'_> {
                 )
             }
         }
-    }
-
-    /// One round of a wirehook row, on a site of its own: a queue row's
-    /// store must not start with the last round's backlog.
-    fn wirehook_row(
-        &self,
-        id: &str,
-        round: usize,
-        setup: &Setup,
-        wasm: &Path,
-    ) -> anyhow::Result<Measured> {
-        let mut routes = format!(
-            "[[route]]\nname = \"orders\"\npath = \"/hooks/orders\"\nprovider = \"{}\"\n\
-             secret = \"env:{}\"\nplugins = [\"{}\"]\nmode = \"{}\"\n",
-            setup.provider.as_str(),
-            setup.provider.secret_var(),
-            setup.plugin,
-            setup.mode.as_str()
-        );
-        if setup.mode == Mode::Queue {
-            // The row measures acknowledgement: the workers deliver on
-            // the same cores meanwhile but fall behind, and the default
-            // depth would turn the rest of the run into 503s.
-            routes.push_str("\n[delivery]\nmax_queue_depth = 100000000\n");
-        }
-        if setup.isolation == Isolation::Event {
-            routes.push_str(&format!(
-                "\n[plugin.{}]\nisolation = \"event\"\n",
-                setup.plugin
-            ));
-        }
-        if setup.traced {
-            routes.push_str(&format!(
-                "\n[telemetry]\notlp_endpoint = \"http://{}\"\nsample_ratio = 1.0\n",
-                collector::address()?
-            ));
-        }
-        let dir = self
-            .scratch
-            .join(format!("row-{id}-{}-{round}", setup.plugin));
-        let cache = self.scratch.join("cache");
-        let site = Site::create(
-            &dir,
-            &[(setup.plugin.to_owned(), wasm.to_owned())],
-            &routes,
-            Some(&cache),
-        )?;
-        let measured = {
-            let running = site.start(&self.paths.exe("wirehook"))?;
-            let label = format!(
-                "{}-{}-{}",
-                setup.mode.as_str(),
-                setup.provider.as_str(),
-                setup.plugin
-            );
-            let expect = if setup.mode == Mode::Queue {
-                Expect::Accepted
-            } else {
-                Expect::OrderStatus
-            };
-            let mut measured = self.measure(
-                &running,
-                &label,
-                setup.provider.as_str(),
-                expect,
-                &["/hooks/orders"],
-            )?;
-            if setup.mode == Mode::Queue {
-                measured.backlog = Some(site.backlog()?);
-            }
-            measured
-        };
-        // A queue row's store holds every event of its round.
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok(measured)
     }
 }

@@ -8,7 +8,7 @@ use clap::ValueEnum as _;
 use wirehook_bench::expect::Expect;
 use wirehook_bench::load::Outcome;
 use wirehook_bench::report::Measured;
-use wirehook_bench::targets::{GOFLOW_TOKEN, Running, TRUORA_SECRET};
+use wirehook_bench::targets::{GOFLOW_TOKEN, HMAC_SECRET, Running, TRUORA_SECRET};
 
 use super::Bench;
 
@@ -64,10 +64,10 @@ impl Bench<'_> {
         paths: &[&str],
         duration: f64,
     ) -> anyhow::Result<Outcome> {
-        let secret = if provider == "truora" {
-            TRUORA_SECRET
-        } else {
-            GOFLOW_TOKEN
+        let secret = match provider {
+            "truora" => TRUORA_SECRET,
+            "hmac" => HMAC_SECRET,
+            _ => GOFLOW_TOKEN,
         };
         let mut command = Command::new(self.paths.exe("wirehook-loadgen"));
         for target in running {
