@@ -12,9 +12,10 @@ use std::time::SystemTime;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use criterion::{Criterion, criterion_group, criterion_main};
+use wirehook::config::Isolation;
 use wirehook::config::provider::{ProviderId, ProviderOptions};
 use wirehook::providers::{self, ProviderConfig, Request};
-use wirehook::runtime::provider::{Keys, ProviderPlugin, ProviderSetup};
+use wirehook::runtime::provider::{CompiledProvider, Keys, ProviderPlugin, ProviderSetup};
 use wirehook::secret::Secret;
 use wirehook_bench::requests::{Kind, Requests};
 use wirehook_bench::targets::{GOFLOW_TOKEN, HMAC_SECRET, TRUORA_SECRET};
@@ -79,30 +80,40 @@ fn plugin(
         return;
     };
     let engine = wirehook::runtime::compiling_engine().expect("the engine");
-    let setup = ProviderSetup {
-        route: "orders".to_owned(),
-        keys: Keys {
-            secret: Some(Secret::new(HMAC_SECRET.as_bytes())),
-            named: Default::default(),
-        },
-        public_url: None,
-        memory_bytes: 128 << 20,
-        timeout: std::time::Duration::from_secs(10),
-    };
-    let plugin = ProviderPlugin::load(&engine, "hmac-provider", &wasm, &bytes, setup)
+    let compiled = CompiledProvider::compile(&engine, "hmac-provider", &wasm, &bytes)
         .expect("hmac-provider is a provider plugin");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .expect("a runtime");
-    group.bench_function("plugin:hmac-provider: verify and decode", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(plugin.verify(request, "/hooks/orders"))
-                .expect("the plugin answers")
-                .expect("the request verifies")
-        })
-    });
+    for (isolation, label) in [
+        (Isolation::Event, "plugin:hmac-provider: verify and decode"),
+        (
+            Isolation::Pooled,
+            "plugin:hmac-provider, pooled: verify and decode",
+        ),
+    ] {
+        let setup = ProviderSetup {
+            route: "orders".to_owned(),
+            keys: Keys {
+                secret: Some(Secret::new(HMAC_SECRET.as_bytes())),
+                named: Default::default(),
+            },
+            public_url: None,
+            memory_bytes: 128 << 20,
+            timeout: std::time::Duration::from_secs(10),
+            isolation,
+        };
+        let plugin = ProviderPlugin::bind(compiled.clone(), setup);
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(plugin.verify(request, "/hooks/orders"))
+                    .expect("the plugin answers")
+                    .expect("the request verifies")
+            })
+        });
+    }
 }
 
 criterion_group!(benches, verify_and_decode);

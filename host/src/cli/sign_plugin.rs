@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::config::Isolation;
 use crate::providers::Signed;
 use crate::runtime::provider::{CompiledProvider, Keys, ProviderPlugin, ProviderSetup};
 use crate::secret::Secret;
@@ -46,6 +47,7 @@ pub fn sign(
         public_url,
         memory_bytes: SIGN_MEMORY_BYTES,
         timeout: SIGN_TIMEOUT,
+        isolation: Isolation::Event,
     };
     let compiled = CompiledProvider::compile(&engine, name, wasm, &bytes)
         .map_err(|reason| anyhow::anyhow!("{reason}"))?;

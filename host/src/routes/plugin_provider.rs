@@ -48,6 +48,7 @@ pub(super) fn load(
         memory_bytes: usize::try_from(config.plugins.memory_mb.saturating_mul(1024 * 1024))
             .unwrap_or(usize::MAX),
         timeout: Duration::from_millis(options.timeout_ms),
+        isolation: options.isolation,
     };
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     if let Some(same) = compiled.iter().find(|c| c.is(&options.name, &sha256)) {

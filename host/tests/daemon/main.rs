@@ -37,6 +37,7 @@ mod ops;
 mod paddle;
 mod plugin_provider;
 mod pool;
+mod provider_isolation;
 mod providers;
 mod refusals;
 mod reload;

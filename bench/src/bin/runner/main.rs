@@ -271,6 +271,14 @@ const TABLE: &[Spec] = &[
         }),
     },
     Spec {
+        id: PROVIDER_PLUGIN,
+        name: "wirehook respond: the same plugin, isolation = \"pooled\"",
+        kind: Kind::Wirehook(Setup {
+            provider: Provider::HmacPluginPooled,
+            ..RESPOND_HMAC
+        }),
+    },
+    Spec {
         id: "4",
         name: "wirehook queue: goflow, acked after group commit",
         kind: Kind::Wirehook(Setup {

@@ -20,6 +20,9 @@ pub(super) enum Provider {
     Hmac,
     /// The same scheme as the `hmac-provider` plugin: the same requests.
     HmacPlugin,
+    /// `HmacPlugin` with `isolation = "pooled"`: instances kept between
+    /// requests rather than a fresh one each.
+    HmacPluginPooled,
 }
 
 impl Provider {
@@ -29,7 +32,23 @@ impl Provider {
             Self::Goflow => "goflow",
             Self::Truora => "truora",
             Self::Hmac => "hmac",
-            Self::HmacPlugin => "plugin:hmac-provider",
+            Self::HmacPlugin | Self::HmacPluginPooled => "plugin:hmac-provider",
+        }
+    }
+
+    /// The route's further keys.
+    fn keys(self) -> &'static str {
+        match self {
+            Self::HmacPluginPooled => "isolation = \"pooled\"\n",
+            _ => "",
+        }
+    }
+
+    /// A name for the row's directory.
+    fn label(self) -> &'static str {
+        match self {
+            Self::HmacPluginPooled => "plugin-hmac-provider-pooled",
+            _ => self.route(),
         }
     }
 
@@ -38,7 +57,7 @@ impl Provider {
         match self {
             Self::Goflow => "goflow",
             Self::Truora => "truora",
-            Self::Hmac | Self::HmacPlugin => "hmac",
+            Self::Hmac | Self::HmacPlugin | Self::HmacPluginPooled => "hmac",
         }
     }
 
@@ -47,13 +66,13 @@ impl Provider {
         match self {
             Self::Goflow => "BENCH_GOFLOW_TOKEN",
             Self::Truora => "BENCH_TRUORA_SECRET",
-            Self::Hmac | Self::HmacPlugin => "BENCH_HMAC_SECRET",
+            Self::Hmac | Self::HmacPlugin | Self::HmacPluginPooled => "BENCH_HMAC_SECRET",
         }
     }
 
     /// The provider plugin the route loads, if it is one.
     pub(super) fn plugin(self) -> Option<&'static str> {
-        (self == Self::HmacPlugin).then_some("hmac-provider")
+        matches!(self, Self::HmacPlugin | Self::HmacPluginPooled).then_some("hmac-provider")
     }
 }
 
@@ -137,11 +156,12 @@ impl Bench<'_> {
     ) -> anyhow::Result<Measured> {
         let mut routes = format!(
             "[[route]]\nname = \"orders\"\npath = \"/hooks/orders\"\nprovider = \"{}\"\n\
-             secret = \"env:{}\"\nplugins = [\"{}\"]\nmode = \"{}\"\n",
+             secret = \"env:{}\"\nplugins = [\"{}\"]\nmode = \"{}\"\n{}",
             setup.provider.route(),
             setup.provider.secret_var(),
             setup.plugin,
-            setup.mode.as_str()
+            setup.mode.as_str(),
+            setup.provider.keys()
         );
         if setup.mode == Mode::Queue {
             // The row measures acknowledgement: the workers deliver on
@@ -163,7 +183,7 @@ impl Bench<'_> {
         }
         let dir = self.scratch.join(format!(
             "row-{id}-{}-{}-{round}",
-            setup.provider.route().replace(':', "-"),
+            setup.provider.label().replace(':', "-"),
             setup.plugin
         ));
         let cache = self.scratch.join("cache");
@@ -173,7 +193,7 @@ impl Bench<'_> {
             let label = format!(
                 "{}-{}-{}",
                 setup.mode.as_str(),
-                setup.provider.route(),
+                setup.provider.label(),
                 setup.plugin
             );
             let mut measured = self.measure(

@@ -1,6 +1,7 @@
 //! The keys of a route whose provider is a plugin (`provider =
 //! "plugin:NAME"`): the component's name, the URL the provider calls,
-//! the named secrets it may have the host MAC with, and its deadline.
+//! the named secrets it may have the host MAC with, its deadline, and
+//! whether its instances serve one request each.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use figment::value::Dict;
 use serde::Deserialize;
 
 use super::{Problem, Resolver};
+use crate::config::Isolation;
 use crate::secret::{Secret, SecretSource};
 
 /// A provider plugin's deadline when the route sets none: it runs on
@@ -24,6 +26,11 @@ pub struct PluginProviderOptions {
     /// Keys the plugin names in its host calls, besides `secret`.
     pub secrets: BTreeMap<String, Secret>,
     pub timeout_ms: u64,
+    /// `event` (the default): a fresh instance per request, so nothing
+    /// one request leaves in the verifier's memory reaches another's
+    /// answer; a verifier reads unauthenticated bytes. `pooled`: instances
+    /// are kept between the route's requests, for speed.
+    pub isolation: Isolation,
 }
 
 /// A provider plugin's keys, as written.
@@ -34,6 +41,12 @@ struct PluginKeys {
     #[serde(default)]
     secrets: BTreeMap<String, SecretSource>,
     timeout_ms: Option<u64>,
+    #[serde(default = "fresh_per_request")]
+    isolation: Isolation,
+}
+
+fn fresh_per_request() -> Isolation {
+    Isolation::Event
 }
 
 /// Whether `name` may name a component: the stem of a file in the
@@ -89,6 +102,7 @@ pub(super) fn resolve(
         public_url,
         secrets,
         timeout_ms,
+        isolation: keys.isolation,
     })
 }
 
@@ -119,6 +133,7 @@ mod tests {
         };
         assert_eq!(plugin.name, "hubspot");
         assert_eq!(plugin.timeout_ms, super::DEFAULT_TIMEOUT_MS);
+        assert_eq!(plugin.isolation, crate::config::Isolation::Event);
         assert_eq!(plugin.secrets["old"].expose(), b"previous");
         assert_eq!(
             plugin.public_url.unwrap().as_str(),
@@ -137,6 +152,11 @@ mod tests {
         assert!(
             problems[0].starts_with("route[0].prefix: unknown field")
                 && problems[0].contains("the `plugin:x` provider does not read it"),
+            "{problems:?}"
+        );
+        let problems = resolved("provider = \"plugin:x\"\nisolation = \"shared\"").unwrap_err();
+        assert!(
+            problems[0].starts_with("route[0].isolation: unknown variant `shared`"),
             "{problems:?}"
         );
         let problems = resolved("provider = \"plugin:x\"\ntimeout_ms = 0").unwrap_err();

@@ -25,7 +25,7 @@ const LOG_LINES_PER_CALL: u32 = 4;
 /// Bytes of a log line kept.
 const MAX_LOG_LINE_BYTES: usize = 1024;
 
-/// Bytes of guest stderr kept per call.
+/// Bytes of guest stderr kept per instance.
 const STDERR_CAPACITY: usize = 4 * 1024;
 
 /// The keys a route gives its provider plugin: `secret`, and `secrets`
@@ -68,6 +68,19 @@ pub struct State {
 }
 
 impl State {
+    /// Readies a kept store for its next call: that call's deadline and
+    /// its own allowance of log lines.
+    pub(super) fn next_call(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.logs_left = LOG_LINES_PER_CALL;
+    }
+
+    /// Whether the guest wrote to stderr: such an instance is not kept,
+    /// so that the stderr a failure logs is always its own call's.
+    pub(super) fn wrote_to_stderr(&self) -> bool {
+        !self.stderr.contents().is_empty()
+    }
+
     pub(super) fn new(
         keys: Arc<Keys>,
         plugin: Arc<str>,

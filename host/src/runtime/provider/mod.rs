@@ -1,9 +1,10 @@
 //! Provider plugins: components for the `provider` world (wit/provider/)
 //! that prove and decode a provider's requests in place of a built-in
 //! provider. Each request gets a fresh instance from the pre-instantiated
-//! component, under the plugins' memory cap and the route's own short
-//! deadline (it runs on every request, authenticated or not); the keys
-//! stay on the host side ([`keyed`]). A trap, a timeout or an answer
+//! component (or, with the route's `isolation = "pooled"`, an instance
+//! its route's earlier requests left), under the plugins' memory cap and
+//! the route's own short deadline (it runs on every request,
+//! authenticated or not); the keys stay on the host side ([`keyed`]). A trap, a timeout or an answer
 //! that breaks the world's rules is a [`ProviderFailure`], which the
 //! server refuses the request for, never a 500.
 
@@ -15,6 +16,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::limits::MemoryCap;
+use crate::config::Isolation;
 use crate::event::{Decoded, Payload};
 use crate::providers::{Budget, Rejection, Request};
 
@@ -38,6 +40,10 @@ use bindings::provider_types;
 /// Calls of one provider plugin running at once; more wait for a place
 /// within their deadline.
 const MAX_CONCURRENT_CALLS: usize = 64;
+
+/// Instances a route with `isolation = "pooled"` keeps between requests:
+/// enough for every worker thread's call at once.
+const WARM_INSTANCES: usize = 8;
 
 /// Extra time the async timeout gives over the epoch deadline, which is
 /// the normal way a slow call ends.
@@ -137,9 +143,17 @@ impl CompiledProvider {
     }
 }
 
+/// An instance a call left, for the next call of its route.
+struct Warm {
+    store: Store<State>,
+    instance: bindings::Provider,
+}
+
 /// A compiled provider plugin bound to one route's keys and limits.
 pub struct ProviderPlugin {
     compiled: Arc<CompiledProvider>,
+    isolation: Isolation,
+    warm: std::sync::Mutex<Vec<Warm>>,
     route: Arc<str>,
     keys: Arc<Keys>,
     public_url: Option<String>,
@@ -155,6 +169,7 @@ pub struct ProviderSetup {
     pub public_url: Option<String>,
     pub memory_bytes: usize,
     pub timeout: Duration,
+    pub isolation: Isolation,
 }
 
 impl ProviderPlugin {
@@ -162,6 +177,8 @@ impl ProviderPlugin {
     pub fn bind(compiled: Arc<CompiledProvider>, setup: ProviderSetup) -> Self {
         Self {
             compiled,
+            isolation: setup.isolation,
+            warm: std::sync::Mutex::new(Vec::new()),
             route: Arc::from(setup.route.as_str()),
             keys: Arc::new(setup.keys),
             public_url: setup.public_url,
@@ -267,7 +284,9 @@ impl ProviderPlugin {
         }
     }
 
-    /// Runs `export` in a fresh instance under the route's deadline.
+    /// Runs `export` under the route's deadline, in a fresh instance or,
+    /// when the route pools them, one an earlier call left. An instance
+    /// is kept only after a call that ended normally.
     async fn call<T, F>(&self, export: F) -> Result<T, ProviderFailure>
     where
         F: for<'a> FnOnce(
@@ -284,37 +303,76 @@ impl ProviderPlugin {
                 .acquire()
                 .await
                 .map_err(|_| ProviderFailure::Trap)?;
-            let state = State::new(
-                self.keys.clone(),
-                self.compiled.name.clone(),
-                self.route.clone(),
-                MemoryCap::new(self.memory_bytes),
-                deadline,
-            );
-            let mut store = Store::new(&self.compiled.engine, state);
-            store.limiter(|state| &mut state.limiter);
-            store.set_epoch_deadline(1);
-            // Past the deadline, interrupt; before it, yield, so that a
-            // slow verifier shares the workers with every other request.
-            store.epoch_deadline_callback(|store| {
-                if Instant::now() >= store.data().deadline {
-                    Ok(UpdateDeadline::Interrupt)
-                } else {
-                    Ok(UpdateDeadline::Yield(1))
+            let Warm {
+                mut store,
+                instance,
+            } = match self.take_warm() {
+                Some(mut warm) => {
+                    warm.store.data_mut().next_call(deadline);
+                    warm.store.set_epoch_deadline(1);
+                    warm
                 }
-            });
-            let instance = self
-                .compiled
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| self.failure(&store, e))?;
+                None => self.instantiate(deadline).await?,
+            };
             let outcome = export(&instance, &mut store).await;
-            outcome.map_err(|e| self.failure(&store, e))
+            match outcome {
+                Ok(answer) => {
+                    self.keep(Warm { store, instance });
+                    Ok(answer)
+                }
+                Err(e) => Err(self.failure(&store, e)),
+            }
         };
         match tokio::time::timeout(self.timeout + TIMEOUT_GRACE, run).await {
             Ok(result) => result,
             Err(_) => Err(ProviderFailure::Timeout(self.timeout)),
+        }
+    }
+
+    /// A new instance in a new store, for a call due by `deadline`.
+    async fn instantiate(&self, deadline: Instant) -> Result<Warm, ProviderFailure> {
+        let state = State::new(
+            self.keys.clone(),
+            self.compiled.name.clone(),
+            self.route.clone(),
+            MemoryCap::new(self.memory_bytes),
+            deadline,
+        );
+        let mut store = Store::new(&self.compiled.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        // Past the deadline, interrupt; before it, yield, so that a slow
+        // verifier shares the workers with every other request.
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let instance = self
+            .compiled
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| self.failure(&store, e))?;
+        Ok(Warm { store, instance })
+    }
+
+    fn take_warm(&self) -> Option<Warm> {
+        if self.isolation != Isolation::Pooled {
+            return None;
+        }
+        self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn keep(&self, warm: Warm) {
+        if self.isolation != Isolation::Pooled || warm.store.data().wrote_to_stderr() {
+            return;
+        }
+        let mut kept = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < WARM_INSTANCES {
+            kept.push(warm);
         }
     }
 

@@ -6,7 +6,10 @@
 //!
 //! The header `x-leaky-mode` makes it misbehave instead: `trap` panics,
 //! `spin` never returns, `bad-json` answers an event that is not JSON,
-//! `status` refuses with a status outside the world's four.
+//! `status` refuses with a status outside the world's four. `remember`
+//! keeps the body and answers with the one the instance kept before:
+//! what one request could carry into another's answer if instances were
+//! kept.
 
 // The generated glue of `verify-mac` passes each list as pointer and length.
 #![allow(clippy::too_many_arguments)]
@@ -17,6 +20,9 @@ use wirehook::plugin::keyed;
 use wirehook::plugin::provider_types::Hash;
 
 struct Leaky;
+
+/// The body of the last `remember` request this instance verified.
+static REMEMBERED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 fn mode(req: &Request) -> &str {
     req.headers
@@ -70,6 +76,15 @@ impl Guest for Leaky {
                 return Ok(vec![DecodedEvent {
                     kind: "bad".to_owned(),
                     raw_json: "{not json".to_owned(),
+                    provider_id: None,
+                }]);
+            }
+            "remember" => {
+                let body = String::from_utf8_lossy(&req.body).into_owned();
+                let previous = REMEMBERED.lock().unwrap().replace(body);
+                return Ok(vec![DecodedEvent {
+                    kind: "remember".to_owned(),
+                    raw_json: serde_json::json!({ "previous": previous }).to_string(),
                     provider_id: None,
                 }]);
             }
