@@ -158,6 +158,11 @@ pub struct PluginsConfig {
     pub timeout_ms: u64,
     /// Most instances of a plugin at once; kept warm between events.
     pub pool_size: usize,
+    /// Linear memory a plugin's instances may hold, at once and idle:
+    /// fewer than `pool_size` of a large one (an interpreter's).
+    pub memory_budget_mb: u64,
+    /// A warm instance unused this long is dropped, giving its memory back.
+    pub instance_idle_secs: u64,
     /// A warm instance is replaced after this many events.
     pub max_events_per_instance: u64,
     /// KV limits per plugin (for plugins granted `kv`).
@@ -180,6 +185,8 @@ impl Default for PluginsConfig {
             memory_mb: 64,
             timeout_ms: 1000,
             pool_size: 16,
+            memory_budget_mb: 64,
+            instance_idle_secs: 60,
             max_events_per_instance: 10_000,
             kv_max_key_bytes: 256,
             kv_max_value_bytes: 64 * 1024,
@@ -282,6 +289,8 @@ pub struct PluginConfig {
     /// tens of megabytes each, and a plugin that mostly waits on `fetch`
     /// may want more than the rest.
     pub pool_size: Option<usize>,
+    /// This plugin's `plugins.memory_budget_mb`.
+    pub memory_budget_mb: Option<u64>,
 }
 
 impl Config {

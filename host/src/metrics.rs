@@ -153,7 +153,7 @@ impl Metrics {
         let plugin_waiting = Family::default();
         registry.register(
             "plugin_waiting_calls",
-            "Calls waiting for an instance because the plugin's pool_size instances are busy",
+            "Calls waiting for an instance because every instance the plugin may have (pool_size, memory_budget_mb) is busy",
             plugin_waiting.clone(),
         );
         let waiting_for_route = Family::default();

@@ -60,6 +60,7 @@ pub struct ResolvedPlugin {
     pub kv: bool,
     pub isolation: Isolation,
     pub pool_size: Option<usize>,
+    pub memory_budget_mb: Option<u64>,
 }
 
 impl Config {
@@ -74,6 +75,18 @@ impl Config {
         }
         if self.plugins.pool_size == 0 {
             problems.push(Problem::new("plugins.pool_size", "must be at least 1"));
+        }
+        if self.plugins.memory_budget_mb == 0 {
+            problems.push(Problem::new(
+                "plugins.memory_budget_mb",
+                "must be at least 1",
+            ));
+        }
+        if self.plugins.instance_idle_secs == 0 {
+            problems.push(Problem::new(
+                "plugins.instance_idle_secs",
+                "must be at least 1",
+            ));
         }
         if self.plugins.timeout_ms == 0 {
             problems.push(Problem::new("plugins.timeout_ms", "must be at least 1"));
@@ -205,6 +218,12 @@ fn resolve_plugin(
             "must be at least 1",
         ));
     }
+    if plugin.memory_budget_mb == Some(0) {
+        problems.push(Problem::new(
+            format!("plugin.{name}.memory_budget_mb"),
+            "must be at least 1",
+        ));
+    }
     let mut settings = BTreeMap::new();
     for (key, source) in &plugin.settings {
         match source.resolve() {
@@ -233,5 +252,6 @@ fn resolve_plugin(
         kv: plugin.kv,
         isolation: plugin.isolation,
         pool_size: plugin.pool_size,
+        memory_budget_mb: plugin.memory_budget_mb,
     }
 }

@@ -45,6 +45,7 @@ impl Fingerprint {
             kv,
             isolation,
             pool_size,
+            memory_budget_mb,
         } = plugin;
         // Setting values count (a changed env or file value reloads), but
         // only as digests.
@@ -55,7 +56,7 @@ impl Fingerprint {
         Self {
             content: sha2::Sha256::digest(bytes).into(),
             config: format!(
-                "{allow_http:?} {settings:?} {kv} {isolation:?} {pool_size:?} {:?}",
+                "{allow_http:?} {settings:?} {kv} {isolation:?} {pool_size:?} {memory_budget_mb:?} {:?}",
                 config.plugins
             ),
         }

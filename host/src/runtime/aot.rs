@@ -7,40 +7,49 @@
 //! one log line saying why, and the component is compiled as usual:
 //!
 //! - the file is owned by this user or root, and no one else may write it;
-//! - it starts with wirehook's header, which binds it to the SHA-256 of
+//! - it ends with wirehook's trailer, which binds it to the SHA-256 of
 //!   the `.wasm` beside it (a changed component makes it stale), to a
 //!   digest of the engine's compatibility hash (wasmtime version, compiler
 //!   settings, CPU features: another build or another machine makes it
-//!   stale) and to the SHA-256 of the code that follows (a truncated or
+//!   stale) and to the SHA-256 of the code before it (a truncated or
 //!   altered file is refused);
 //! - wasmtime recognises the code as a precompiled component.
 //!
-//! The header is text, one `key value` line each, ending with a blank line:
+//! The code comes first, as wasmtime wrote it, so that wasmtime maps the
+//! file itself rather than a copy: its pages are the page cache's, shared
+//! and paged in as they are used, and each instance's linear memory
+//! starts as a copy-on-write mapping of the data in it. (An interpreter
+//! component is tens of megabytes of code and a memory image of ten or
+//! more; a copy of it would be resident for as long as the plugin is
+//! loaded.) The trailer is text of a fixed length, one `key value` line
+//! each:
 //!
 //! ```text
-//! wirehook-precompiled 1
+//!
+//! wirehook-precompiled 2
 //! component <sha256 of NAME.wasm, hex>
 //! engine <sha256 of the engine's compatibility hash, hex>
-//! code <sha256 of the bytes after the header, hex>
+//! code <sha256 of the bytes before the trailer, hex>
 //! ```
 
 use std::hash::{Hash as _, Hasher};
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
+use wasmtime::Engine;
 use wasmtime::component::Component;
-use wasmtime::{Engine, Precompiled};
 
 mod trusted;
 
-/// The first line of every artifact.
-const MAGIC: &str = "wirehook-precompiled 1";
+/// The first line of every artifact's trailer.
+const MAGIC: &str = "wirehook-precompiled 2";
 
-/// An artifact's header is far shorter than this; a file without a blank
-/// line within it is no artifact.
-const MAX_HEADER: usize = 1024;
+/// The length of every trailer: a blank line, the magic, three lines of
+/// a key and 64 hex digits.
+const TRAILER_LEN: usize =
+    1 + MAGIC.len() + 1 + ("component".len() + 66) + ("engine".len() + 66) + ("code".len() + 66);
 
 /// The file name extension of an artifact.
 pub const EXTENSION: &str = "cwasm";
@@ -59,15 +68,15 @@ pub enum Stale {
     Owner(u32),
     #[error("others may write it (mode {0:o})")]
     Writable(u32),
-    #[error("it has no wirehook header")]
-    NoHeader,
+    #[error("it has no wirehook trailer (written by another wirehook version?)")]
+    NoTrailer,
     #[error("the component changed since it was compiled")]
     ComponentChanged,
     #[error(
         "it was compiled by another engine (wasmtime version, settings or CPU features differ)"
     )]
     EngineChanged,
-    #[error("its code does not match its header (truncated or altered)")]
+    #[error("its code does not match its trailer (truncated or altered)")]
     Corrupt,
     #[error("its code is not a precompiled component")]
     NotAComponent,
@@ -124,28 +133,27 @@ impl Hasher for Sha256Hasher {
     }
 }
 
-fn header(component: &[u8], engine: &[u8; 32], code: &[u8]) -> String {
-    format!(
-        "{MAGIC}\ncomponent {}\nengine {}\ncode {}\n\n",
+fn trailer(component: &[u8], engine: &[u8; 32], code: &[u8]) -> String {
+    let trailer = format!(
+        "\n{MAGIC}\ncomponent {}\nengine {}\ncode {}\n",
         hex::encode(Sha256::digest(component)),
         hex::encode(engine),
         hex::encode(Sha256::digest(code)),
-    )
+    );
+    debug_assert_eq!(trailer.len(), TRAILER_LEN);
+    trailer
 }
 
-/// The header's fields and the code after it.
+/// The trailer's fields.
 struct Parsed<'a> {
     component: &'a str,
     engine: &'a str,
     code_digest: &'a str,
-    code: &'a [u8],
 }
 
-fn parse(artifact: &[u8]) -> Option<Parsed<'_>> {
-    let window = &artifact[..artifact.len().min(MAX_HEADER)];
-    let end = window.windows(2).position(|pair| pair == b"\n\n")?;
-    let text = std::str::from_utf8(&artifact[..end]).ok()?;
-    let mut lines = text.lines();
+fn parse(trailer: &[u8]) -> Option<Parsed<'_>> {
+    let text = std::str::from_utf8(trailer).ok()?;
+    let mut lines = text.strip_prefix('\n')?.lines();
     if lines.next()? != MAGIC {
         return None;
     }
@@ -154,16 +162,24 @@ fn parse(artifact: &[u8]) -> Option<Parsed<'_>> {
         component: field("component")?,
         engine: field("engine")?,
         code_digest: field("code")?,
-        code: &artifact[end + 2..],
     })
 }
 
+/// An artifact that passed every check of [`verified`]: the open file
+/// whose bytes were checked, the length of its code and the code's
+/// SHA-256 (hex). Only that function builds one.
+pub(super) struct Verified {
+    pub(super) file: std::fs::File,
+    pub(super) code_len: u64,
+    pub(super) code_digest: String,
+}
+
 /// Checks that the artifact at `path` may be loaded for `component` (the
-/// `.wasm`'s bytes) in `engine`, and returns its code.
-fn verified(engine: &Engine, path: &Path, component: &[u8]) -> Result<Vec<u8>, Stale> {
-    // Owner and mode from the open file, so they are the file's whose
-    // bytes are read.
-    let mut file = std::fs::File::open(path)?;
+/// `.wasm`'s bytes) in `engine`.
+fn verified(engine: &Engine, path: &Path, component: &[u8]) -> Result<Verified, Stale> {
+    // Owner, mode and bytes all from the one open file, which is what
+    // wasmtime then maps.
+    let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
@@ -172,24 +188,49 @@ fn verified(engine: &Engine, path: &Path, component: &[u8]) -> Result<Vec<u8>, S
     if meta.mode() & 0o022 != 0 {
         return Err(Stale::Writable(meta.mode() & 0o7777));
     }
-    let mut artifact = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut artifact)?;
-    let parsed = parse(&artifact).ok_or(Stale::NoHeader)?;
+    let code_len = meta
+        .len()
+        .checked_sub(TRAILER_LEN as u64)
+        .ok_or(Stale::NoTrailer)?;
+    let mut trailer = [0; TRAILER_LEN];
+    file.read_exact_at(&mut trailer, code_len)?;
+    let parsed = parse(&trailer).ok_or(Stale::NoTrailer)?;
     if parsed.component != hex::encode(Sha256::digest(component)) {
         return Err(Stale::ComponentChanged);
     }
     if parsed.engine != hex::encode(engine_digest(engine)) {
         return Err(Stale::EngineChanged);
     }
-    if parsed.code_digest != hex::encode(Sha256::digest(parsed.code)) {
+    // Streamed: the code is not kept in memory (wasmtime maps it).
+    let mut hasher = Sha256::new();
+    let hashed = std::io::copy(&mut (&file).take(code_len), &mut hasher)?;
+    let code_digest = hex::encode(hasher.finalize());
+    if hashed != code_len || parsed.code_digest != code_digest {
         return Err(Stale::Corrupt);
     }
-    if Engine::detect_precompiled(parsed.code) != Some(Precompiled::Component) {
+    let mut head = vec![0; usize::try_from(code_len.min(1 << 16)).unwrap_or(0)];
+    file.read_exact_at(&mut head, 0)?;
+    if !is_component(&head) {
         return Err(Stale::NotAComponent);
     }
-    let start = artifact.len() - parsed.code.len();
-    artifact.drain(..start);
-    Ok(artifact)
+    Ok(Verified {
+        file,
+        code_len,
+        code_digest,
+    })
+}
+
+/// Whether `head`, the start of an artifact's code, is an ELF file of
+/// wasmtime's for a component: its header's ABI and flags say so.
+fn is_component(head: &[u8]) -> bool {
+    /// `e_ident[EI_OSABI]` of wasmtime's objects, and the `e_flags` bit
+    /// of a component (wasmtime-environ's `obj` module).
+    const ELFOSABI_WASMTIME: u8 = 200;
+    const EF_WASMTIME_COMPONENT: u32 = 1 << 1;
+    head.len() >= 64
+        && head[..4] == *b"\x7fELF"
+        && head[7] == ELFOSABI_WASMTIME
+        && u32::from_le_bytes([head[48], head[49], head[50], head[51]]) & EF_WASMTIME_COMPONENT != 0
 }
 
 /// The component from the artifact beside `wasm`, when there is one and
@@ -197,9 +238,8 @@ fn verified(engine: &Engine, path: &Path, component: &[u8]) -> Result<Vec<u8>, S
 /// there) means compile as usual.
 pub(super) fn load(engine: &Engine, wasm: &Path, component: &[u8]) -> Option<Component> {
     let path = artifact_path(wasm);
-    let result = verified(engine, &path, component).and_then(|code| {
-        trusted::deserialize(engine, trusted::Verified(code))
-            .map_err(|e| Stale::Refused(format!("{e:#}")))
+    let result = verified(engine, &path, component).and_then(|artifact| {
+        trusted::deserialize(engine, artifact).map_err(|e| Stale::Refused(format!("{e:#}")))
     });
     match result {
         Ok(component) => Some(component),
@@ -232,7 +272,7 @@ pub fn compile(engine: &Engine, wasm: &Path) -> Result<Compiled, CompileError> {
             path: wasm.display().to_string(),
             reason: format!("{e:#}"),
         })?;
-    let header = header(&component, &engine_digest(engine), &code);
+    let trailer = trailer(&component, &engine_digest(engine), &code);
     let write_error = |source| CompileError::Write {
         path: path.display().to_string(),
         source,
@@ -246,8 +286,8 @@ pub fn compile(engine: &Engine, wasm: &Path) -> Result<Compiled, CompileError> {
         .open(&tmp)
         .map_err(write_error)?;
     let written = file
-        .write_all(header.as_bytes())
-        .and_then(|()| file.write_all(&code))
+        .write_all(&code)
+        .and_then(|()| file.write_all(trailer.as_bytes()))
         .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::rename(&tmp, &path));
     if let Err(e) = written {
@@ -255,7 +295,7 @@ pub fn compile(engine: &Engine, wasm: &Path) -> Result<Compiled, CompileError> {
         return Err(write_error(e));
     }
     Ok(Compiled::Written {
-        bytes: (header.len() + code.len()) as u64,
+        bytes: (trailer.len() + code.len()) as u64,
     })
 }
 
@@ -335,8 +375,9 @@ mod tests {
         ));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
 
+        // The code's last byte, before the trailer.
         let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
+        let last = bytes.len() - TRAILER_LEN - 1;
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         assert!(matches!(
@@ -347,7 +388,7 @@ mod tests {
         std::fs::write(&path, b"\x7fELF not ours").unwrap();
         assert!(matches!(
             verified(&engine, &path, EMPTY),
-            Err(Stale::NoHeader)
+            Err(Stale::NoTrailer)
         ));
     }
 }

@@ -19,19 +19,30 @@ pub struct Limits {
     pub memory_bytes: usize,
     pub timeout: Duration,
     pub pool_size: usize,
+    /// Bytes of linear memory a plugin's instances may hold (see
+    /// [`super::pool`]).
+    pub memory_budget: usize,
+    /// An idle instance is dropped after this long unused.
+    pub idle_after: Duration,
     pub max_events_per_instance: u64,
 }
 
 impl From<&PluginsConfig> for Limits {
     fn from(c: &PluginsConfig) -> Self {
         Self {
-            memory_bytes: usize::try_from(c.memory_mb.saturating_mul(1024 * 1024))
-                .unwrap_or(usize::MAX),
+            memory_bytes: mib(c.memory_mb),
             timeout: c.timeout(),
             pool_size: c.pool_size,
+            memory_budget: mib(c.memory_budget_mb),
+            idle_after: Duration::from_secs(c.instance_idle_secs),
             max_events_per_instance: c.max_events_per_instance.max(1),
         }
     }
+}
+
+/// `mib` MiB in bytes.
+pub(super) fn mib(mib: u64) -> usize {
+    usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
 }
 
 #[derive(Debug)]

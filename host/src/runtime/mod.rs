@@ -26,6 +26,7 @@ mod fetch;
 mod host;
 mod limits;
 mod plugin;
+mod pool;
 pub mod provider;
 pub mod trial;
 mod ungranted;
@@ -130,10 +131,13 @@ impl Runtime {
         config: &ResolvedPlugin,
         plugins: &PluginsConfig,
     ) -> Result<Plugin, LoadError> {
-        let limits = Limits {
+        let mut limits = Limits {
             pool_size: config.pool_size.unwrap_or(plugins.pool_size),
             ..Limits::from(plugins)
         };
+        if let Some(budget) = config.memory_budget_mb {
+            limits.memory_budget = limits::mib(budget);
+        }
         let shown = path.display().to_string();
         let precompiled = aot::load(&self.engine, path, bytes);
         let from_artifact = precompiled.is_some();
@@ -164,9 +168,24 @@ impl Runtime {
             Arc::new(grants),
             config.isolation,
             limits,
+            initial_memory(&component),
         )
         .precompiled(from_artifact))
     }
+}
+
+/// The linear memory an instance of `component` starts with, when it
+/// declares it: every memory at the largest initial size of any (an upper
+/// bound; a component has one memory that matters).
+fn initial_memory(component: &Component) -> Option<usize> {
+    /// A wasm page.
+    const PAGE: u64 = 64 * 1024;
+    let required = component.resources_required()?;
+    let pages = required.max_initial_memory_size?;
+    let bytes = pages
+        .saturating_mul(PAGE)
+        .saturating_mul(u64::from(required.num_memories));
+    Some(usize::try_from(bytes).unwrap_or(usize::MAX))
 }
 
 /// The engine's settings. `wirehook compile` builds its engine from them
@@ -195,6 +214,11 @@ fn pooling() -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
     pool.linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)
+        // A slot keeps what `KEEP_RESIDENT` leaves resident after its
+        // instance is gone; reusing the slots used before, rather than
+        // cold ones, bounds that by the most instances alive at once
+        // rather than by the pool's thousand slots.
+        .max_unused_warm_slots(0)
         .table_elements(MAX_TABLE_ELEMENTS)
         .max_tables_per_module(MAX_TABLES_PER_MODULE);
     pool

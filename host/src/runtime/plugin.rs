@@ -3,15 +3,17 @@
 //! 10–60× a call) and thrown away after a trap, a timeout, a failure, too
 //! many events or too much memory; `isolation = "event"` never reuses.
 //!
-//! At most `pool_size` instances of a plugin exist at once: a call beyond
+//! At most [`pool::capacity`] instances of a plugin exist at once (its
+//! `pool_size`, fewer when its memory budget holds fewer): a call beyond
 //! that waits for one to come back (within its deadline) rather than
 //! instantiating another that the full pool would then throw away. Under
 //! load that is the difference between reusing warm instances and paying
 //! an instantiation per event, which for an interpreter is milliseconds.
+//! The idle ones are kept in a [`Pool`], which drops them when unused.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -21,6 +23,7 @@ use super::Limits;
 use super::bindings::{Instance, PluginPre, types};
 use super::host::{CallContext, Grants, State};
 use super::limits::MemoryCap;
+use super::pool::{self, Pool};
 use super::trial::Trial;
 use super::version::WitVersion;
 use crate::config::Isolation;
@@ -137,9 +140,17 @@ pub struct Plugin {
     grants: Arc<Grants>,
     isolation: Isolation,
     limits: Limits,
-    pool: Mutex<Vec<Warm>>,
+    pool: Pool<Warm>,
     /// One permit per instance that may exist at once.
     slots: Semaphore,
+    /// How many that is: what the memory budget holds at
+    /// `instance_bytes` each, within `pool_size`.
+    capacity: AtomicUsize,
+    /// The largest an instance has been, or the size one starts with.
+    instance_bytes: AtomicUsize,
+    /// Permits over `capacity` still held by calls, forgotten as they
+    /// come back.
+    retire: AtomicUsize,
     /// Calls waiting for a permit: a pool too small for the load.
     waiting: AtomicUsize,
     /// Loaded from its precompiled artifact rather than compiled.
@@ -153,7 +164,15 @@ impl Plugin {
         grants: Arc<Grants>,
         isolation: Isolation,
         limits: Limits,
+        instance_bytes: Option<usize>,
     ) -> Self {
+        let capacity = pool::capacity(limits.pool_size, limits.memory_budget, instance_bytes);
+        tracing::debug!(
+            plugin = %grants.plugin,
+            instance_bytes,
+            capacity,
+            "instances at once: the pool size, or what the memory budget holds"
+        );
         Self {
             name: Arc::from(grants.plugin.as_str()),
             engine,
@@ -161,8 +180,11 @@ impl Plugin {
             grants,
             isolation,
             limits,
-            pool: Mutex::new(Vec::new()),
-            slots: Semaphore::new(limits.pool_size.max(1)),
+            pool: Pool::new(limits.memory_budget, limits.idle_after),
+            slots: Semaphore::new(capacity),
+            capacity: AtomicUsize::new(capacity),
+            instance_bytes: AtomicUsize::new(instance_bytes.unwrap_or(0)),
+            retire: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             precompiled: false,
         }
@@ -201,7 +223,7 @@ impl Plugin {
         }
     }
 
-    /// Calls waiting now because `pool_size` instances are busy.
+    /// Calls waiting now because every instance is busy.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }
@@ -280,7 +302,7 @@ impl Plugin {
                 .map_err(|e| self.trap_error(&warm.store, e));
             Ok::<_, CallError>((warm, outcome, slot))
         };
-        let (mut warm, outcome, _slot) =
+        let (mut warm, outcome, slot) =
             match tokio::time::timeout(self.limits.timeout + TIMEOUT_GRACE, run).await {
                 Ok(result) => result?,
                 Err(_) => return Err(CallError::Timeout(self.limits.timeout)),
@@ -296,7 +318,7 @@ impl Plugin {
         warm.events += 1;
         // The trial is the caller's: a warm instance must not keep it.
         warm.store.data_mut().call.trial = None;
-        self.give_back(warm);
+        self.give_back(warm, slot);
         Ok(reply)
     }
 
@@ -333,23 +355,51 @@ impl Plugin {
 
     fn take_warm(&self) -> Option<Warm> {
         match self.isolation {
-            Isolation::Pooled => self.pool.lock().expect("plugin pool poisoned").pop(),
+            Isolation::Pooled => self.pool.take(),
             Isolation::Event => None,
         }
     }
 
-    fn give_back(&self, warm: Warm) {
+    fn give_back(&self, warm: Warm, slot: SemaphorePermit<'_>) {
         let limiter = &warm.store.data().limiter;
+        let bytes = limiter.peak();
+        self.fit_capacity(bytes, slot);
         // Memory never shrinks: an instance that grew near the cap would
         // carry that into every later event.
-        let too_big = limiter.peak() > limiter.cap() / 4 * 3;
+        let too_big = bytes > limiter.cap() / 4 * 3;
         let worn_out = warm.events >= self.limits.max_events_per_instance;
         if self.isolation == Isolation::Event || too_big || worn_out {
             return;
         }
-        let mut pool = self.pool.lock().expect("plugin pool poisoned");
-        if pool.len() < self.limits.pool_size {
-            pool.push(warm);
+        // One the budget has no room for is dropped here, after the
+        // pool's lock is released.
+        drop(self.pool.put(warm, bytes));
+    }
+
+    /// Shrinks the capacity when an instance grew past the size it was
+    /// computed from, so that the instances a call may find idle stay
+    /// within the budget (else the pool would drop one that the next call
+    /// must instantiate again); the permits over it are forgotten as the
+    /// calls holding them give them back, `slot` among them.
+    fn fit_capacity(&self, bytes: usize, slot: SemaphorePermit<'_>) {
+        if bytes > self.instance_bytes.fetch_max(bytes, Ordering::Relaxed) {
+            let fits = pool::capacity(
+                self.limits.pool_size,
+                self.limits.memory_budget,
+                Some(bytes),
+            );
+            let before = self.capacity.fetch_min(fits, Ordering::Relaxed);
+            if fits < before {
+                tracing::debug!(plugin = %self.name, instance_bytes = bytes, capacity = fits, "an instance grew: fewer fit the memory budget");
+                self.retire.fetch_add(before - fits, Ordering::Relaxed);
+            }
+        }
+        let retired = self
+            .retire
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if retired {
+            slot.forget();
         }
     }
 

@@ -116,7 +116,7 @@ async fn a_stale_artifact_is_ignored_not_loaded() {
     assert_eq!(listening(&daemon, 2)["precompiled"], 0);
 
     // Compiled again, then as if by another wasmtime, other settings or
-    // another CPU: the header's engine digest differs from this engine's.
+    // another CPU: the trailer's engine digest differs from this engine's.
     assert!(compile(&daemon).contains("order-status.cwasm: compiled in"));
     rewrite_engine_line(&artifact);
     restart_and_ask(&mut daemon).await;
@@ -124,7 +124,7 @@ async fn a_stale_artifact_is_ignored_not_loaded() {
     assert!(reason.contains("compiled by another engine"), "{reason}");
     assert_eq!(listening(&daemon, 3)["precompiled"], 0);
 
-    // Writable by others: never loaded, whatever its header says.
+    // Writable by others: never loaded, whatever its trailer says.
     compile(&daemon);
     set_mode(&artifact, 0o666);
     restart_and_ask(&mut daemon).await;
@@ -133,12 +133,12 @@ async fn a_stale_artifact_is_ignored_not_loaded() {
     assert_eq!(listening(&daemon, 4)["precompiled"], 0);
 }
 
-/// Replaces the hex digest on the header's `engine` line with another.
+/// Replaces the hex digest on the trailer's `engine` line with another.
 fn rewrite_engine_line(artifact: &Path) {
     let mut bytes = std::fs::read(artifact).unwrap();
     let at = bytes
         .windows(8)
-        .position(|w| w == b"\nengine ")
+        .rposition(|w| w == b"\nengine ")
         .expect("an engine line")
         + 8;
     bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };

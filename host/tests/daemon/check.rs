@@ -109,6 +109,26 @@ fn broken_configs_fail_naming_the_key() {
             "plugin.order-status.pool_size: must be at least 1",
         ),
         (
+            "empty memory budget",
+            "memory_budget_mb = 0\n",
+            "plugins.memory_budget_mb: must be at least 1",
+        ),
+        (
+            "misspelt memory budget",
+            "memory_budget = 64\n",
+            "plugins.memory_budget: unknown field",
+        ),
+        (
+            "a plugin's empty memory budget",
+            "[plugin.order-status]\nmemory_budget_mb = 0\n",
+            "plugin.order-status.memory_budget_mb: must be at least 1",
+        ),
+        (
+            "no idle time",
+            "instance_idle_secs = 0\n",
+            "plugins.instance_idle_secs: must be at least 1",
+        ),
+        (
             "bad log filter",
             "[log]\nlevel = \"wirehook=loud\"\n",
             "log.level: ",

@@ -1,6 +1,7 @@
-//! A plugin's instances: at most `pool_size` at once. A call beyond them
-//! waits for one to come back, and says so in the metrics, rather than
-//! instantiating another that the full pool would throw away.
+//! A plugin's instances: at most `pool_size` at once, fewer when its
+//! memory budget holds fewer. A call beyond them waits for one to come
+//! back, and says so in the metrics, rather than instantiating another
+//! that the full pool would throw away.
 
 use crate::capabilities::{ask_at, probe_site};
 use crate::exposition::{metrics_url, scrape};
@@ -18,6 +19,20 @@ async fn calls_beyond_pool_size_wait_for_an_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugins_own_pool_size_bounds_its_instances() {
     calls_beyond_two_instances_wait("pool_size = 2", "pool_size = 16").await;
+}
+
+/// A memory budget that holds two of the probe's instances (each starts
+/// with 17 wasm pages, 1.06 MiB) bounds it to two, whatever `pool_size`
+/// says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_budget_bounds_a_plugins_instances() {
+    calls_beyond_two_instances_wait("", "pool_size = 16\nmemory_budget_mb = 3").await;
+}
+
+/// `[plugin.NAME] memory_budget_mb` bounds that plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_own_memory_budget_bounds_its_instances() {
+    calls_beyond_two_instances_wait("memory_budget_mb = 3", "memory_budget_mb = 64").await;
 }
 
 /// Three calls that each hold an instance until released, with the probe

@@ -59,7 +59,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Measure only these rows of the throughput table (e.g. `1,2,7`),
-    /// and no footprint.
+    /// and no footprint unless `footprint` is one of them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -132,7 +132,7 @@ fn main() -> anyhow::Result<()> {
     };
     let machine = Machine::describe();
     let rows = bench.rows();
-    let footprints = if args.only.is_empty() {
+    let footprints = if args.only.is_empty() || args.only.iter().any(|id| id == "footprint") {
         bench.footprints()?
     } else {
         Vec::new()
