@@ -266,9 +266,28 @@ impl Report {
             self.connections, self.warmup_s, self.duration_s, self.rounds
         );
         out.push_str(
-            "| # | target | req/s | × limit | rounds | p50 | p99 | p99.9 | errors | CPU / request | RSS |\n",
+            "| # | target | req/s | × limit | rounds | p50 | p99 | p99.9 | p99, p99.9 × limit's | errors | CPU / request | RSS |\n",
         );
-        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        // The tail as a ratio of the limit's, each of its median round.
+        let limit_tail = self
+            .rows
+            .iter()
+            .find(|row| row.id == LIMIT)
+            .and_then(|row| {
+                row.result
+                    .as_ref()
+                    .ok()
+                    .map(|m| (m.load.p99_us, m.load.p999_us))
+            });
+        let tail = |load: &Outcome| match limit_tail {
+            Some((p99, p999)) if p99 > 0 && p999 > 0 => format!(
+                "{:.1}×, {:.1}×",
+                load.p99_us as f64 / p99 as f64,
+                load.p999_us as f64 / p999 as f64
+            ),
+            _ => "–".to_owned(),
+        };
         for row in &self.rows {
             match &row.result {
                 Ok(measured) => {
@@ -280,7 +299,7 @@ impl Report {
                         row.ratios.iter().map(|r| format!("{r:.2}")).collect();
                     let _ = writeln!(
                         out,
-                        "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                         row.id,
                         row.name,
                         load.rps,
@@ -289,6 +308,7 @@ impl Report {
                         micros(load.p50_us),
                         micros(load.p99_us),
                         micros(load.p999_us),
+                        tail(load),
                         load.errors,
                         measured
                             .cpu_us_per_request
@@ -297,7 +317,11 @@ impl Report {
                     );
                 }
                 Err(why) => {
-                    let _ = writeln!(out, "| {} | {} | {why} | | | | | | | | |", row.id, row.name);
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {why} | | | | | | | | | |",
+                        row.id, row.name
+                    );
                 }
             }
         }
@@ -527,5 +551,49 @@ mod tests {
         let row = Row::from_rounds("4", "queue", rounds, &[Some(1.0), Some(1.0)]);
         assert_eq!(row.result.unwrap_err(), "failed: no answer");
         assert!(row.ratios.is_empty());
+    }
+
+    #[test]
+    fn each_rows_tail_is_given_as_a_ratio_of_the_limits() {
+        let with_tail = |rps: f64, p99_us: u64, p999_us: u64| {
+            let mut m = measured(rps);
+            let load = &mut m.as_mut().unwrap().load;
+            load.p99_us = p99_us;
+            load.p999_us = p999_us;
+            m
+        };
+        let limit = Row::from_rounds("1", "limit", vec![with_tail(100.0, 1000, 2000)], &[None]);
+        let respond = Row::from_rounds(
+            "2",
+            "respond",
+            vec![with_tail(60.0, 2500, 3000)],
+            &[Some(100.0)],
+        );
+        let report = Report {
+            machine: Machine {
+                cpu: "cpu".into(),
+                cores: 2,
+                memory_mib: 1024,
+                kernel: "6".into(),
+                load_at_start: "0.00".into(),
+            },
+            connections: 32,
+            warmup_s: 1.0,
+            duration_s: 1.0,
+            rounds: 1,
+            rows: vec![limit, respond],
+            footprints: Vec::new(),
+            micro: Vec::new(),
+        };
+        let table = report.markdown();
+        let line = |id: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(&format!("| {id} |")))
+                .unwrap_or_else(|| panic!("no row {id} in\n{table}"))
+                .to_owned()
+        };
+        assert!(line("1").contains("| 1.0×, 1.0× |"), "{table}");
+        assert!(line("2").contains("| 2.5×, 1.5× |"), "{table}");
     }
 }

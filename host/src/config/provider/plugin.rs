@@ -156,7 +156,7 @@ mod tests {
         );
         let problems = resolved("provider = \"plugin:x\"\nisolation = \"shared\"").unwrap_err();
         assert!(
-            problems[0].starts_with("route[0].isolation: unknown variant `shared`"),
+            problems[0].starts_with("route[0].isolation: unknown variant: found `shared`"),
             "{problems:?}"
         );
         let problems = resolved("provider = \"plugin:x\"\ntimeout_ms = 0").unwrap_err();
