@@ -12,9 +12,10 @@ use std::time::SystemTime;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use criterion::{Criterion, criterion_group, criterion_main};
-use wirehook::config::Isolation;
 use wirehook::config::provider::{ProviderId, ProviderOptions};
+use wirehook::config::{Isolation, PluginsConfig};
 use wirehook::providers::{self, ProviderConfig, Request};
+use wirehook::runtime::Limits;
 use wirehook::runtime::provider::{CompiledProvider, Keys, ProviderPlugin, ProviderSetup};
 use wirehook::secret::Secret;
 use wirehook_bench::requests::{Kind, Requests};
@@ -100,7 +101,7 @@ fn plugin(
                 named: Default::default(),
             },
             public_url: None,
-            memory_bytes: 128 << 20,
+            limits: Limits::from(&PluginsConfig::default()),
             timeout: std::time::Duration::from_secs(10),
             isolation,
         };

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::Isolation;
+use crate::config::{Isolation, PluginsConfig};
 use crate::providers::Signed;
+use crate::runtime::Limits;
 use crate::runtime::provider::{CompiledProvider, Keys, ProviderPlugin, ProviderSetup};
 use crate::secret::Secret;
 
@@ -45,7 +46,10 @@ pub fn sign(
             named: Default::default(),
         },
         public_url,
-        memory_bytes: SIGN_MEMORY_BYTES,
+        limits: Limits {
+            memory_bytes: SIGN_MEMORY_BYTES,
+            ..Limits::from(&PluginsConfig::default())
+        },
         timeout: SIGN_TIMEOUT,
         isolation: Isolation::Event,
     };

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::provider::PluginProviderOptions;
 use crate::config::{Resolved, ResolvedRoute};
-use crate::runtime::Runtime;
 use crate::runtime::provider::{CompiledProvider, Keys, ProviderPlugin, ProviderSetup};
+use crate::runtime::{Limits, Runtime};
 
 use super::RouteTable;
 
@@ -45,8 +45,7 @@ pub(super) fn load(
             named: options.secrets.clone(),
         },
         public_url: options.public_url.as_ref().map(ToString::to_string),
-        memory_bytes: usize::try_from(config.plugins.memory_mb.saturating_mul(1024 * 1024))
-            .unwrap_or(usize::MAX),
+        limits: Limits::from(&config.plugins),
         timeout: Duration::from_millis(options.timeout_ms),
         isolation: options.isolation,
     };

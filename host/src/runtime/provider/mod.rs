@@ -2,7 +2,8 @@
 //! that prove and decode a provider's requests in place of a built-in
 //! provider. Each request gets a fresh instance from the pre-instantiated
 //! component (or, with the route's `isolation = "pooled"`, an instance
-//! its route's earlier requests left), under the plugins' memory cap and
+//! its route's earlier requests left, pooled as a plugin's instances
+//! are), under the plugins' memory cap and
 //! the route's own short deadline (it runs on every request,
 //! authenticated or not); the keys stay on the host side ([`keyed`]). A trap, a timeout or an answer
 //! that breaks the world's rules is a [`ProviderFailure`], which the
@@ -15,7 +16,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
-use super::limits::MemoryCap;
+use super::limits::{Limits, MemoryCap};
+use super::pool::Pool;
 use crate::config::Isolation;
 use crate::event::{Decoded, Payload};
 use crate::providers::{Budget, Rejection, Request};
@@ -40,10 +42,6 @@ use bindings::provider_types;
 /// Calls of one provider plugin running at once; more wait for a place
 /// within their deadline.
 const MAX_CONCURRENT_CALLS: usize = 64;
-
-/// Instances a route with `isolation = "pooled"` keeps between requests:
-/// enough for every worker thread's call at once.
-const WARM_INSTANCES: usize = 8;
 
 /// Extra time the async timeout gives over the epoch deadline, which is
 /// the normal way a slow call ends.
@@ -153,7 +151,10 @@ struct Warm {
 pub struct ProviderPlugin {
     compiled: Arc<CompiledProvider>,
     isolation: Isolation,
-    warm: std::sync::Mutex<Vec<Warm>>,
+    /// With `isolation = "pooled"`: the instances calls left, held as a
+    /// plugin's are (within `plugins.memory_budget_mb`, each dropped
+    /// after `plugins.instance_idle_secs` unused).
+    warm: Pool<Warm>,
     route: Arc<str>,
     keys: Arc<Keys>,
     public_url: Option<String>,
@@ -167,7 +168,10 @@ pub struct ProviderSetup {
     pub route: String,
     pub keys: Keys,
     pub public_url: Option<String>,
-    pub memory_bytes: usize,
+    /// `[plugins]`' limits: the memory cap, and for pooled instances the
+    /// memory budget and idle time.
+    pub limits: Limits,
+    /// The route's own deadline.
     pub timeout: Duration,
     pub isolation: Isolation,
 }
@@ -178,11 +182,11 @@ impl ProviderPlugin {
         Self {
             compiled,
             isolation: setup.isolation,
-            warm: std::sync::Mutex::new(Vec::new()),
+            warm: Pool::new(setup.limits.memory_budget, setup.limits.idle_after),
             route: Arc::from(setup.route.as_str()),
             keys: Arc::new(setup.keys),
             public_url: setup.public_url,
-            memory_bytes: setup.memory_bytes,
+            memory_bytes: setup.limits.memory_bytes,
             timeout: setup.timeout,
             places: tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS),
         }
@@ -360,20 +364,20 @@ impl ProviderPlugin {
     }
 
     fn take_warm(&self) -> Option<Warm> {
-        if self.isolation != Isolation::Pooled {
-            return None;
+        match self.isolation {
+            Isolation::Pooled => self.warm.take(),
+            Isolation::Event => None,
         }
-        self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
     fn keep(&self, warm: Warm) {
         if self.isolation != Isolation::Pooled || warm.store.data().wrote_to_stderr() {
             return;
         }
-        let mut kept = self.warm.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() < WARM_INSTANCES {
-            kept.push(warm);
-        }
+        let bytes = warm.store.data().limiter.peak();
+        // One the budget has no room for is dropped here, after the
+        // pool's lock is released.
+        drop(self.warm.put(warm, bytes));
     }
 
     fn failure(&self, store: &Store<State>, error: wasmtime::Error) -> ProviderFailure {
