@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod otlp;
 pub mod postgres;
+pub mod provider;
 mod wait;
 
 pub use wait::{COMPILE_WAIT, WAIT, client, client_builder, eventually, output, skipped, within};

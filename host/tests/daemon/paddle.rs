@@ -8,8 +8,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::harness::provider::{now_ms, post, signed_accepted_forged_refused};
 use crate::harness::{Daemon, DaemonBuilder, Route, client, plugin_wasm, shared_cache_dir};
-use crate::plugin_provider::{now_ms, post, signed_accepted_forged_refused};
 
 const SECRET_KEY: &str = "pdl_ntfset_01hv8x2af9g4dg1dgs2x3qvk4v_4b3c2d1e0f9a";
 const EVENT_ID: &str = "evt_01hv8x2acma2gz9xwjc06ebp6z";

@@ -3,10 +3,7 @@
 //! code here, then forged, stale and tampered copies; the `leaky` fixture,
 //! which tries to get its route's secret out and must find nothing; a
 //! trapping, a slow and a lying verifier refused while the listener keeps
-//! answering; and `check` and reload of such a route. Also the helpers the
-//! other provider plugins' tests share.
-
-use std::path::Path;
+//! answering; and `check` and reload of such a route.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -15,19 +12,13 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::exposition::{metrics_url, scrape};
+use crate::harness::provider::{now_ms, post};
 use crate::harness::{Daemon, DaemonBuilder, Route, client};
 
 const HUBSPOT_SECRET: &str = "hubspot-client-secret-9f8e7d6c5b4a";
 const HUBSPOT_URL: &str = "https://hooks.example.com/hooks/hubspot";
 const LEAKY_SECRET: &str = "leaky-route-secret-0a1b2c3d4e5f";
 const LEAKY_OTHER: &str = "leaky-named-secret-f5e4d3c2b1a0";
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 /// HubSpot's v3 signature: base64 HMAC-SHA256 of method, URL, body and
 /// timestamp, as HubSpot's documentation describes it.
@@ -55,71 +46,6 @@ fn contact_events() -> String {
         }
     ])
     .to_string()
-}
-
-pub(crate) async fn post(
-    daemon: &Daemon,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &str,
-) -> (u16, String) {
-    let mut request = client().post(daemon.url(path)).body(body.to_owned());
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
-
-/// The request `wirehook sign --provider plugin:NAME` prints for
-/// `payload`, signed by the component at `wasm` with `secret`: headers
-/// and body.
-pub(crate) fn wirehook_sign(
-    name: &str,
-    wasm: &Path,
-    secret: &str,
-    payload: &str,
-) -> (Vec<(String, String)>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("payload.json");
-    std::fs::write(&file, payload).unwrap();
-    let output = crate::harness::output(
-        crate::harness::wirehook()
-            .args(["sign", "--provider", &format!("plugin:{name}"), "--wasm"])
-            .arg(wasm)
-            .args(["--secret", secret])
-            .arg(&file)
-            .env("RUST_LOG", "off"),
-        crate::harness::COMPILE_WAIT,
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "wirehook sign {name}: {stderr}");
-    crate::sign::parse(&String::from_utf8(output.stdout).unwrap())
-}
-
-/// `wirehook sign` with the route's `secret` makes a request the route at
-/// `path` accepts; the same signed with another key is refused. The
-/// accepted request's reply, as JSON.
-pub(crate) async fn signed_accepted_forged_refused(
-    daemon: &Daemon,
-    path: &str,
-    (name, wasm): (&str, &Path),
-    secret: &str,
-    payload: &str,
-) -> Value {
-    let send = |(headers, body): (Vec<(String, String)>, String)| async move {
-        let headers: Vec<(&str, String)> = headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.clone()))
-            .collect();
-        post(daemon, path, &headers, &body).await
-    };
-    let (status, text) = send(wirehook_sign(name, wasm, "not-the-route-secret", payload)).await;
-    assert_eq!(status, 401, "{name}, forged: {text}");
-    let (status, text) = send(wirehook_sign(name, wasm, secret, payload)).await;
-    assert_eq!(status, 200, "{name}, signed by wirehook sign: {text}");
-    serde_json::from_str(&text).unwrap()
 }
 
 fn hubspot_headers(signature: String, timestamp: &str) -> Vec<(&'static str, String)> {

@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
+use crate::harness::provider::post;
 use crate::harness::{DaemonBuilder, Route};
-use crate::plugin_provider::post;
 
 /// What `leaky` in `remember` mode answered it kept before `body`.
 async fn previous(daemon: &crate::harness::Daemon, path: &str, body: &str) -> Value {

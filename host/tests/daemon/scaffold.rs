@@ -152,7 +152,7 @@ async fn provider_scaffold_builds_and_verifies(lang: &str, env: &[(&str, &Path)]
         .env("T_SECRET", SECRET)
         .start();
     let payload = r#"{"type":"invoice.paid","id":"evt-1","amount":"12.50 €"}"#;
-    let seen = crate::plugin_provider::signed_accepted_forged_refused(
+    let seen = crate::harness::provider::signed_accepted_forged_refused(
         &daemon,
         "/hooks/verified",
         (name.as_str(), wasm.as_path()),
