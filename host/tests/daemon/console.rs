@@ -141,11 +141,12 @@ async fn the_console_in_a_browser() {
         .await
         .unwrap();
     b.find(css("#apply")).await.unwrap().click().await.unwrap();
-    let rows = browser.all_until("#events tr", 1).await;
-    assert_eq!(
-        rows[0].attr("data-id").await.unwrap(),
-        Some(dead_id.to_string())
-    );
+    // The list is live: its rows are redrawn as they change.
+    browser
+        .attrs_until("#events tr", "data-id", |ids| {
+            ids == [Some(dead_id.to_string())]
+        })
+        .await;
     b.goto(&format!("{base}/?status=dead")).await.unwrap();
     assert!(b.find_all(css("#events tr")).await.unwrap().is_empty());
     b.goto(&format!("{base}/?status=delivered")).await.unwrap();

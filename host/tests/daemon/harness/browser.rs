@@ -101,13 +101,23 @@ impl Browser {
 }
 
 impl Browser {
-    /// Waits until the page has `count` elements at `css` (a form's
-    /// submission navigates after the click has returned); returns them.
-    pub async fn all_until(&self, css: &str, count: usize) -> Vec<fantoccini::elements::Element> {
+    /// Waits until the `attr` of the elements at `css`, in page order,
+    /// satisfy `ok`; returns them. Each try finds the elements again: a
+    /// live list re-renders, and an element found once may be gone.
+    pub async fn attrs_until(
+        &self,
+        css: &str,
+        attr: &str,
+        ok: impl Fn(&[Option<String>]) -> bool,
+    ) -> Vec<Option<String>> {
         let client = &self.client;
-        eventually(format!("{count} of `{css}`"), || async {
+        eventually(format!("the `{attr}` of `{css}`"), || async {
             let found = client.find_all(fantoccini::Locator::Css(css)).await.ok()?;
-            (found.len() == count).then_some(found)
+            let mut values = Vec::with_capacity(found.len());
+            for element in &found {
+                values.push(element.attr(attr).await.ok()?);
+            }
+            ok(&values).then_some(values)
         })
         .await
     }
