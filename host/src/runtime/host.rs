@@ -120,6 +120,16 @@ pub(super) fn empty_world(stderr: &MemoryOutputPipe) -> WasiCtx {
 /// Bytes of guest stderr kept per instance.
 const STDERR_CAPACITY: usize = 16 * 1024;
 
+impl crate::runtime::limits::Bounded for State {
+    fn memory_cap(&mut self) -> &mut MemoryCap {
+        &mut self.limiter
+    }
+
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
 impl State {
     pub(super) fn new(grants: Arc<Grants>, limiter: MemoryCap) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);

@@ -3,9 +3,9 @@
 //! clear message, and the peak it saw, so a pooled instance that grew too
 //! much is not reused.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use wasmtime::ResourceLimiter;
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 
 use crate::config::PluginsConfig;
 
@@ -43,6 +43,28 @@ impl From<&PluginsConfig> for Limits {
 /// `mib` MiB in bytes.
 pub(super) fn mib(mib: u64) -> usize {
     usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+}
+
+/// A store's data that carries its memory cap and the current call's
+/// deadline: a plugin's and a provider plugin's.
+pub(super) trait Bounded: Send + 'static {
+    fn memory_cap(&mut self) -> &mut MemoryCap;
+    fn deadline(&self) -> Instant;
+}
+
+/// Puts `store` under its data's memory cap and call deadline. Each epoch
+/// tick past the deadline interrupts the call (a trap); before it, the
+/// call yields, so that a long one shares the async workers.
+pub(super) fn bound<T: Bounded>(store: &mut Store<T>) {
+    store.limiter(|data| data.memory_cap() as &mut dyn ResourceLimiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|store| {
+        if Instant::now() >= store.data().deadline() {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
 }
 
 #[derive(Debug)]

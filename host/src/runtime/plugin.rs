@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, Trap};
 
 use super::Limits;
 use super::bindings::{Instance, PluginPre, types};
 use super::host::{CallContext, Grants, State};
-use super::limits::MemoryCap;
+use super::limits::{self, MemoryCap};
 use super::pool::{self, Pool};
 use super::trial::Trial;
 use super::version::WitVersion;
@@ -328,18 +328,8 @@ impl Plugin {
             MemoryCap::new(self.limits.memory_bytes),
         );
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
         store.data_mut().deadline = deadline;
-        store.set_epoch_deadline(1);
-        // Each tick: past the deadline, interrupt (a trap); before it,
-        // yield so a long call shares the async workers.
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        limits::bound(&mut store);
         let instance = self.pre.instantiate(&mut store).await.map_err(|e| {
             match self.trap_error(&store, e) {
                 CallError::Trap(reason) => CallError::Instantiate(reason),

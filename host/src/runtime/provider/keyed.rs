@@ -67,6 +67,16 @@ pub struct State {
     pub(super) stderr: MemoryOutputPipe,
 }
 
+impl crate::runtime::limits::Bounded for State {
+    fn memory_cap(&mut self) -> &mut MemoryCap {
+        &mut self.limiter
+    }
+
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
 impl State {
     /// Readies a kept store for its next call: that call's deadline and
     /// its own allowance of log lines.

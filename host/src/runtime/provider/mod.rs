@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, Trap};
 
-use super::limits::{Limits, MemoryCap};
+use super::limits::{self, Limits, MemoryCap};
 use super::pool::Pool;
 use crate::config::Isolation;
 use crate::event::{Decoded, Payload};
@@ -343,17 +343,7 @@ impl ProviderPlugin {
             deadline,
         );
         let mut store = Store::new(&self.compiled.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
-        // Past the deadline, interrupt; before it, yield, so that a slow
-        // verifier shares the workers with every other request.
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        limits::bound(&mut store);
         let instance = self
             .compiled
             .pre
