@@ -72,23 +72,16 @@ fn daemon() -> Daemon {
         .start()
 }
 
-/// Status and body bytes of one request.
+/// Status and body of one JSON request.
 async fn send(
     daemon: &Daemon,
     path: &str,
     headers: &[(&str, String)],
     body: &str,
 ) -> (u16, String) {
-    let mut request = crate::harness::client()
-        .post(daemon.url(path))
-        .header("content-type", "application/json")
-        .body(body.to_owned());
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    let mut all = vec![("content-type", "application/json".to_owned())];
+    all.extend_from_slice(headers);
+    crate::harness::provider::post(daemon, path, &all, body).await
 }
 
 /// Sends `body` to every language's route and asserts each answers as the
