@@ -70,6 +70,14 @@ pub(crate) fn conditions(
     (sql, params)
 }
 
+/// The words of a search, as both backends' full-text indexes split
+/// text: runs of letters and digits.
+pub(crate) fn words(q: &str) -> Vec<&str> {
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .collect()
+}
+
 /// `q` as a `LIKE` pattern matching it anywhere, `\` escaping the
 /// pattern's own wildcards.
 pub(crate) fn like_pattern(q: &str) -> String {

@@ -288,8 +288,8 @@ pub struct Filter {
     pub route: Option<String>,
     pub kind: Option<String>,
     /// Text found in the delivery id or the body (contact, message text),
-    /// ignoring case: a substring on SQLite; on PostgreSQL, text whose
-    /// words start words of the body (see `postgres/search.rs`).
+    /// ignoring ASCII case, each of its words starting a word there (see
+    /// `sqlite/search.rs`, `postgres/search.rs`).
     pub q: Option<String>,
     /// Received at or after this.
     pub since: Option<UnixMs>,

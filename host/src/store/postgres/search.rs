@@ -19,9 +19,8 @@ use crate::store::{Filter, StoreError};
 /// when `q` has no word (punctuation alone), which the index cannot look
 /// up.
 fn prefixes(q: &str) -> Option<String> {
-    let words: Vec<String> = q
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
+    let words: Vec<String> = listing::words(q)
+        .into_iter()
         .map(|word| format!("{word}:*"))
         .collect();
     (!words.is_empty()).then(|| words.join(" & "))

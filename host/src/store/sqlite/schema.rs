@@ -121,7 +121,11 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<u64, StoreError> {
             known: VERSION,
         });
     }
-    let indexed = has_table(&tx, "event_search")?;
+    let index = super::search::index(&tx)?;
+    if index == super::search::Index::Outdated {
+        tracing::info!("store: building the search index again in its current form");
+        tx.execute_batch(super::search::DROP)?;
+    }
     // Creates what is missing; an existing `events` keeps its columns.
     tx.execute_batch(TABLES)?;
     let mut upgraded = 0;
@@ -142,7 +146,8 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<u64, StoreError> {
     }
     tx.execute_batch(super::search::TABLES)?;
     tx.execute_batch(super::attempts::TABLES)?;
-    if !indexed {
+    if index != super::search::Index::Current {
+        tx.execute_batch(super::search::SETTINGS)?;
         tx.execute_batch(super::search::BACKFILL)?;
     }
     // A nullable column any layout takes: a wirehook without it reads
@@ -166,16 +171,6 @@ fn payload_required(conn: &Connection) -> rusqlite::Result<bool> {
         [],
         |row| row.get(0),
     )
-}
-
-fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM sqlite_master WHERE name = ?1",
-        [name],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|found| found.is_some())
 }
 
 fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
