@@ -1,7 +1,7 @@
 //! wirehook's benchmark harness: the load generator's engine
 //! ([`load`], [`requests`], the answers it checks in [`expect`]), the targets it is run against
 //! ([`targets`]: wirehook, the bare-axum limit, the Express peer) and the
-//! report ([`report`]); the attack of the "under attack" row ([`attack`]). `bench/run` drives it all; see `bench/README.md`.
+//! report ([`report`], its soak table in [`soak`]); the attack of the "under attack" row ([`attack`]). `bench/run` drives it all; see `bench/README.md`.
 
 #![forbid(unsafe_code)]
 
@@ -10,4 +10,5 @@ pub mod expect;
 pub mod load;
 pub mod report;
 pub mod requests;
+pub mod soak;
 pub mod targets;

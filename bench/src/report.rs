@@ -84,6 +84,9 @@ pub struct Row {
     /// than against the limit alone: the "under attack" row against the
     /// unattacked respond row, the provider plugin against the built-in.
     pub versus: Option<Versus>,
+    /// The load's connections where they are not the table's: the line's
+    /// limit is then the first line with as many.
+    pub connections: Option<usize>,
 }
 
 /// A line's throughput against a baseline line's, round by round.
@@ -116,6 +119,7 @@ impl Row {
             result,
             ratios,
             versus: None,
+            connections: None,
         };
         let measured: Result<Vec<Measured>, String> = rounds.into_iter().collect();
         let mut measured = match measured {
@@ -245,6 +249,7 @@ pub struct Report {
     pub rounds: usize,
     pub rows: Vec<Row>,
     pub footprints: Vec<Footprint>,
+    pub soaks: Vec<crate::soak::Soak>,
     pub micro: Vec<Micro>,
 }
 
@@ -269,18 +274,21 @@ impl Report {
             "| # | target | req/s | × limit | rounds | p50 | p99 | p99.9 | p99, p99.9 × limit's | errors | CPU / request | RSS |\n",
         );
         out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        // The tail as a ratio of the limit's, each of its median round.
-        let limit_tail = self
-            .rows
-            .iter()
-            .find(|row| row.id == LIMIT)
-            .and_then(|row| {
-                row.result
-                    .as_ref()
-                    .ok()
-                    .map(|m| (m.load.p99_us, m.load.p999_us))
-            });
-        let tail = |load: &Outcome| match limit_tail {
+        // The tail as a ratio of the limit's, each of its median round:
+        // the limit with as many connections, the first line with them.
+        let limit_tail = |connections: Option<usize>| {
+            self.rows
+                .iter()
+                .find(|row| row.connections == connections)
+                .filter(|row| row.id == LIMIT || connections.is_some())
+                .and_then(|row| {
+                    row.result
+                        .as_ref()
+                        .ok()
+                        .map(|m| (m.load.p99_us, m.load.p999_us))
+                })
+        };
+        let tail = |row: &Row, load: &Outcome| match limit_tail(row.connections) {
             Some((p99, p999)) if p99 > 0 && p999 > 0 => format!(
                 "{:.1}×, {:.1}×",
                 load.p99_us as f64 / p99 as f64,
@@ -308,7 +316,7 @@ impl Report {
                         micros(load.p50_us),
                         micros(load.p99_us),
                         micros(load.p999_us),
-                        tail(load),
+                        tail(row, load),
                         load.errors,
                         measured
                             .cpu_us_per_request
@@ -400,6 +408,7 @@ impl Report {
                 }
             }
         }
+        out.push_str(&crate::soak::markdown(&self.soaks));
         if !self.micro.is_empty() {
             out.push_str("\n| one plugin call (criterion, median) | time |\n|---|---:|\n");
             for micro in &self.micro {
@@ -451,7 +460,7 @@ fn describe(attack: &attack::Summary) -> String {
     .join("; ")
 }
 
-fn micros(us: u64) -> String {
+pub fn micros(us: u64) -> String {
     if us >= 10_000 {
         format!("{:.0} ms", us as f64 / 1000.0)
     } else if us >= 1000 {
@@ -461,7 +470,7 @@ fn micros(us: u64) -> String {
     }
 }
 
-fn mib(kib: u64) -> String {
+pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
@@ -569,6 +578,14 @@ mod tests {
             vec![with_tail(60.0, 2500, 3000)],
             &[Some(100.0)],
         );
+        // A line with connections of its own: its limit is the first
+        // line with as many.
+        let wide = |id: &str, row: Result<Measured, String>, limit: f64| Row {
+            connections: Some(256),
+            ..Row::from_rounds(id, "wide", vec![row], &[Some(limit)])
+        };
+        let wide_limit = wide("11", with_tail(100.0, 4000, 8000), 100.0);
+        let wide = wide("12", with_tail(50.0, 8000, 8000), 100.0);
         let report = Report {
             machine: Machine {
                 cpu: "cpu".into(),
@@ -581,8 +598,9 @@ mod tests {
             warmup_s: 1.0,
             duration_s: 1.0,
             rounds: 1,
-            rows: vec![limit, respond],
+            rows: vec![limit, respond, wide_limit, wide],
             footprints: Vec::new(),
+            soaks: Vec::new(),
             micro: Vec::new(),
         };
         let table = report.markdown();
@@ -595,5 +613,7 @@ mod tests {
         };
         assert!(line("1").contains("| 1.0×, 1.0× |"), "{table}");
         assert!(line("2").contains("| 2.5×, 1.5× |"), "{table}");
+        assert!(line("11").contains("| 1.0×, 1.0× |"), "{table}");
+        assert!(line("12").contains("| 2.0×, 1.0× |"), "{table}");
     }
 }

@@ -96,6 +96,7 @@ impl Bench<'_> {
             "goflow",
             Expect::OrderStatus,
             &paths,
+            self.args.warmup,
             duration,
         )?;
         if load.errors > 0 {

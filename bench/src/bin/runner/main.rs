@@ -15,6 +15,7 @@ mod express;
 mod footprint;
 mod measure;
 mod postgres;
+mod soak;
 mod wirehook;
 
 use std::path::{Path, PathBuf};
@@ -27,9 +28,11 @@ use wirehook_bench::report::{
 };
 use wirehook_bench::targets;
 
-use self::wirehook::{Components, Isolation, Mode, Provider, RESPOND_GOFLOW, RESPOND_HMAC, Setup};
+use self::wirehook::{
+    Components, Isolation, Provider, QUEUE_GOFLOW, RESPOND_GOFLOW, RESPOND_HMAC, Setup,
+};
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "wirehook-bench",
     about = "wirehook side by side with its limit and its peer"
@@ -59,10 +62,31 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Measure only these rows of the throughput table (e.g. `1,2,7`),
-    /// and no footprint unless `footprint` is one of them.
+    /// and no footprint or soak unless `footprint` or `soak` is one of
+    /// them.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Seconds each soak (rows 2 and 4 on one daemon) is held under load.
+    #[arg(long, default_value_t = 600.0)]
+    soak_secs: f64,
+    /// Seconds of each of a soak's load-generator runs.
+    #[arg(long, default_value_t = 60.0)]
+    soak_segment_secs: f64,
+    /// Seconds between a soak's readings of the daemon's RSS.
+    #[arg(long, default_value_t = 10.0)]
+    soak_sample_secs: f64,
 }
+
+impl Args {
+    /// Whether `--only` leaves `part` in.
+    fn includes(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|id| id == part)
+    }
+}
+
+/// Row 11: row 2 and its limit with this many connections.
+const WIDE_ROW: &str = "11";
+const WIDE_CONNECTIONS: usize = 256;
 
 /// Where the binaries and the repository are.
 struct Paths {
@@ -102,9 +126,15 @@ fn main() -> anyhow::Result<()> {
         args.warmup = 0.2;
         args.duration = 1.0;
         args.rounds = 1;
+        args.soak_secs = 2.0;
+        args.soak_segment_secs = 1.0;
+        args.soak_sample_secs = 0.5;
     }
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
+    }
+    if args.soak_segment_secs <= 0.0 || args.soak_sample_secs <= 0.0 {
+        bail!("--soak-segment-secs and --soak-sample-secs must be above 0");
     }
     let bin = std::env::current_exe()?
         .parent()
@@ -132,8 +162,13 @@ fn main() -> anyhow::Result<()> {
     };
     let machine = Machine::describe();
     let rows = bench.rows();
-    let footprints = if args.only.is_empty() || args.only.iter().any(|id| id == "footprint") {
+    let footprints = if args.includes("footprint") {
         bench.footprints()?
+    } else {
+        Vec::new()
+    };
+    let soaks = if args.includes("soak") {
+        bench.soaks()
     } else {
         Vec::new()
     };
@@ -151,6 +186,7 @@ fn main() -> anyhow::Result<()> {
         rounds: args.rounds,
         rows,
         footprints,
+        soaks,
         micro,
     };
     println!("\n{}", report.markdown());
@@ -179,6 +215,16 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .filter(|f| f.result.as_ref().is_err_and(|why| why.starts_with(FAILED)))
                 .map(|f| f.name.clone()),
+        )
+        .chain(
+            report
+                .soaks
+                .iter()
+                .filter(|s| match &s.result {
+                    Ok(f) => f.errors() > 0,
+                    Err(why) => why.starts_with(FAILED),
+                })
+                .map(|s| format!("soak {}", s.name)),
         )
         .collect();
     if !broken.is_empty() {
@@ -281,10 +327,7 @@ const TABLE: &[Spec] = &[
     Spec {
         id: "4",
         name: "wirehook queue: goflow, acked after group commit",
-        kind: Kind::Wirehook(Setup {
-            mode: Mode::Queue,
-            ..RESPOND_GOFLOW
-        }),
+        kind: Kind::Wirehook(QUEUE_GOFLOW),
     },
     Spec {
         id: "8",
@@ -334,6 +377,17 @@ const TABLE: &[Spec] = &[
         id: "7",
         name: "wirehook respond: goflow token + Rust order-status, under attack",
         kind: Kind::UnderAttack,
+    },
+    // The first line of row 11 is its limit.
+    Spec {
+        id: WIDE_ROW,
+        name: "the limit, 256 connections",
+        kind: Kind::Limit,
+    },
+    Spec {
+        id: WIDE_ROW,
+        name: "wirehook respond: row 2, 256 connections",
+        kind: Kind::Wirehook(RESPOND_GOFLOW),
     },
 ];
 
@@ -402,9 +456,17 @@ impl Bench<'_> {
     /// Measures every line once a round, in table order, so that each
     /// ratio divides by a limit measured minutes, not a whole run, away.
     fn rows(&self) -> Vec<Row> {
-        let only = &self.args.only;
         let mut lines = self.lines();
-        lines.retain(|line| only.is_empty() || only.iter().any(|id| id == line.id));
+        lines.retain(|line| self.args.includes(line.id));
+        // Row 11 is measured with its own connection count.
+        let wide_args = Args {
+            connections: WIDE_CONNECTIONS,
+            ..self.args.clone()
+        };
+        let wide = Bench {
+            args: &wide_args,
+            ..*self
+        };
         let rounds = self.args.rounds;
         let mut measured: Vec<Vec<Result<Measured, String>>> =
             lines.iter().map(|_| Vec::new()).collect();
@@ -413,7 +475,8 @@ impl Bench<'_> {
                 let Ok(target) = &line.target else {
                     continue;
                 };
-                let result = self.run(target, line.id, round).map_err(|e| failed(&e));
+                let bench = if line.id == WIDE_ROW { &wide } else { self };
+                let result = bench.run(target, line.id, round).map_err(|e| failed(&e));
                 match &result {
                     Ok(m) => eprintln!(
                         "round {round}/{rounds} row {} {}: {:.0} req/s, p50 {} µs, p99 {} µs, {} errors",
@@ -442,6 +505,7 @@ impl Bench<'_> {
                 .unwrap_or_default()
         };
         let limits = throughputs(LIMIT);
+        let wide_limits = throughputs(WIDE_ROW);
         let unattacked = throughputs(RESPOND);
         let built_in = throughputs(PROVIDER_PLUGIN);
         lines
@@ -454,6 +518,7 @@ impl Bench<'_> {
                     result: Err(why),
                     ratios: Vec::new(),
                     versus: None,
+                    connections: None,
                 },
                 Ok(target) => {
                     let throughputs: Vec<Option<f64>> = rounds
@@ -465,7 +530,10 @@ impl Bench<'_> {
                         ratios: round_ratios(&throughputs, of),
                         target: 0.8,
                     };
-                    let mut row = Row::from_rounds(line.id, line.name, rounds, &limits);
+                    let wide_line = line.id == WIDE_ROW;
+                    let limits = if wide_line { &wide_limits } else { &limits };
+                    let mut row = Row::from_rounds(line.id, line.name, rounds, limits);
+                    row.connections = wide_line.then_some(WIDE_CONNECTIONS);
                     row.versus = match target {
                         Target::UnderAttack { .. } => Some(versus(
                             &format!("the unattacked respond row (row {RESPOND})"),

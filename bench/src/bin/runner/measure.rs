@@ -42,7 +42,15 @@ impl Bench<'_> {
                 .sum::<std::time::Duration>()
         };
         let cpu_before = cpu_time();
-        let load = self.load(running, label, provider, expect, paths, self.args.duration)?;
+        let load = self.load(
+            running,
+            label,
+            provider,
+            expect,
+            paths,
+            self.args.warmup,
+            self.args.duration,
+        )?;
         let cpu = cpu_time().saturating_sub(cpu_before);
         let cpu_us_per_request = (load.answered_in_run > 0)
             .then(|| cpu.as_secs_f64() * 1e6 / load.answered_in_run as f64);
@@ -55,6 +63,9 @@ impl Bench<'_> {
         })
     }
 
+    /// Runs the load generator once: `warmup` seconds not counted, then
+    /// `duration` measured.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn load(
         &self,
         running: &[&Running],
@@ -62,6 +73,7 @@ impl Bench<'_> {
         provider: &str,
         expect: Expect,
         paths: &[&str],
+        warmup: f64,
         duration: f64,
     ) -> anyhow::Result<Outcome> {
         let secret = match provider {
@@ -78,7 +90,7 @@ impl Bench<'_> {
             .arg("--connections")
             .arg(self.args.connections.to_string())
             .arg("--warmup")
-            .arg(self.args.warmup.to_string())
+            .arg(warmup.to_string())
             .arg("--duration")
             .arg(duration.to_string())
             .arg("--expect")

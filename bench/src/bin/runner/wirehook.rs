@@ -53,7 +53,7 @@ impl Provider {
     }
 
     /// The load generator's `--provider`: whose requests it signs.
-    fn load(self) -> &'static str {
+    pub(super) fn load(self) -> &'static str {
         match self {
             Self::Goflow => "goflow",
             Self::Truora => "truora",
@@ -112,8 +112,18 @@ pub(super) struct Setup {
 }
 
 impl Setup {
+    /// The load generator's name for the row.
+    pub(super) fn label(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            self.mode.as_str(),
+            self.provider.label(),
+            self.plugin
+        )
+    }
+
     /// What every answer of the row must be.
-    fn expect(&self) -> Expect {
+    pub(super) fn expect(&self) -> Expect {
         match (self.mode, self.plugin) {
             (Mode::Queue, _) => Expect::Accepted,
             (Mode::Respond, "probe") => Expect::Echo,
@@ -129,6 +139,12 @@ pub(super) const RESPOND_GOFLOW: Setup = Setup {
     plugin: "order-status",
     isolation: Isolation::Pooled,
     traced: false,
+};
+
+/// Row 4's route: row 2's, queued.
+pub(super) const QUEUE_GOFLOW: Setup = Setup {
+    mode: Mode::Queue,
+    ..RESPOND_GOFLOW
 };
 
 /// Row 10's route: the generic `hmac` provider's events are `other`,
@@ -154,6 +170,30 @@ impl Bench<'_> {
         setup: &Setup,
         components: &[(String, PathBuf)],
     ) -> anyhow::Result<Measured> {
+        let dir = self.site_dir(&format!("row-{id}"), round, setup);
+        let site = Site::create(&dir, components, &self.routes(setup)?, Some(&self.cache()))?;
+        let measured = {
+            let running = site.start(&self.paths.exe("wirehook"))?;
+            let mut measured = self.measure(
+                &running,
+                &setup.label(),
+                setup.provider.load(),
+                setup.expect(),
+                &["/hooks/orders"],
+            )?;
+            if setup.mode == Mode::Queue {
+                measured.backlog = Some(site.backlog()?);
+            }
+            measured
+        };
+        // A queue row's store holds every event of its round.
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(measured)
+    }
+
+    /// The config of `setup`'s site after its `[server]`: the route and
+    /// what the row changes of the defaults.
+    pub(super) fn routes(&self, setup: &Setup) -> anyhow::Result<String> {
         let mut routes = format!(
             "[[route]]\nname = \"orders\"\npath = \"/hooks/orders\"\nprovider = \"{}\"\n\
              secret = \"env:{}\"\nplugins = [\"{}\"]\nmode = \"{}\"\n{}",
@@ -181,36 +221,21 @@ impl Bench<'_> {
                 collector::address()?
             ));
         }
-        let dir = self.scratch.join(format!(
-            "row-{id}-{}-{}-{round}",
+        Ok(routes)
+    }
+
+    /// A fresh directory for one round of `setup` under `prefix`.
+    pub(super) fn site_dir(&self, prefix: &str, round: usize, setup: &Setup) -> PathBuf {
+        self.scratch.join(format!(
+            "{prefix}-{}-{}-{round}",
             setup.provider.label().replace(':', "-"),
             setup.plugin
-        ));
-        let cache = self.scratch.join("cache");
-        let site = Site::create(&dir, components, &routes, Some(&cache))?;
-        let measured = {
-            let running = site.start(&self.paths.exe("wirehook"))?;
-            let label = format!(
-                "{}-{}-{}",
-                setup.mode.as_str(),
-                setup.provider.label(),
-                setup.plugin
-            );
-            let mut measured = self.measure(
-                &running,
-                &label,
-                setup.provider.load(),
-                setup.expect(),
-                &["/hooks/orders"],
-            )?;
-            if setup.mode == Mode::Queue {
-                measured.backlog = Some(site.backlog()?);
-            }
-            measured
-        };
-        // A queue row's store holds every event of its round.
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok(measured)
+        ))
+    }
+
+    /// The compilation cache every wirehook site shares.
+    pub(super) fn cache(&self) -> PathBuf {
+        self.scratch.join("cache")
     }
 
     /// The components `setup` needs, or the table's reason for the
