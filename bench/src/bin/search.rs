@@ -194,7 +194,8 @@ fn listings(events: u64) -> Vec<(&'static str, Filter)> {
         ("q = a name (1 in 96)", search("Ida Tanaka")),
         ("q = message text (1 in 10)", search("talk to a human")),
         ("q = no match", search("nonesuch")),
-        ("q = 2 characters (scan)", search("zq")),
+        ("q = 2 characters (a word's start)", search("zq")),
+        ("q = punctuation alone (scan)", search("+-")),
     ]
 }
 
