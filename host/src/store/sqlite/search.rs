@@ -63,7 +63,7 @@ pub(super) enum Index {
     Current,
 }
 
-/// Which index the file `conn` is on has.
+/// The form of the index in the file `conn` has open.
 pub(super) fn index(conn: &Connection) -> rusqlite::Result<Index> {
     let sql: Option<String> = conn
         .query_row(
