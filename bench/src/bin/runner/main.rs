@@ -1,11 +1,11 @@
-//! `wirehook-bench`: runs every target of the side-by-side table one after
-//! another on 127.0.0.1 with the same load, round after round (`--rounds`),
-//! each wirehook row on a site of its own (`wirehook`), row 7 under
-//! attack (`attacked`), each measured by the load
-//! generator (`measure`), the Express peer installed first (`express`);
-//! measures memory and start-up (`footprint`), reads the plugin-call
-//! micro-benchmark if it ran, and prints the report.
-//! `bench/run` builds everything and calls this.
+//! `wirehook-bench`: runs every line of the side-by-side table
+//! (`table`) one after another on 127.0.0.1 with the same load, round
+//! after round (`--rounds`), each wirehook row on a site of its own
+//! (`wirehook`), row 7 under attack (`attacked`), each measured by the
+//! load generator (`measure`), the Express peer installed first
+//! (`express`); measures memory and start-up (`footprint`), soaks rows 2
+//! and 4 (`soak`), reads the plugin-call micro-benchmark if it ran, and
+//! prints the report. `bench/run` builds everything and calls this.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,7 @@ mod footprint;
 mod measure;
 mod postgres;
 mod soak;
+mod table;
 mod wirehook;
 
 use std::path::{Path, PathBuf};
@@ -28,9 +29,8 @@ use wirehook_bench::report::{
 };
 use wirehook_bench::targets;
 
-use self::wirehook::{
-    Components, Isolation, Provider, QUEUE_GOFLOW, RESPOND_GOFLOW, RESPOND_HMAC, Setup,
-};
+use self::table::{Kind, TABLE, WIDE_CONNECTIONS, WIDE_ROW};
+use self::wirehook::{Components, RESPOND_GOFLOW, Setup};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -83,10 +83,6 @@ impl Args {
         self.only.is_empty() || self.only.iter().any(|id| id == part)
     }
 }
-
-/// Row 11: row 2 and its limit with this many connections.
-const WIDE_ROW: &str = "11";
-const WIDE_CONNECTIONS: usize = 256;
 
 /// Where the binaries and the repository are.
 struct Paths {
@@ -248,148 +244,6 @@ struct Bench<'a> {
     paths: &'a Paths,
     scratch: &'a Path,
 }
-
-/// What a line of the table measures.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Limit,
-    Wirehook(Setup),
-    /// Row 2's route while `wirehook-attack` attacks.
-    UnderAttack,
-    /// The Express peer with this many workers.
-    Express {
-        workers: usize,
-    },
-    /// Row 4's route on PostgreSQL, with this many daemons.
-    Postgres {
-        instances: usize,
-    },
-}
-
-/// One line of the throughput table as bench/README.md lists it.
-#[derive(Debug)]
-struct Spec {
-    id: &'static str,
-    name: &'static str,
-    kind: Kind,
-}
-
-/// The throughput table, in the order it is measured and printed: the
-/// limit first.
-const TABLE: &[Spec] = &[
-    Spec {
-        id: LIMIT,
-        name: "the limit: bare axum, reads the body, 200",
-        kind: Kind::Limit,
-    },
-    Spec {
-        id: RESPOND,
-        name: "wirehook respond: goflow token + Rust order-status",
-        kind: Kind::Wirehook(RESPOND_GOFLOW),
-    },
-    Spec {
-        id: "9",
-        name: "wirehook respond: row 2 traced, every span exported over OTLP",
-        kind: Kind::Wirehook(Setup {
-            traced: true,
-            ..RESPOND_GOFLOW
-        }),
-    },
-    Spec {
-        id: "3",
-        name: "wirehook respond: Truora JWT + Rust order-status",
-        kind: Kind::Wirehook(Setup {
-            provider: Provider::Truora,
-            ..RESPOND_GOFLOW
-        }),
-    },
-    Spec {
-        id: PROVIDER_PLUGIN,
-        name: "wirehook respond: built-in hmac + probe's echo",
-        kind: Kind::Wirehook(RESPOND_HMAC),
-    },
-    Spec {
-        id: PROVIDER_PLUGIN,
-        name: "wirehook respond: hmac as a Rust provider plugin + probe's echo",
-        kind: Kind::Wirehook(Setup {
-            provider: Provider::HmacPlugin,
-            ..RESPOND_HMAC
-        }),
-    },
-    Spec {
-        id: PROVIDER_PLUGIN,
-        name: "wirehook respond: the same plugin, isolation = \"pooled\"",
-        kind: Kind::Wirehook(Setup {
-            provider: Provider::HmacPluginPooled,
-            ..RESPOND_HMAC
-        }),
-    },
-    Spec {
-        id: "4",
-        name: "wirehook queue: goflow, acked after group commit",
-        kind: Kind::Wirehook(QUEUE_GOFLOW),
-    },
-    Spec {
-        id: "8",
-        name: "wirehook queue on PostgreSQL: goflow, one instance",
-        kind: Kind::Postgres { instances: 1 },
-    },
-    Spec {
-        id: "8",
-        name: "wirehook queue on PostgreSQL: goflow, two instances",
-        kind: Kind::Postgres { instances: 2 },
-    },
-    Spec {
-        id: "5",
-        name: "wirehook respond: Rust order-status, isolation = \"event\"",
-        kind: Kind::Wirehook(Setup {
-            isolation: Isolation::Event,
-            ..RESPOND_GOFLOW
-        }),
-    },
-    Spec {
-        id: "5",
-        name: "wirehook respond: Python order-status-py",
-        kind: Kind::Wirehook(Setup {
-            plugin: "order-status-py",
-            ..RESPOND_GOFLOW
-        }),
-    },
-    Spec {
-        id: "5",
-        name: "wirehook respond: JavaScript order-status-js",
-        kind: Kind::Wirehook(Setup {
-            plugin: "order-status-js",
-            ..RESPOND_GOFLOW
-        }),
-    },
-    Spec {
-        id: "6",
-        name: "Express peer, one process",
-        kind: Kind::Express { workers: 1 },
-    },
-    Spec {
-        id: "6",
-        name: "Express peer, WORKERS=2 cluster",
-        kind: Kind::Express { workers: 2 },
-    },
-    Spec {
-        id: "7",
-        name: "wirehook respond: goflow token + Rust order-status, under attack",
-        kind: Kind::UnderAttack,
-    },
-    // The first line of row 11 is its limit.
-    Spec {
-        id: WIDE_ROW,
-        name: "the limit, 256 connections",
-        kind: Kind::Limit,
-    },
-    Spec {
-        id: WIDE_ROW,
-        name: "wirehook respond: row 2, 256 connections",
-        kind: Kind::Wirehook(RESPOND_GOFLOW),
-    },
-];
 
 /// What a line of the table starts and puts the load on.
 enum Target {
