@@ -70,12 +70,17 @@ pub(crate) fn conditions(
     (sql, params)
 }
 
-/// The words of a search, as both backends' full-text indexes split
-/// text: runs of letters and digits.
-pub(crate) fn words(q: &str) -> Vec<&str> {
-    q.split(|c: char| !c.is_alphanumeric())
+/// A backend's full-text query for rows with a word starting with each
+/// word of `q` (runs of letters and digits, as both backends' indexes
+/// split text): each word written by `term`, joined by `and`. `None`
+/// when `q` has no word (punctuation alone), which no index can look up.
+pub(crate) fn prefix_query(q: &str, term: impl Fn(&str) -> String, and: &str) -> Option<String> {
+    let terms: Vec<String> = q
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
-        .collect()
+        .map(term)
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(and))
 }
 
 /// `q` as a `LIKE` pattern matching it anywhere, `\` escaping the

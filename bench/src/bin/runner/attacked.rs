@@ -41,7 +41,7 @@ impl Bench<'_> {
             &dir,
             &[("order-status".to_owned(), wasm.to_owned())],
             &routes,
-            Some(&self.scratch.join("cache")),
+            Some(&self.cache()),
         )?;
         let measured = {
             let running = site.start(&self.paths.exe("wirehook"))?;

@@ -12,6 +12,7 @@ use wirehook_bench::report::Measured;
 use wirehook_bench::targets::Site;
 
 use super::Bench;
+use super::wirehook::QUEUE_GOFLOW;
 
 #[path = "../../../../host/tests/daemon/harness/postgres.rs"]
 #[allow(dead_code)]
@@ -42,16 +43,15 @@ impl Bench<'_> {
             .map_err(|_| anyhow!("PostgreSQL did not start (see above)"))?
             .ok_or_else(|| anyhow!("PostgreSQL is not installed"))?;
         let url = server.url();
-        let routes = "[[route]]\nname = \"orders\"\npath = \"/hooks/orders\"\nprovider = \"goflow\"\n\
-             secret = \"env:BENCH_GOFLOW_TOKEN\"\nplugins = [\"order-status\"]\nmode = \"queue\"\n\
-             \n[delivery]\nmax_queue_depth = 100000000\n";
-        let cache = self.scratch.join("cache");
+        // Row 4's route, on PostgreSQL.
+        let routes = self.routes(&QUEUE_GOFLOW)?;
+        let cache = self.cache();
         let sites = (0..instances)
             .map(|n| {
                 Site::create_on(
                     &self.scratch.join(format!("{name}-{n}")),
                     &[("order-status".to_owned(), wasm.to_owned())],
-                    routes,
+                    &routes,
                     Some(&cache),
                     Some(&url),
                 )

@@ -9,7 +9,7 @@ use anyhow::bail;
 use wirehook_bench::soak::{Segment, Soak, SoakFigures};
 use wirehook_bench::targets::{Running, Site};
 
-use super::wirehook::{QUEUE_GOFLOW, RESPOND_GOFLOW, Setup};
+use super::wirehook::{Mode, QUEUE_GOFLOW, RESPOND_GOFLOW, Setup};
 use super::{Bench, failed};
 
 impl Bench<'_> {
@@ -81,6 +81,9 @@ impl Bench<'_> {
                 bail!("no request was answered");
             }
             let cpu = running.cpu_time().saturating_sub(cpu_before);
+            let backlog = (setup.mode == Mode::Queue)
+                .then(|| site.backlog())
+                .transpose()?;
             SoakFigures {
                 segment_s,
                 segments: outcomes
@@ -93,14 +96,8 @@ impl Bench<'_> {
                     .collect(),
                 rss_kib: shift(rss_kib, self.args.warmup),
                 cpu_us_per_request: Some(cpu.as_secs_f64() * 1e6 / answered as f64),
-                backlog: None,
+                backlog,
             }
-        };
-        let figures = SoakFigures {
-            backlog: (setup.mode == super::wirehook::Mode::Queue)
-                .then(|| site.backlog())
-                .transpose()?,
-            ..figures
         };
         let _ = std::fs::remove_dir_all(&dir);
         Ok(figures)

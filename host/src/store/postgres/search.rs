@@ -19,11 +19,7 @@ use crate::store::{Filter, StoreError};
 /// when `q` has no word (punctuation alone), which the index cannot look
 /// up.
 fn prefixes(q: &str) -> Option<String> {
-    let words: Vec<String> = listing::words(q)
-        .into_iter()
-        .map(|word| format!("{word}:*"))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" & "))
+    listing::prefix_query(q, |word| format!("{word}:*"), " & ")
 }
 
 /// The condition that an event's delivery id or body contains `q`.

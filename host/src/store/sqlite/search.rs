@@ -112,14 +112,7 @@ fn search(q: &str, bind: listing::Bind<'_>) -> String {
 /// `q`, all required; `None` when `q` has no word. Each word is an FTS5
 /// string, so that "AND" or "NEAR" in a search is a word, not syntax.
 fn prefixes(q: &str) -> Option<String> {
-    let words = listing::words(q);
-    (!words.is_empty()).then(|| {
-        words
-            .iter()
-            .map(|word| format!("\"{word}\"*"))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    })
+    listing::prefix_query(q, |word| format!("\"{word}\"*"), " AND ")
 }
 
 /// The listing's statement for `filter` and the values it binds.
